@@ -1,0 +1,41 @@
+/*
+ * fault — the one seam through which tests inject I/O faults into any file
+ * operation cesium performs, synchronous or on a ring.
+ *
+ * Every operation in io/ calls io_fault_check() before it reaches the
+ * kernel. With no hook installed (production) that is one relaxed atomic
+ * load. Tests install a hook with io_fault_set(); it may fail the operation
+ * with a negative errno (EIO, ENOSPC, ...) or, for writes, shorten the
+ * length to simulate a short write. The hook is process-wide and must be
+ * thread-safe: it runs on caller threads and reactor threads alike.
+ */
+#ifndef CESIUM_IO_FAULT_H
+#define CESIUM_IO_FAULT_H
+
+#include <stddef.h>
+
+enum io_op {
+	IO_OP_READ,
+	IO_OP_WRITE,
+	IO_OP_FSYNC, /* fsync and fdatasync */
+	IO_OP_OPEN,
+	IO_OP_RENAME,
+	IO_OP_UNLINK,
+	IO_OP_FALLOCATE,
+	IO_OP_TRUNCATE,
+	IO_OP_COUNT
+};
+
+/* Returns 0 to let the operation proceed (a write may have *len reduced to
+ * simulate a short write), or a negative errno to fail it. `path` is the
+ * file name where the operation has one, else NULL; fd is -1 where it has
+ * none. */
+typedef int (*io_fault_fn)(void *arg, enum io_op op, int fd, const char *path, size_t *len);
+
+/* Installs (or with fn NULL removes) the process-wide hook. */
+void io_fault_set(io_fault_fn fn, void *arg);
+/* Called by io/ before each operation; see io_fault_fn. */
+int io_fault_check(enum io_op op, int fd, const char *path, size_t *len);
+const char *io_op_name(enum io_op op);
+
+#endif

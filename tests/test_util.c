@@ -1,0 +1,76 @@
+#define _GNU_SOURCE
+#include "test_util.h"
+
+#include <ftw.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+char *test_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *path = NULL;
+	if (asprintf(&path, "%s/cesium-%s-XXXXXX", base ? base : "/tmp", tag) < 0)
+		return NULL;
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+void test_rmtree(const char *path)
+{
+	if (path)
+		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint64_t test_seed(const char *tag)
+{
+	const char *env = getenv("CESIUM_SEED");
+	uint64_t seed;
+	if (env) {
+		seed = strtoull(env, NULL, 0);
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
+	}
+	if (seed == 0)
+		seed = 1;
+	fprintf(stderr, "%s: seed %llu (replay with CESIUM_SEED=%llu)\n", tag,
+	        (unsigned long long)seed, (unsigned long long)seed);
+	return seed;
+}
+
+uint64_t test_rand(uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+void test_require_io_uring(void)
+{
+	struct io_uring ring;
+	if (io_uring_queue_init(4, &ring, 0) < 0) {
+		fprintf(stderr, "io_uring unavailable here: skipping\n");
+		exit(77);
+	}
+	io_uring_queue_exit(&ring);
+}

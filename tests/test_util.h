@@ -1,0 +1,24 @@
+/*
+ * test_util — helpers shared by the cmocka tests: scratch directories,
+ * seeded random numbers whose seed is printed so a failure can be replayed,
+ * and probes that skip a test (exit 77) when the kernel lacks a feature.
+ */
+#ifndef CESIUM_TESTS_TEST_UTIL_H
+#define CESIUM_TESTS_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Creates a fresh empty directory under $TMPDIR (or /tmp) and returns its
+ * path (static storage per call site is not needed: the caller frees). */
+char *test_tmpdir(const char *tag);
+/* Removes a directory tree; ignores errors. */
+void test_rmtree(const char *path);
+/* A seed from $CESIUM_SEED or the clock, printed to stderr with `tag`. */
+uint64_t test_seed(const char *tag);
+/* xorshift64* generator. */
+uint64_t test_rand(uint64_t *state);
+/* Exits 77 (meson: skipped) when io_uring cannot be set up here. */
+void test_require_io_uring(void);
+
+#endif
