@@ -30,4 +30,25 @@ static inline void *mem_aligned_alloc(size_t align, size_t n) { return mi_malloc
 static inline void mem_free(void *p) { mi_free(p); }
 #endif
 
+#include <stdarg.h>
+#include <stdio.h>
+
+/* printf into a new buffer from mem_alloc; NULL on failure. */
+static inline __attribute__((format(printf, 1, 2))) char *mem_printf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	char *p = mem_alloc((size_t)n + 1);
+	if (!p)
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
 #endif

@@ -1,8 +1,9 @@
-#define _GNU_SOURCE
+
 #include "file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -1,0 +1,144 @@
+#include "compactor.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "compact_iter.h"
+#include "db.h"
+#include "error.h"
+#include "file.h"
+#include "mem.h"
+#include "merge.h"
+#include "options.h"
+#include "output.h"
+
+#define COMPACTOR_READAHEAD (2u << 20)
+
+/* Opens a merged, filtered view of the job's inputs. */
+static int compactor_open_input(cesium_db *db, struct compaction_job *job, compact_iter **out)
+{
+	iter **children = mem_calloc(job->ninputs ? job->ninputs : 1, sizeof(*children));
+	uint64_t *snaps = NULL;
+	size_t nsnaps = 0, n = 0;
+	iter *merged = NULL;
+	int rc = children ? 0 : error_set(CESIUM_ENOMEM, "out of memory");
+	struct seg_iter_opts so = { .fill_cache = false, .readahead = COMPACTOR_READAHEAD };
+	for (size_t i = 0; i < job->ninputs && !rc; i++) {
+		seg_reader *r;
+		rc = db_file_reader(db, job->inputs[i], &r);
+		if (!rc)
+			rc = seg_reader_iter_new(r, &so, &children[n]);
+		if (!rc) {
+			n++;
+			job->bytes_read += job->inputs[i]->file_size;
+		}
+	}
+	if (!rc)
+		rc = db_snapshots(db, &snaps, &nsnaps);
+	if (!rc) {
+		rc = merge_iter_new(children, n, &merged);
+		n = 0; /* taken over, even on failure */
+	}
+	if (!rc)
+		rc = compact_iter_new(merged, snaps, nsnaps, job->bottommost, out);
+	for (size_t i = 0; i < n; i++)
+		iter_destroy(children[i]);
+	mem_free(children);
+	mem_free(snaps);
+	return rc;
+}
+
+/* Ends the current output: durable, described in job->outputs. */
+static int compactor_finish_output(struct compaction_job *job, struct output *o)
+{
+	int rc = output_finish(o);
+	struct file_desc d;
+	memset(&d, 0, sizeof(d));
+	if (!rc)
+		rc = db_desc_from_props(seg_writer_props(o->writer), job->output_level, o->number,
+		                        seg_writer_file_size(o->writer), &d);
+	if (!rc)
+		rc = edit_add_file(&job->outputs, &d);
+	if (!rc)
+		job->bytes_written += d.file_size;
+	mem_free(d.smallest);
+	mem_free(d.largest);
+	output_close(o, rc == 0);
+	return rc;
+}
+
+static int compactor_run(struct compactor *c, struct compaction_job *job)
+{
+	cesium_db *db = c->db;
+	compact_iter *ci = NULL;
+	struct output o;
+	bool open = false;
+	char *path = NULL;
+	int rc = compactor_open_input(db, job, &ci);
+	uint64_t target = db->opts->target_file_size;
+	struct seg_writer_opts wo = db_writer_opts(db, job->output_level);
+	for (; !rc && compact_iter_valid(ci); compact_iter_next(ci)) {
+		if (!open) {
+			uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
+			rc = db_file_path(db, number, "seg", &path);
+			if (!rc)
+				rc = output_open(&o, reactor_ring(c->actor.home), path, number, &wo);
+			mem_free(path);
+			path = NULL;
+			if (rc)
+				break;
+			open = true;
+		}
+		rc = output_add(&o, compact_iter_key(ci), compact_iter_value(ci));
+		if (!rc && seg_writer_file_size(o.writer) >= target) {
+			open = false;
+			rc = compactor_finish_output(job, &o);
+		}
+	}
+	if (!rc && ci)
+		rc = compact_iter_status(ci);
+	if (!rc && open) {
+		open = false;
+		rc = compactor_finish_output(job, &o);
+	}
+	if (open)
+		output_close(&o, false);
+	if (rc) {
+		/* Leave the tree as it was: no output of a failed job stays. */
+		for (size_t i = 0; i < job->outputs.nadded; i++) {
+			if (db_file_path(db, job->outputs.added[i].number, "seg", &path) == 0) {
+				io_unlink(path);
+				mem_free(path);
+				path = NULL;
+			}
+		}
+		edit_free(&job->outputs);
+	}
+	compact_iter_free(ci);
+	return rc;
+}
+
+static void compactor_handle(struct actor *self, struct actor_msg *msg)
+{
+	struct compactor *c = (struct compactor *)self;
+	struct compaction_job *job = (struct compaction_job *)msg;
+	job->result = compactor_run(c, job);
+	if (job->result) {
+		snprintf(job->errmsg, sizeof(job->errmsg), "%s", cesium_errmsg());
+		c->jobs_failed++;
+	} else {
+		c->jobs_done++;
+	}
+	job->msg.type = SCHED_MSG_JOB_DONE;
+	job->msg.from = self;
+	while (actor_send(&job->sched->actor, &job->msg) == CESIUM_EBUSY)
+		io_ring_poll(reactor_ring(self->home), false);
+}
+
+void compactor_init(struct compactor *c, cesium_db *db)
+{
+	memset(c, 0, sizeof(*c));
+	c->actor.name = "compactor";
+	c->actor.handle = compactor_handle;
+	c->db = db;
+}

@@ -1,0 +1,379 @@
+#include "block.h"
+
+#include "cesium.h"
+#include "error.h"
+#include "mem.h"
+
+/* ---- builder ---- */
+
+void block_builder_init(block_builder *b, int restart_interval)
+{
+	memset(b, 0, sizeof(*b));
+	b->restart_interval = restart_interval > 0 ? restart_interval : 1;
+}
+
+static int block_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : 256;
+	while (ncap < need)
+		ncap *= 2;
+	uint8_t *nb = mem_realloc(*buf, ncap);
+	if (!nb)
+		return CESIUM_ENOMEM;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+static size_t block_put_varint(uint8_t *p, uint32_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+int block_builder_add(block_builder *b, keys_slice key, keys_slice value)
+{
+	if (key.len > UINT32_MAX || value.len > UINT32_MAX)
+		return CESIUM_EINVAL;
+	size_t shared = 0;
+	if (b->counter >= b->restart_interval || b->entries == 0) {
+		if (b->nrestarts == b->rcap) {
+			size_t ncap = b->rcap ? b->rcap * 2 : 16;
+			uint32_t *nr = mem_realloc(b->restarts, ncap * sizeof(*nr));
+			if (!nr)
+				return CESIUM_ENOMEM;
+			b->restarts = nr;
+			b->rcap = ncap;
+		}
+		if (b->len > UINT32_MAX)
+			return CESIUM_EINVAL;
+		b->restarts[b->nrestarts++] = (uint32_t)b->len;
+		b->counter = 0;
+	} else {
+		size_t n = b->last_len < key.len ? b->last_len : key.len;
+		while (shared < n && b->last_key[shared] == key.data[shared])
+			shared++;
+	}
+	size_t non_shared = key.len - shared;
+	if (block_reserve(&b->buf, &b->cap, b->len + 15 + non_shared + value.len) ||
+	    block_reserve(&b->last_key, &b->last_cap, key.len ? key.len : 1))
+		return CESIUM_ENOMEM;
+	uint8_t *p = b->buf + b->len;
+	p += block_put_varint(p, (uint32_t)shared);
+	p += block_put_varint(p, (uint32_t)non_shared);
+	p += block_put_varint(p, (uint32_t)value.len);
+	if (non_shared)
+		memcpy(p, key.data + shared, non_shared);
+	p += non_shared;
+	if (value.len)
+		memcpy(p, value.data, value.len);
+	p += value.len;
+	b->len = (size_t)(p - b->buf);
+	if (non_shared)
+		memcpy(b->last_key + shared, key.data + shared, non_shared);
+	b->last_len = key.len;
+	b->entries++;
+	b->counter++;
+	return 0;
+}
+
+size_t block_builder_estimate(const block_builder *b)
+{
+	return b->len + 4 * b->nrestarts + 4;
+}
+
+bool block_builder_empty(const block_builder *b)
+{
+	return b->entries == 0;
+}
+
+keys_slice block_builder_last_key(const block_builder *b)
+{
+	return keys_slice_of(b->last_key, b->last_len);
+}
+
+int block_builder_finish(block_builder *b, keys_slice *out)
+{
+	size_t total = block_builder_estimate(b);
+	if (block_reserve(&b->buf, &b->cap, total))
+		return CESIUM_ENOMEM;
+	uint8_t *p = b->buf + b->len;
+	for (size_t i = 0; i < b->nrestarts; i++, p += 4)
+		keys_put_u32le(p, b->restarts[i]);
+	keys_put_u32le(p, (uint32_t)b->nrestarts);
+	*out = keys_slice_of(b->buf, total);
+	return 0;
+}
+
+void block_builder_reset(block_builder *b)
+{
+	b->len = 0;
+	b->nrestarts = 0;
+	b->last_len = 0;
+	b->entries = 0;
+	b->counter = 0;
+}
+
+void block_builder_destroy(block_builder *b)
+{
+	mem_free(b->buf);
+	mem_free(b->restarts);
+	mem_free(b->last_key);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- iterator ---- */
+
+static const struct iter_ops block_iter_ops;
+
+static void block_corrupt(struct block_iter *it, const char *why, size_t off)
+{
+	it->status = error_set(CESIUM_ECORRUPT, "block: %s at entry offset %zu", why, off);
+	it->cur = it->restarts_off;
+}
+
+static bool block_get_varint(const uint8_t *p, const uint8_t *end, const uint8_t **after,
+                             uint32_t *v)
+{
+	uint32_t r = 0;
+	for (int shift = 0; shift <= 28 && p < end; shift += 7) {
+		uint32_t byte = *p++;
+		if (shift == 28 && byte > 0x0f)
+			return false;
+		r |= (byte & 0x7f) << shift;
+		if (!(byte & 0x80)) {
+			*v = r;
+			*after = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool block_key_reserve(struct block_iter *it, size_t need)
+{
+	if (need <= it->key_cap)
+		return true;
+	size_t ncap = it->key_cap * 2;
+	if (ncap < need)
+		ncap = need;
+	uint8_t *nk = mem_alloc(ncap);
+	if (!nk)
+		return false;
+	memcpy(nk, it->key, it->key_len);
+	if (it->key != it->inline_key)
+		mem_free(it->key);
+	it->key = nk;
+	it->key_cap = ncap;
+	return true;
+}
+
+/* Decodes the entry at off on top of the current key (key_len bytes of
+ * which the entry may share). */
+static bool block_parse_at(struct block_iter *it, size_t off)
+{
+	const uint8_t *end = it->data + it->restarts_off;
+	const uint8_t *p = it->data + off;
+	uint32_t shared, non_shared, vlen;
+	if (!block_get_varint(p, end, &p, &shared) || !block_get_varint(p, end, &p, &non_shared) ||
+	    !block_get_varint(p, end, &p, &vlen)) {
+		block_corrupt(it, "truncated entry header", off);
+		return false;
+	}
+	size_t avail = (size_t)(end - p);
+	if (shared > it->key_len || non_shared > avail || vlen > avail - non_shared) {
+		block_corrupt(it, "entry out of bounds", off);
+		return false;
+	}
+	size_t klen = (size_t)shared + non_shared;
+	if (it->ikeys && klen < KEYS_TRAILER_SIZE) {
+		block_corrupt(it, "internal key shorter than its trailer", off);
+		return false;
+	}
+	if (!block_key_reserve(it, klen)) {
+		it->status = error_set(CESIUM_ENOMEM, "block: out of memory for a %zu-byte key", klen);
+		it->cur = it->restarts_off;
+		return false;
+	}
+	memcpy(it->key + shared, p, non_shared);
+	it->key_len = klen;
+	it->value = keys_slice_of(p + non_shared, vlen);
+	it->cur = off;
+	it->next_off = (size_t)(p + non_shared + vlen - it->data);
+	return true;
+}
+
+static int block_cmp(const struct block_iter *it, keys_slice a, keys_slice b)
+{
+	if (it->ikeys && a.len >= KEYS_TRAILER_SIZE && b.len >= KEYS_TRAILER_SIZE)
+		return keys_compare_ikey(a, b);
+	return keys_compare_bytes(a, b);
+}
+
+static bool block_restart_entry(struct block_iter *it, uint32_t i)
+{
+	uint32_t off = keys_get_u32le(it->data + it->restarts_off + 4 * (size_t)i);
+	if (off >= it->restarts_off) {
+		block_corrupt(it, "restart offset out of bounds", off);
+		return false;
+	}
+	it->key_len = 0; /* a restart entry shares nothing */
+	return block_parse_at(it, off);
+}
+
+void block_iter_init(struct block_iter *it, bool ikeys)
+{
+	memset(it, 0, offsetof(struct block_iter, inline_key));
+	it->base.ops = &block_iter_ops;
+	it->key = it->inline_key;
+	it->key_cap = sizeof(it->inline_key);
+	it->ikeys = ikeys;
+}
+
+void block_iter_reset(struct block_iter *it, const uint8_t *data, size_t len)
+{
+	it->data = data;
+	it->status = 0;
+	it->key_len = 0;
+	it->value = keys_slice_of(NULL, 0);
+	it->restarts_off = 0;
+	it->nrestarts = 0;
+	it->cur = 0;
+	if (!data || len < 4) {
+		block_corrupt(it, "block shorter than its restart count", 0);
+		return;
+	}
+	uint32_t n = keys_get_u32le(data + len - 4);
+	if (n > (len - 4) / 4) {
+		block_corrupt(it, "restart count out of bounds", len - 4);
+		return;
+	}
+	it->nrestarts = n;
+	it->restarts_off = len - 4 - 4 * (size_t)n;
+	if (n == 0 && it->restarts_off != 0) {
+		it->restarts_off = 0;
+		block_corrupt(it, "entries without restart points", 0);
+		return;
+	}
+	it->cur = it->restarts_off; /* unpositioned */
+}
+
+void block_iter_cleanup(struct block_iter *it)
+{
+	if (it->key && it->key != it->inline_key)
+		mem_free(it->key);
+	it->key = it->inline_key;
+	it->key_cap = sizeof(it->inline_key);
+	it->key_len = 0;
+}
+
+static bool block_valid(const iter *base)
+{
+	const struct block_iter *it = (const struct block_iter *)base;
+	return it->status == 0 && it->cur < it->restarts_off;
+}
+
+static void block_seek_first(iter *base)
+{
+	struct block_iter *it = (struct block_iter *)base;
+	if (it->status)
+		return;
+	if (it->nrestarts == 0) {
+		it->cur = it->restarts_off;
+		return;
+	}
+	block_restart_entry(it, 0);
+}
+
+static void block_next(iter *base)
+{
+	struct block_iter *it = (struct block_iter *)base;
+	if (!block_valid(base))
+		return;
+	if (it->next_off >= it->restarts_off) {
+		it->cur = it->restarts_off;
+		return;
+	}
+	block_parse_at(it, it->next_off);
+}
+
+static void block_seek(iter *base, keys_slice target)
+{
+	struct block_iter *it = (struct block_iter *)base;
+	if (it->status)
+		return;
+	if (it->nrestarts == 0) {
+		it->cur = it->restarts_off;
+		return;
+	}
+	/* The last restart whose key is below target: the answer lies between
+	 * it and the next restart (or is the next restart's first entry). */
+	uint32_t lo = 0, hi = it->nrestarts - 1;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo + 1) / 2;
+		if (!block_restart_entry(it, mid))
+			return;
+		if (block_cmp(it, keys_slice_of(it->key, it->key_len), target) < 0)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	if (!block_restart_entry(it, lo))
+		return;
+	while (block_valid(base) && block_cmp(it, keys_slice_of(it->key, it->key_len), target) < 0)
+		block_next(base);
+}
+
+static keys_slice block_key(const iter *base)
+{
+	const struct block_iter *it = (const struct block_iter *)base;
+	return keys_slice_of(it->key, it->key_len);
+}
+
+static keys_slice block_value(const iter *base)
+{
+	return ((const struct block_iter *)base)->value;
+}
+
+static int block_status(const iter *base)
+{
+	return ((const struct block_iter *)base)->status;
+}
+
+static void block_destroy(iter *base)
+{
+	struct block_iter *it = (struct block_iter *)base;
+	block_iter_cleanup(it);
+	if (it->heap)
+		mem_free(it);
+}
+
+static const struct iter_ops block_iter_ops = {
+	.seek = block_seek,
+	.seek_first = block_seek_first,
+	.next = block_next,
+	.valid = block_valid,
+	.key = block_key,
+	.value = block_value,
+	.status = block_status,
+	.destroy = block_destroy,
+};
+
+int block_iter_new(const uint8_t *data, size_t len, bool ikeys, iter **out)
+{
+	struct block_iter *it = mem_alloc(sizeof(*it));
+	if (!it)
+		return error_set(CESIUM_ENOMEM, "block: out of memory for an iterator");
+	block_iter_init(it, ikeys);
+	it->heap = true;
+	block_iter_reset(it, data, len);
+	*out = &it->base;
+	return 0;
+}

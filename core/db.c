@@ -1,0 +1,1547 @@
+#include "db.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "cache.h"
+#include "cleanup.h"
+#include "compactor.h"
+#include "dbiter.h"
+#include "error.h"
+#include "file.h"
+#include "flush.h"
+#include "log.h"
+#include "manifest.h"
+#include "mem.h"
+#include "merge.h"
+#include "options.h"
+#include "reactor.h"
+#include "ring.h"
+#include "scheduler.h"
+#include "wal.h"
+#include "waiter.h"
+
+/* A group's record is capped so that one large leader does not make its
+ * followers wait for a huge copy. */
+#define DB_MAX_GROUP_BYTES (1u << 20)
+#define DB_MAILBOX 64
+
+struct db_writer {
+	const uint8_t *rep;
+	size_t len;
+	uint32_t count;
+	bool sync;
+	bool flush; /* seal the active memtable, even if not full */
+	bool done;
+	int status;
+	char errmsg[ERROR_MSG_MAX];
+	pthread_cond_t cv;
+	struct db_writer *next;
+};
+
+static uint64_t db_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **out)
+{
+	if (!(*out = mem_printf("%s/%06llu.%s", db->path, (unsigned long long)number, ext))) {
+		*out = NULL;
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+struct seg_writer_opts db_writer_opts(const cesium_db *db, int level)
+{
+	(void)level;
+	struct seg_writer_opts wo = {
+		.block_size = db->opts->block_size,
+		.bloom_bits_per_key = (int)db->opts->bloom_bits_per_key,
+		.compression = db->opts->compression == OPTIONS_COMPRESSION_ZSTD ? SEG_COMPRESSION_ZSTD
+		                                                                 : SEG_COMPRESSION_NONE,
+		.zstd_level = (int)db->opts->zstd_level,
+	};
+	return wo;
+}
+
+static uint8_t *db_dup_bytes(keys_slice s)
+{
+	uint8_t *p = mem_alloc(s.len ? s.len : 1);
+	if (p)
+		memcpy(p, s.data, s.len);
+	return p;
+}
+
+int db_desc_from_props(const struct seg_props *p, int level, uint64_t number, uint64_t size,
+                       struct file_desc *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->level = level;
+	out->number = number;
+	out->file_size = size;
+	out->smallest = db_dup_bytes(p->smallest);
+	out->largest = db_dup_bytes(p->largest);
+	if (!out->smallest || !out->largest) {
+		mem_free(out->smallest);
+		mem_free(out->largest);
+		out->smallest = out->largest = NULL;
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	}
+	out->smallest_len = p->smallest.len;
+	out->largest_len = p->largest.len;
+	out->min_seq = p->min_seq;
+	out->max_seq = p->max_seq;
+	out->entries = p->entries;
+	out->tombstones = p->tombstones;
+	return 0;
+}
+
+/* ---- read state ---------------------------------------------------- */
+
+static void db_state_unref(struct db_state *st)
+{
+	if (!st || atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	memtable_unref(st->active);
+	for (size_t i = 0; i < st->nsealed; i++)
+		memtable_unref(st->sealed[i]);
+	if (st->version)
+		version_unref(st->version);
+	mem_free(st);
+}
+
+static struct db_state *db_state_new(memtable *active, memtable *const *sealed, size_t nsealed,
+                                     struct version *v)
+{
+	struct db_state *st = mem_zalloc(sizeof(*st));
+	if (!st)
+		return NULL;
+	atomic_init(&st->refs, 1);
+	memtable_ref(active);
+	st->active = active;
+	for (size_t i = 0; i < nsealed; i++) {
+		memtable_ref(sealed[i]);
+		st->sealed[i] = sealed[i];
+	}
+	st->nsealed = nsealed;
+	st->version = version_ref(v);
+	return st;
+}
+
+/* Publishes st (taking over its reference) and frees the old state once no
+ * reader can still see it. Caller holds state_mu. */
+static void db_publish(cesium_db *db, struct db_state *st)
+{
+	struct db_state *old = atomic_exchange_explicit(&db->current, st, memory_order_seq_cst);
+	epoch_synchronize(&db->epoch);
+	db_state_unref(old);
+}
+
+/* A reference on the current state, for iterators. */
+static struct db_state *db_state_acquire(cesium_db *db)
+{
+	epoch_guard g = epoch_enter(&db->epoch);
+	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
+	atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	epoch_exit(&db->epoch, g);
+	return st;
+}
+
+int db_install_version(cesium_db *db, struct version *v, size_t flushed)
+{
+	pthread_mutex_lock(&db->state_mu);
+	struct db_state *cur = atomic_load(&db->current);
+	size_t keep = cur->nsealed >= flushed ? cur->nsealed - flushed : 0;
+	struct db_state *st = db_state_new(cur->active, cur->sealed, keep, v);
+	if (!st) {
+		pthread_mutex_unlock(&db->state_mu);
+		return error_set(CESIUM_ENOMEM, "out of memory installing a version");
+	}
+	db_publish(db, st);
+	pthread_mutex_unlock(&db->state_mu);
+	/* Writers waiting for a memtable slot or for cesium_flush re-check. */
+	pthread_mutex_lock(&db->write_mu);
+	pthread_cond_broadcast(&db->stall_cv);
+	pthread_mutex_unlock(&db->write_mu);
+	return 0;
+}
+
+void db_set_bg_error(cesium_db *db, int code)
+{
+	pthread_mutex_lock(&db->write_mu);
+	if (db->bg_error == 0)
+		db->bg_error = code;
+	pthread_cond_broadcast(&db->stall_cv);
+	pthread_mutex_unlock(&db->write_mu);
+}
+
+int db_snapshots(cesium_db *db, uint64_t **out, size_t *n)
+{
+	pthread_mutex_lock(&db->snap_mu);
+	size_t k = db->nsnaps;
+	uint64_t *s = mem_alloc((k ? k : 1) * sizeof(*s));
+	if (s)
+		memcpy(s, db->snaps, k * sizeof(*s));
+	pthread_mutex_unlock(&db->snap_mu);
+	if (!s)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	/* Registered in creation order, so already ascending. */
+	*out = s;
+	*n = k;
+	return 0;
+}
+
+static int db_snap_register(cesium_db *db, uint64_t seq)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->snap_mu);
+	if (db->nsnaps == db->snaps_cap) {
+		size_t cap = db->snaps_cap ? db->snaps_cap * 2 : 16;
+		uint64_t *s = mem_realloc(db->snaps, cap * sizeof(*s));
+		if (!s) {
+			rc = error_set(CESIUM_ENOMEM, "out of memory");
+			goto out;
+		}
+		db->snaps = s;
+		db->snaps_cap = cap;
+	}
+	/* Sequences only grow, but two threads may race between reading the
+	 * sequence and registering: insert in order. */
+	size_t i = db->nsnaps;
+	while (i > 0 && db->snaps[i - 1] > seq) {
+		db->snaps[i] = db->snaps[i - 1];
+		i--;
+	}
+	db->snaps[i] = seq;
+	db->nsnaps++;
+out:
+	pthread_mutex_unlock(&db->snap_mu);
+	return rc;
+}
+
+static void db_snap_unregister(cesium_db *db, uint64_t seq)
+{
+	pthread_mutex_lock(&db->snap_mu);
+	for (size_t i = 0; i < db->nsnaps; i++) {
+		if (db->snaps[i] == seq) {
+			memmove(&db->snaps[i], &db->snaps[i + 1], (db->nsnaps - i - 1) * sizeof(uint64_t));
+			db->nsnaps--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&db->snap_mu);
+}
+
+/* ---- segments -------------------------------------------------------- */
+
+int db_file_reader(cesium_db *db, struct file_meta *f, seg_reader **out)
+{
+	seg_reader *r = __atomic_load_n((seg_reader **)&f->reader, __ATOMIC_ACQUIRE);
+	if (r) {
+		*out = r;
+		return 0;
+	}
+	char *path = NULL;
+	int rc = db_file_path(db, f->number, "seg", &path);
+	if (rc)
+		return rc;
+	int fd = io_open(path, O_RDONLY, 0);
+	if (fd < 0) {
+		rc = error_set(fd == -ENOENT ? CESIUM_ECORRUPT : error_from_errno(fd),
+		               "%s: cannot open segment: %s", path, strerror(-fd));
+		goto out;
+	}
+	rc = seg_reader_open(fd, path, f->number, db->cache, &r);
+	if (rc)
+		goto out;
+	/* Two threads may open the same file at once: one wins, the other
+	 * drops its copy. acq_rel publishes the reader's contents. */
+	seg_reader *expected = NULL;
+	if (!__atomic_compare_exchange_n((seg_reader **)&f->reader, &expected, r, false,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		seg_reader_unref(r);
+		r = expected;
+	}
+	*out = r;
+out:
+	mem_free(path);
+	return rc;
+}
+
+/* version_env.file_release: the last version holding f let go of it. */
+static void db_file_release(void *ctx, struct file_meta *f)
+{
+	cesium_db *db = ctx;
+	seg_reader *r = f->reader;
+	if (r)
+		seg_reader_unref(r);
+	f->reader = NULL;
+	if (db->cache)
+		cache_erase_segment(db->cache, f->number);
+	if (atomic_load_explicit(&f->obsolete, memory_order_acquire) && db->cleaner_ready) {
+		char *path = NULL;
+		if (db_file_path(db, f->number, "seg", &path) == 0) {
+			cleanup_push(db->cleaner, path, f->file_size);
+			mem_free(path);
+		}
+	}
+}
+
+static bool db_file_may_hold(const struct file_meta *f, keys_slice nskey)
+{
+	keys_slice lo = keys_ikey_nskey(keys_slice_of(f->smallest, f->smallest_len));
+	keys_slice hi = keys_ikey_nskey(keys_slice_of(f->largest, f->largest_len));
+	return keys_compare_bytes(nskey, lo) >= 0 && keys_compare_bytes(nskey, hi) <= 0;
+}
+
+/* ---- argument checks --------------------------------------------------- */
+
+static int db_check_key(const void *key, size_t klen)
+{
+	if (!key || klen == 0)
+		return error_set(CESIUM_EINVAL, "key is NULL or empty");
+	if (klen > CESIUM_MAX_KEY_SIZE)
+		return error_set(CESIUM_EINVAL, "key of %zu bytes exceeds the limit of %u", klen,
+		                 CESIUM_MAX_KEY_SIZE);
+	return 0;
+}
+
+static int db_check_value(const void *val, size_t vlen)
+{
+	if (!val && vlen)
+		return error_set(CESIUM_EINVAL, "value is NULL with a length of %zu", vlen);
+	if (vlen > CESIUM_MAX_VALUE_SIZE)
+		return error_set(CESIUM_EINVAL, "value of %zu bytes exceeds the limit of %u", vlen,
+		                 CESIUM_MAX_VALUE_SIZE);
+	return 0;
+}
+
+static int db_check_open(const cesium_db *db)
+{
+	if (!db)
+		return error_set(CESIUM_EINVAL, "database handle is NULL");
+	return 0;
+}
+
+/* ---- write path ------------------------------------------------------- */
+
+struct db_insert_ctx {
+	memtable *mem;
+	uint64_t puts, deletes;
+};
+
+static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_slice nskey,
+                           keys_slice value)
+{
+	struct db_insert_ctx *c = ctx;
+	if (kind == KEYS_KIND_VALUE)
+		c->puts++;
+	else
+		c->deletes++;
+	return memtable_add(c->mem, seq, kind, nskey, value);
+}
+
+/* Seals the active memtable: a new WAL and memtable take over, the old one
+ * goes to the flush actor. Caller holds write_mu. */
+static int db_seal(cesium_db *db)
+{
+	struct db_state *cur = atomic_load(&db->current);
+	uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
+	uint64_t seg_number = atomic_fetch_add(&db->next_file_number, 1);
+	char *path = NULL;
+	struct wal *w = NULL;
+	memtable *mem = NULL;
+	struct flush_request *req = NULL;
+	int rc = db_file_path(db, number, "wal", &path);
+	if (!rc)
+		rc = wal_create(path, db->opts->wal_prealloc_size, &w);
+	if (!rc)
+		rc = memtable_new(&mem);
+	if (!rc && !(req = mem_zalloc(sizeof(*req))))
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+	if (rc)
+		goto fail;
+	memtable *sealed[DB_MAX_SEALED];
+	sealed[0] = cur->active;
+	memcpy(&sealed[1], cur->sealed, cur->nsealed * sizeof(memtable *));
+	pthread_mutex_lock(&db->state_mu);
+	struct db_state *st =
+	    db_state_new(mem, sealed, cur->nsealed + 1, atomic_load(&db->current)->version);
+	if (st)
+		db_publish(db, st);
+	pthread_mutex_unlock(&db->state_mu);
+	if (!st) {
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto fail;
+	}
+	/* The old log keeps the sealed memtable's data until its flush is
+	 * installed; it needs no more room. */
+	wal_close(db->wal, true);
+	db->wal = w;
+	db->wal_number = number;
+	req->msg.type = FLUSH_MSG_MEMTABLE;
+	req->mem = sealed[0];
+	memtable_ref(req->mem);
+	req->file_number = seg_number;
+	req->next_log_number = number;
+	req->last_seq = db->next_seq - 1;
+	memtable_unref(mem);
+	mem_free(path);
+	/* The flush mailbox holds more than max_memtables requests: a refusal
+	 * here would be a bug, not backpressure. */
+	return actor_send(&db->flusher->actor, &req->msg);
+fail:
+	if (w) {
+		wal_close(w, false);
+		io_unlink(path);
+	}
+	if (mem)
+		memtable_unref(mem);
+	mem_free(req);
+	mem_free(path);
+	return rc;
+}
+
+/* Makes room in the active memtable, waiting while max_memtables sealed
+ * ones are queued for flushing. Caller holds write_mu (released while
+ * waiting). With force, seals any non-empty memtable. */
+static int db_make_room(cesium_db *db, bool force)
+{
+	uint64_t wait_start = 0;
+	int rc = 0;
+	for (;;) {
+		if (db->bg_error) {
+			rc = db->bg_error;
+			error_set(rc, "a background flush or compaction failed earlier (%s); "
+			              "reopen the database", cesium_strerror(rc));
+			break;
+		}
+		struct db_state *cur = atomic_load(&db->current);
+		size_t used = memtable_memory_usage(cur->active);
+		bool full = force ? memtable_entries(cur->active) > 0 : used >= db->opts->memtable_size;
+		if (!full)
+			break;
+		if (cur->nsealed >= db->opts->max_memtables || cur->nsealed + 1 >= DB_MAX_SEALED) {
+			if (!wait_start) {
+				wait_start = db_now_ns();
+				atomic_fetch_add_explicit(&db->stats.memtable_waits, 1, memory_order_relaxed);
+			}
+			pthread_cond_wait(&db->stall_cv, &db->write_mu);
+			continue;
+		}
+		rc = db_seal(db);
+		break;
+	}
+	if (wait_start)
+		atomic_fetch_add_explicit(&db->stats.memtable_wait_ns, db_now_ns() - wait_start,
+		                          memory_order_relaxed);
+	return rc;
+}
+
+/* The group leader's work, outside write_mu: one WAL record for the group,
+ * one sync if any member asked, then the memtable. */
+static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_writer *last,
+                           uint64_t seq, bool sync, uint8_t *buf, size_t len)
+{
+	size_t off = BATCH_HEADER_SIZE;
+	uint32_t count = 0;
+	for (struct db_writer *w = first;; w = w->next) {
+		memcpy(buf + off, w->rep + BATCH_HEADER_SIZE, w->len - BATCH_HEADER_SIZE);
+		off += w->len - BATCH_HEADER_SIZE;
+		count += w->count;
+		if (w == last)
+			break;
+	}
+	if (count == 0) /* a bare sync or flush */
+		return sync ? wal_sync(db->wal) : 0;
+	batch_set_seq(buf, seq);
+	keys_put_u32le(buf + 8, count);
+	int rc = wal_append(db->wal, buf, len);
+	if (!rc && sync) {
+		rc = wal_sync(db->wal);
+		atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
+	}
+	if (rc)
+		return rc;
+	struct db_insert_ctx ctx = { .mem = atomic_load(&db->current)->active };
+	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
+	atomic_fetch_add_explicit(&db->stats.puts, ctx.puts, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->stats.deletes, ctx.deletes, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->stats.wal_bytes, len, memory_order_relaxed);
+	return rc;
+}
+
+static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t count, bool sync,
+                        bool flush)
+{
+	struct db_writer w = { .rep = rep, .len = len, .count = count, .sync = sync, .flush = flush };
+	if (count == 0 && !sync && !flush)
+		return 0;
+	if (pthread_cond_init(&w.cv, NULL) != 0)
+		return error_set(CESIUM_ENOMEM, "cannot create a condition variable");
+	pthread_mutex_lock(&db->write_mu);
+	if (db->closing) {
+		pthread_mutex_unlock(&db->write_mu);
+		pthread_cond_destroy(&w.cv);
+		return error_set(CESIUM_ECLOSED, "database is closing");
+	}
+	if (db->queue_tail)
+		db->queue_tail->next = &w;
+	else
+		db->queue_head = &w;
+	db->queue_tail = &w;
+	while (!w.done && db->queue_head != &w)
+		pthread_cond_wait(&w.cv, &db->write_mu);
+	if (w.done) {
+		pthread_mutex_unlock(&db->write_mu);
+		pthread_cond_destroy(&w.cv);
+		if (w.status)
+			error_set(w.status, "%s", w.errmsg);
+		return w.status;
+	}
+
+	/* This writer leads a group. */
+	/* Only a leader seals: no other group is between its log append and
+	 * its memtable inserts, so a sealed memtable never changes again. */
+	int rc = db_make_room(db, flush);
+	struct db_writer *last = &w;
+	size_t total = len;
+	bool gsync = sync;
+	size_t cap = len < DB_MAX_GROUP_BYTES / 8 ? len + DB_MAX_GROUP_BYTES / 8 : DB_MAX_GROUP_BYTES;
+	for (struct db_writer *p = w.next; p; p = p->next) {
+		if (total + p->len - BATCH_HEADER_SIZE > cap)
+			break;
+		total += p->len - BATCH_HEADER_SIZE;
+		gsync |= p->sync;
+		last = p;
+	}
+	uint32_t group_count = 0;
+	for (struct db_writer *p = &w;; p = p->next) {
+		group_count += p->count;
+		if (p == last)
+			break;
+	}
+	uint64_t seq = db->next_seq;
+	db->next_seq += group_count;
+	pthread_mutex_unlock(&db->write_mu);
+
+	uint8_t *buf = NULL;
+	if (!rc && !(buf = mem_alloc(total)))
+		rc = error_set(CESIUM_ENOMEM, "out of memory for a write group of %zu bytes", total);
+	if (!rc)
+		rc = db_commit_group(db, &w, last, seq, gsync, buf, total);
+	mem_free(buf);
+	if (!rc)
+		atomic_store_explicit(&db->visible_seq, seq + group_count - 1, memory_order_release);
+	atomic_fetch_add_explicit(&db->stats.write_groups, 1, memory_order_relaxed);
+
+	pthread_mutex_lock(&db->write_mu);
+	if (rc) {
+		/* The sequence numbers were handed out but not used: take them
+		 * back only if nobody took later ones (the queue guarantees it). */
+		db->next_seq = seq;
+	}
+	for (struct db_writer *p = &w;; p = p->next) {
+		p->status = rc;
+		p->done = true;
+		if (rc && p != &w)
+			snprintf(p->errmsg, sizeof(p->errmsg), "%s", cesium_errmsg());
+		if (p != &w)
+			pthread_cond_signal(&p->cv);
+		if (p == last)
+			break;
+	}
+	db->queue_head = last->next;
+	if (!db->queue_head)
+		db->queue_tail = NULL;
+	else
+		pthread_cond_signal(&db->queue_head->cv);
+	pthread_mutex_unlock(&db->write_mu);
+	pthread_cond_destroy(&w.cv);
+	return rc;
+}
+
+int cesium_write(cesium_db *db, const cesium_batch *b, unsigned flags)
+{
+	int rc = db_check_open(db);
+	if (rc)
+		return rc;
+	if (!b)
+		return error_set(CESIUM_EINVAL, "batch is NULL");
+	if (flags & ~CESIUM_WRITE_SYNC)
+		return error_set(CESIUM_EINVAL, "unknown write flags 0x%x", flags);
+	atomic_fetch_add_explicit(&db->stats.writes, 1, memory_order_relaxed);
+	return db_write_rep(db, batch_data(b), batch_size(b), batch_count(b),
+	                    (flags & CESIUM_WRITE_SYNC) || db->opts->sync_writes, false);
+}
+
+static int db_write_one(cesium_db *db, enum keys_kind kind, uint64_t ns, const void *key,
+                        size_t klen, const void *val, size_t vlen)
+{
+	int rc = db_check_open(db);
+	if (!rc)
+		rc = db_check_key(key, klen);
+	if (!rc && kind == KEYS_KIND_VALUE)
+		rc = db_check_value(val, vlen);
+	if (rc)
+		return rc;
+	cesium_batch b;
+	rc = batch_init_single(&b, kind, ns, key, klen, val, vlen);
+	if (!rc)
+		rc = db_write_rep(db, batch_data(&b), batch_size(&b), 1, db->opts->sync_writes, false);
+	batch_fini(&b);
+	return rc;
+}
+
+int cesium_put_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen, const void *val,
+                  size_t vlen)
+{
+	return db_write_one(db, KEYS_KIND_VALUE, ns, key, klen, val, vlen);
+}
+
+int cesium_put(cesium_db *db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	return db_write_one(db, KEYS_KIND_VALUE, 0, key, klen, val, vlen);
+}
+
+int cesium_delete_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen)
+{
+	return db_write_one(db, KEYS_KIND_DELETE, ns, key, klen, NULL, 0);
+}
+
+int cesium_delete(cesium_db *db, const void *key, size_t klen)
+{
+	return db_write_one(db, KEYS_KIND_DELETE, 0, key, klen, NULL, 0);
+}
+
+int cesium_sync(cesium_db *db)
+{
+	int rc = db_check_open(db);
+	if (rc)
+		return rc;
+	/* An empty member of a write group: it waits its turn behind every
+	 * earlier write, then the group syncs the log. Sealed logs were synced
+	 * when they were sealed. */
+	static const uint8_t empty[BATCH_HEADER_SIZE];
+	return db_write_rep(db, empty, sizeof(empty), 0, true, false);
+}
+
+/* ---- read path -------------------------------------------------------- */
+
+/* The nskey of (ns, key) in buf if it fits, else on the heap. */
+static uint8_t *db_nskey(uint8_t *buf, size_t cap, uint64_t ns, const void *key, size_t klen)
+{
+	uint8_t *p = klen + KEYS_NS_SIZE <= cap ? buf : mem_alloc(klen + KEYS_NS_SIZE);
+	if (p)
+		keys_make_nskey(p, ns, key, klen);
+	return p;
+}
+
+static int db_copy_value(keys_slice v, void **val, size_t *vlen)
+{
+	void *p = mem_alloc(v.len ? v.len : 1);
+	if (!p)
+		return error_set(CESIUM_ENOMEM, "out of memory for a value of %zu bytes", v.len);
+	memcpy(p, v.data, v.len);
+	*val = p;
+	*vlen = v.len;
+	return 0;
+}
+
+/* Looks nskey up in the segments of one level, newest first. */
+static int db_get_level(cesium_db *db, const struct version *v, int level, keys_slice nskey,
+                        uint64_t snap, enum keys_kind *kind, void **val, size_t *vlen)
+{
+	size_t n = v->nfiles[level];
+	size_t i = 0;
+	if (level > 0 && version_level_is_sorted_run(v, level)) {
+		i = version_find_file(v, level, nskey);
+		n = i < n ? i + 1 : i;
+	}
+	for (; i < n; i++) {
+		struct file_meta *f = v->files[level][i];
+		if (!db_file_may_hold(f, nskey))
+			continue;
+		seg_reader *r;
+		int rc = db_file_reader(db, f, &r);
+		if (!rc)
+			rc = seg_reader_get(r, nskey, snap, kind, val, vlen);
+		if (rc != CESIUM_ENOTFOUND)
+			return rc;
+	}
+	return CESIUM_ENOTFOUND;
+}
+
+static int db_get(cesium_db *db, keys_slice nskey, void **val, size_t *vlen)
+{
+	uint64_t snap = atomic_load_explicit(&db->visible_seq, memory_order_acquire);
+	epoch_guard g = epoch_enter(&db->epoch);
+	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
+	enum keys_kind kind = KEYS_KIND_DELETE;
+	keys_slice v;
+	int rc = memtable_get(st->active, nskey, snap, &kind, &v);
+	for (size_t i = 0; rc == CESIUM_ENOTFOUND && i < st->nsealed; i++)
+		rc = memtable_get(st->sealed[i], nskey, snap, &kind, &v);
+	if (rc == 0) {
+		rc = kind == KEYS_KIND_VALUE ? db_copy_value(v, val, vlen) : CESIUM_ENOTFOUND;
+		goto out;
+	}
+	for (int l = 0; rc == CESIUM_ENOTFOUND && l < VERSION_LEVELS; l++)
+		rc = db_get_level(db, st->version, l, nskey, snap, &kind, val, vlen);
+	if (rc == 0 && kind != KEYS_KIND_VALUE) {
+		mem_free(*val);
+		*val = NULL;
+		rc = CESIUM_ENOTFOUND;
+	}
+out:
+	epoch_exit(&db->epoch, g);
+	return rc;
+}
+
+int cesium_get_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen, void **val,
+                  size_t *vlen)
+{
+	int rc = db_check_open(db);
+	if (!rc)
+		rc = db_check_key(key, klen);
+	if (!rc && (!val || !vlen))
+		rc = error_set(CESIUM_EINVAL, "value or length out-pointer is NULL");
+	if (rc)
+		return rc;
+	*val = NULL;
+	*vlen = 0;
+	uint8_t buf[256];
+	uint8_t *nk = db_nskey(buf, sizeof(buf), ns, key, klen);
+	if (!nk)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	atomic_fetch_add_explicit(&db->stats.gets, 1, memory_order_relaxed);
+	rc = db_get(db, keys_slice_of(nk, klen + KEYS_NS_SIZE), val, vlen);
+	if (rc == 0)
+		atomic_fetch_add_explicit(&db->stats.get_hits, 1, memory_order_relaxed);
+	if (nk != buf)
+		mem_free(nk);
+	return rc;
+}
+
+int cesium_get(cesium_db *db, const void *key, size_t klen, void **val, size_t *vlen)
+{
+	return cesium_get_ns(db, 0, key, klen, val, vlen);
+}
+
+void cesium_free(void *p)
+{
+	mem_free(p);
+}
+
+/* ---- iterators --------------------------------------------------------- */
+
+struct cesium_iter {
+	cesium_db *db;
+	struct db_state *st;
+	uint64_t ns, snap;
+	dbiter *di;
+	uint8_t *bound; /* user key */
+	size_t bound_len;
+	int status;
+};
+
+/* Whether f may hold keys of [lo, hi) (nskeys; hi NULL: no end). */
+static bool db_file_overlaps(const struct file_meta *f, keys_slice lo, const keys_slice *hi)
+{
+	keys_slice fs = keys_ikey_nskey(keys_slice_of(f->smallest, f->smallest_len));
+	keys_slice fl = keys_ikey_nskey(keys_slice_of(f->largest, f->largest_len));
+	if (keys_compare_bytes(fl, lo) < 0)
+		return false;
+	return !hi || keys_compare_bytes(fs, *hi) < 0;
+}
+
+/* Builds the merged view of every source that may hold keys of
+ * [ns ++ from, bound): memtables, then segments outside the range skipped. */
+static int db_iter_build(cesium_iter *it, const void *from, size_t from_len)
+{
+	struct db_state *st = it->st;
+	const struct version *v = st->version;
+	size_t max = 1 + st->nsealed;
+	for (int l = 0; l < VERSION_LEVELS; l++)
+		max += v->nfiles[l];
+	iter **children = mem_calloc(max, sizeof(*children));
+	uint8_t *lo = mem_alloc(KEYS_NS_SIZE + from_len + 1);
+	uint8_t *hib = mem_alloc(KEYS_NS_SIZE + it->bound_len + 1);
+	size_t n = 0;
+	iter *merged = NULL;
+	int rc = 0;
+	if (!children || !lo || !hib) {
+		rc = error_set(CESIUM_ENOMEM, "out of memory building an iterator");
+		goto out;
+	}
+	keys_make_nskey(lo, it->ns, from, from_len);
+	keys_slice los = keys_slice_of(lo, KEYS_NS_SIZE + from_len), his;
+	const keys_slice *hi = &his;
+	if (it->bound_len) {
+		keys_make_nskey(hib, it->ns, it->bound, it->bound_len);
+		his = keys_slice_of(hib, KEYS_NS_SIZE + it->bound_len);
+	} else if (it->ns != UINT64_MAX) {
+		keys_put_u64be(hib, it->ns + 1);
+		his = keys_slice_of(hib, KEYS_NS_SIZE);
+	} else {
+		hi = NULL;
+	}
+	rc = memtable_iter_new(st->active, &children[n]);
+	if (!rc)
+		n++;
+	for (size_t i = 0; !rc && i < st->nsealed; i++) {
+		rc = memtable_iter_new(st->sealed[i], &children[n]);
+		if (!rc)
+			n++;
+	}
+	for (int l = 0; !rc && l < VERSION_LEVELS; l++) {
+		for (size_t i = 0; !rc && i < v->nfiles[l]; i++) {
+			struct file_meta *f = v->files[l][i];
+			if (!db_file_overlaps(f, los, hi))
+				continue;
+			seg_reader *r;
+			rc = db_file_reader(it->db, f, &r);
+			if (!rc)
+				rc = seg_reader_iter_new(r, NULL, &children[n]);
+			if (!rc)
+				n++;
+		}
+	}
+	if (rc)
+		goto out;
+	rc = merge_iter_new(children, n, &merged);
+	n = 0;
+	if (rc)
+		goto out;
+	dbiter_free(it->di);
+	it->di = NULL;
+	rc = dbiter_new(merged, it->ns, it->snap, &it->di);
+	if (!rc && it->bound_len)
+		rc = dbiter_set_upper_bound(it->di, it->bound, it->bound_len);
+out:
+	for (size_t i = 0; i < n; i++)
+		iter_destroy(children[i]);
+	mem_free(children);
+	mem_free(lo);
+	mem_free(hib);
+	it->status = rc;
+	return rc;
+}
+
+int cesium_iter_new(cesium_db *db, uint64_t ns, cesium_iter **out)
+{
+	int rc = db_check_open(db);
+	if (!rc && !out)
+		rc = error_set(CESIUM_EINVAL, "iterator out-pointer is NULL");
+	if (rc)
+		return rc;
+	cesium_iter *it = mem_zalloc(sizeof(*it));
+	if (!it)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	it->db = db;
+	it->ns = ns;
+	/* The sequence first, then the state: every write up to it is in the
+	 * state's memtables or segments. */
+	it->snap = atomic_load_explicit(&db->visible_seq, memory_order_acquire);
+	rc = db_snap_register(db, it->snap);
+	if (rc) {
+		mem_free(it);
+		return rc;
+	}
+	it->st = db_state_acquire(db);
+	atomic_fetch_add_explicit(&db->stats.iters, 1, memory_order_relaxed);
+	*out = it;
+	return 0;
+}
+
+int cesium_iter_set_upper_bound(cesium_iter *it, const void *key, size_t klen)
+{
+	if (!it)
+		return error_set(CESIUM_EINVAL, "iterator is NULL");
+	if (klen && !key)
+		return error_set(CESIUM_EINVAL, "bound is NULL with a length of %zu", klen);
+	if (klen > CESIUM_MAX_KEY_SIZE)
+		return error_set(CESIUM_EINVAL, "bound of %zu bytes exceeds the key limit", klen);
+	uint8_t *b = NULL;
+	if (klen) {
+		b = mem_alloc(klen);
+		if (!b)
+			return error_set(CESIUM_ENOMEM, "out of memory");
+		memcpy(b, key, klen);
+	}
+	mem_free(it->bound);
+	it->bound = b;
+	it->bound_len = klen;
+	if (it->di)
+		return dbiter_set_upper_bound(it->di, key, klen);
+	return 0;
+}
+
+void cesium_iter_seek(cesium_iter *it, const void *key, size_t klen)
+{
+	if (!it)
+		return;
+	if ((!key && klen) || klen > CESIUM_MAX_KEY_SIZE) {
+		it->status = error_set(CESIUM_EINVAL, "seek key is NULL or too long");
+		dbiter_free(it->di);
+		it->di = NULL;
+		return;
+	}
+	if (db_iter_build(it, key, klen) == 0)
+		dbiter_seek(it->di, key, klen);
+}
+
+void cesium_iter_seek_first(cesium_iter *it)
+{
+	if (it && db_iter_build(it, NULL, 0) == 0)
+		dbiter_seek_first(it->di);
+}
+
+bool cesium_iter_valid(const cesium_iter *it)
+{
+	return it && it->di && it->status == 0 && dbiter_valid(it->di);
+}
+
+void cesium_iter_next(cesium_iter *it)
+{
+	if (cesium_iter_valid(it))
+		dbiter_next(it->di);
+}
+
+const void *cesium_iter_key(const cesium_iter *it, size_t *klen)
+{
+	if (!cesium_iter_valid(it)) {
+		if (klen)
+			*klen = 0;
+		return NULL;
+	}
+	size_t dummy;
+	return dbiter_key(it->di, klen ? klen : &dummy);
+}
+
+const void *cesium_iter_value(const cesium_iter *it, size_t *vlen)
+{
+	if (!cesium_iter_valid(it)) {
+		if (vlen)
+			*vlen = 0;
+		return NULL;
+	}
+	size_t dummy;
+	return dbiter_value(it->di, vlen ? vlen : &dummy);
+}
+
+int cesium_iter_status(const cesium_iter *it)
+{
+	if (!it)
+		return error_set(CESIUM_EINVAL, "iterator is NULL");
+	if (it->status)
+		return it->status;
+	return it->di ? dbiter_status(it->di) : 0;
+}
+
+void cesium_iter_free(cesium_iter *it)
+{
+	if (!it)
+		return;
+	dbiter_free(it->di);
+	db_snap_unregister(it->db, it->snap);
+	db_state_unref(it->st);
+	mem_free(it->bound);
+	mem_free(it);
+}
+
+/* ---- flush and compaction ------------------------------------------- */
+
+int cesium_flush(cesium_db *db)
+{
+	int rc = db_check_open(db);
+	if (rc)
+		return rc;
+	static const uint8_t empty[BATCH_HEADER_SIZE];
+	rc = db_write_rep(db, empty, sizeof(empty), 0, false, true);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&db->write_mu);
+	while (atomic_load(&db->current)->nsealed > 0 && !db->bg_error)
+		pthread_cond_wait(&db->stall_cv, &db->write_mu);
+	rc = db->bg_error;
+	pthread_mutex_unlock(&db->write_mu);
+	if (rc)
+		error_set(rc, "a background flush failed (%s)", cesium_strerror(rc));
+	return rc;
+}
+
+int cesium_compact(cesium_db *db)
+{
+	int rc = cesium_flush(db);
+	if (rc)
+		return rc;
+	struct waiter w;
+	rc = waiter_init(&w);
+	if (rc)
+		return rc;
+	struct sched_compact *msg = mem_zalloc(sizeof(*msg));
+	if (!msg) {
+		waiter_destroy(&w);
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	}
+	msg->msg.type = SCHED_MSG_COMPACT;
+	msg->waiter = &w;
+	pthread_mutex_lock(&db->compact_mu);
+	rc = actor_send(&db->sched->actor, &msg->msg);
+	if (rc)
+		mem_free(msg);
+	else
+		rc = waiter_wait(&w);
+	pthread_mutex_unlock(&db->compact_mu);
+	waiter_destroy(&w);
+	return rc;
+}
+
+/* ---- open, recovery, close ------------------------------------------- */
+
+struct db_replay_ctx {
+	memtable *mem;
+	uint64_t max_seq;
+	const char *path;
+};
+
+static int db_replay_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_slice nskey,
+                           keys_slice value)
+{
+	struct db_replay_ctx *c = ctx;
+	if (seq > c->max_seq)
+		c->max_seq = seq;
+	return memtable_add(c->mem, seq, kind, nskey, value);
+}
+
+static int db_replay_record(void *ctx, keys_slice payload)
+{
+	struct db_replay_ctx *c = ctx;
+	int rc = batch_iterate(payload.data, payload.len, db_replay_entry, c);
+	if (rc == CESIUM_ECORRUPT)
+		error_set(rc, "%s: a log record holds a malformed batch: %s", c->path, cesium_errmsg());
+	return rc;
+}
+
+/* Parses "<digits>.<ext>"; 0 when name is not such a file. */
+static uint64_t db_parse_number(const char *name, const char *ext)
+{
+	char *end;
+	if (name[0] < '0' || name[0] > '9')
+		return 0;
+	unsigned long long n = strtoull(name, &end, 10);
+	if (*end != '.' || strcmp(end + 1, ext) != 0)
+		return 0;
+	return n;
+}
+
+static int db_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Lists the directory's WALs (sorted), and its highest file number. */
+static int db_scan_dir(cesium_db *db, uint64_t **wals, size_t *nwals, uint64_t *max_number,
+                       bool *has_db_files)
+{
+	DIR *d = opendir(db->path);
+	if (!d)
+		return error_set(error_from_errno(-errno), "%s: cannot list: %s", db->path,
+		                 strerror(errno));
+	uint64_t *w = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *e;
+	*max_number = 0;
+	*has_db_files = false;
+	while ((e = readdir(d)) != NULL) {
+		uint64_t wn = db_parse_number(e->d_name, "wal");
+		uint64_t sn = db_parse_number(e->d_name, "seg");
+		unsigned long long mn;
+		if (sscanf(e->d_name, "MANIFEST-%llu", &mn) == 1) {
+			*has_db_files = true;
+			if (mn > *max_number)
+				*max_number = mn;
+		}
+		if (wn || sn)
+			*has_db_files = true;
+		if (sn > *max_number)
+			*max_number = sn;
+		if (wn > *max_number)
+			*max_number = wn;
+		if (!wn)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *nw = mem_realloc(w, cap * sizeof(*w));
+			if (!nw) {
+				rc = error_set(CESIUM_ENOMEM, "out of memory");
+				break;
+			}
+			w = nw;
+		}
+		w[n++] = wn;
+	}
+	closedir(d);
+	if (rc) {
+		mem_free(w);
+		return rc;
+	}
+	qsort(w, n, sizeof(*w), db_cmp_u64);
+	*wals = w;
+	*nwals = n;
+	return 0;
+}
+
+/* Removes what no version needs: segments it does not list (a flush or
+ * compaction that crashed before its edit), WALs below its log number, old
+ * MANIFESTs. */
+static void db_remove_orphans(cesium_db *db, const struct version *v, uint64_t manifest_number)
+{
+	DIR *d = opendir(db->path);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		bool remove = false;
+		uint64_t n;
+		unsigned long long mn;
+		if ((n = db_parse_number(e->d_name, "seg")) != 0) {
+			remove = true;
+			for (int l = 0; l < VERSION_LEVELS && remove; l++)
+				for (size_t i = 0; i < v->nfiles[l]; i++)
+					if (v->files[l][i]->number == n)
+						remove = false;
+		} else if ((n = db_parse_number(e->d_name, "wal")) != 0) {
+			remove = n < v->log_number;
+		} else if (sscanf(e->d_name, "MANIFEST-%llu", &mn) == 1) {
+			remove = mn != manifest_number;
+		} else if (strcmp(e->d_name, "CURRENT.tmp") == 0) {
+			remove = true;
+		}
+		if (remove) {
+			char *p = NULL;
+			if ((p = mem_printf("%s/%s", db->path, e->d_name)) != NULL) {
+				io_unlink(p);
+				mem_free(p);
+			}
+		}
+	}
+	closedir(d);
+}
+
+static int db_write_options_file(cesium_db *db)
+{
+	char *text = NULL, *path = NULL, *tmp = NULL;
+	int fd = -1;
+	int rc = options_to_text(db->opts, &text);
+	if (rc)
+		return rc;
+	if (!(path = mem_printf("%s/OPTIONS", db->path)) ||
+	    !(tmp = mem_printf("%s/OPTIONS.tmp", db->path))) {
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	rc = fd < 0 ? fd : io_pwrite_full(fd, text, strlen(text), 0);
+	if (!rc)
+		rc = io_rename(tmp, path);
+	if (rc)
+		rc = error_set(error_from_errno(rc), "%s: cannot write OPTIONS", db->path);
+out:
+	io_close(fd);
+	mem_free(text);
+	mem_free(path);
+	mem_free(tmp);
+	return rc;
+}
+
+static int db_open_dir(cesium_db *db)
+{
+	struct stat st;
+	if (stat(db->path, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return error_set(CESIUM_EINVAL, "%s: exists and is not a directory", db->path);
+	} else if (errno != ENOENT) {
+		return error_set(error_from_errno(-errno), "%s: %s", db->path, strerror(errno));
+	} else if (!db->opts->create_if_missing) {
+		return error_set(CESIUM_EINVAL, "%s: no database here and create_if_missing is false",
+		                 db->path);
+	} else if (mkdir(db->path, 0755) != 0) {
+		return error_set(error_from_errno(-errno), "%s: cannot create: %s", db->path,
+		                 strerror(errno));
+	}
+	char *lock = NULL;
+	if (!(lock = mem_printf("%s/LOCK", db->path)))
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	db->lock_fd = io_open(lock, O_RDWR | O_CREAT, 0644);
+	mem_free(lock);
+	if (db->lock_fd < 0)
+		return error_set(error_from_errno(db->lock_fd), "%s/LOCK: cannot open: %s", db->path,
+		                 strerror(-db->lock_fd));
+	/* flock locks belong to the open file description, so a second open
+	 * in this same process is refused too. */
+	if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		return error_set(errno == EWOULDBLOCK ? CESIUM_EBUSY : error_from_errno(-errno),
+		                 "%s: locked by another handle or process", db->path);
+	return 0;
+}
+
+/* Replays every WAL the version does not cover into one memtable. */
+static int db_replay_wals(cesium_db *db, const uint64_t *wals, size_t nwals, uint64_t log_number,
+                          memtable *mem, uint64_t *max_seq)
+{
+	struct db_replay_ctx ctx = { .mem = mem, .max_seq = *max_seq };
+	int rc = 0;
+	for (size_t i = 0; i < nwals && !rc; i++) {
+		if (wals[i] < log_number)
+			continue;
+		char *path = NULL;
+		rc = db_file_path(db, wals[i], "wal", &path);
+		if (rc)
+			break;
+		struct wal_replay_stats ws;
+		ctx.path = path;
+		rc = wal_replay(path, db_replay_record, &ctx, &ws);
+		mem_free(path);
+	}
+	*max_seq = ctx.max_seq;
+	return rc;
+}
+
+static int db_start_actors(cesium_db *db, struct version *v, int manifest_fd,
+                           const char *manifest_path, uint64_t manifest_size)
+{
+	db->sched = mem_zalloc(sizeof(*db->sched));
+	db->flusher = mem_zalloc(sizeof(*db->flusher));
+	db->cleaner = mem_zalloc(sizeof(*db->cleaner));
+	db->compactor = mem_zalloc(sizeof(*db->compactor));
+	if (!db->sched || !db->flusher || !db->cleaner || !db->compactor) {
+		io_close(manifest_fd);
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	}
+	int rc = scheduler_init(db->sched, db, v, manifest_fd, manifest_path, manifest_size);
+	if (rc)
+		return rc;
+	db->sched->compactor = db->compactor;
+	flush_init(db->flusher, db, db->sched);
+	cleanup_init(db->cleaner);
+	compactor_init(db->compactor, db);
+	rc = reactor_new("cesium-bg", &db->bg);
+	if (!rc)
+		rc = reactor_new("cesium-compact", &db->compact_r);
+	if (!rc)
+		rc = reactor_add_actor(db->bg, &db->sched->actor, DB_MAILBOX);
+	if (!rc)
+		rc = reactor_add_actor(db->bg, &db->flusher->actor, DB_MAILBOX);
+	if (!rc)
+		rc = reactor_add_actor(db->bg, &db->cleaner->actor, DB_MAILBOX);
+	if (!rc)
+		rc = reactor_add_actor(db->compact_r, &db->compactor->actor, DB_MAILBOX);
+	if (!rc)
+		rc = reactor_start(db->bg);
+	if (!rc)
+		rc = reactor_start(db->compact_r);
+	return rc;
+}
+
+static int db_recover(cesium_db *db)
+{
+	char *manifest = NULL;
+	uint64_t *wals = NULL;
+	size_t nwals = 0;
+	uint64_t max_number = 0, last_seq = 0, manifest_size = 0;
+	bool has_files = false;
+	struct version *v = NULL;
+	memtable *recovered = NULL, *active = NULL;
+	int manifest_fd = -1;
+	char *cur = NULL;
+	int rc = db_scan_dir(db, &wals, &nwals, &max_number, &has_files);
+	if (rc)
+		goto out;
+	if (!(cur = mem_printf("%s/CURRENT", db->path))) {
+		cur = NULL;
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (access(cur, F_OK) == 0) {
+		if (db->opts->error_if_exists) {
+			rc = error_set(CESIUM_EINVAL, "%s: database exists and error_if_exists is true",
+			               db->path);
+			goto out;
+		}
+		uint64_t valid_end;
+		rc = manifest_read_current(db->path, &manifest);
+		if (!rc)
+			rc = version_recover(manifest, &db->env, NULL, NULL, &v, &valid_end);
+	} else if (has_files) {
+		rc = error_set(CESIUM_ECORRUPT,
+		               "%s: holds segment, log or MANIFEST files but no CURRENT: not a "
+		               "database cesium can open safely",
+		               db->path);
+	} else {
+		rc = version_new_empty(&db->env, &v);
+	}
+	if (rc)
+		goto out;
+	uint64_t next = v->next_file_number > max_number + 1 ? v->next_file_number : max_number + 1;
+	last_seq = v->last_seq;
+	rc = memtable_new(&recovered);
+	if (!rc)
+		rc = db_replay_wals(db, wals, nwals, v->log_number, recovered, &last_seq);
+	if (rc)
+		goto out;
+
+	/* A fresh MANIFEST at every open: recovery never appends after a
+	 * torn record, and old MANIFESTs do not pile up. */
+	uint64_t manifest_number = next++;
+	uint64_t wal_number = next++;
+	uint64_t flush_number = next++;
+	bool flush_recovered = memtable_entries(recovered) > 0;
+	/* The recovered memtable is flushed before the new WAL is retired, so
+	 * the version's log number stays where it was until that flush. */
+	rc = manifest_create(db->path, manifest_number, v, v->log_number, next, last_seq,
+	                     &manifest_fd, &manifest_size);
+	if (rc)
+		goto out;
+	mem_free(manifest);
+	manifest = NULL;
+	if (!(manifest = mem_printf("%s/MANIFEST-%06llu", db->path,
+	             (unsigned long long)manifest_number))) {
+		manifest = NULL;
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto out;
+	}
+	db_remove_orphans(db, v, manifest_number);
+	atomic_store(&db->next_file_number, next);
+	db->next_seq = last_seq + 1;
+	atomic_store(&db->visible_seq, last_seq);
+
+	char *wpath = NULL;
+	rc = db_file_path(db, wal_number, "wal", &wpath);
+	if (!rc)
+		rc = wal_create(wpath, db->opts->wal_prealloc_size, &db->wal);
+	mem_free(wpath);
+	if (rc)
+		goto out;
+	db->wal_number = wal_number;
+	rc = memtable_new(&active);
+	if (rc)
+		goto out;
+	struct db_state *st = db_state_new(active, &recovered, flush_recovered ? 1 : 0, v);
+	if (!st) {
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto out;
+	}
+	atomic_store(&db->current, st);
+	rc = db_start_actors(db, v, manifest_fd, manifest, manifest_size);
+	manifest_fd = -1;
+	if (rc)
+		goto out;
+	if (flush_recovered) {
+		struct flush_request *req = mem_zalloc(sizeof(*req));
+		if (!req) {
+			rc = error_set(CESIUM_ENOMEM, "out of memory");
+			goto out;
+		}
+		req->msg.type = FLUSH_MSG_MEMTABLE;
+		req->mem = recovered;
+		memtable_ref(recovered);
+		req->file_number = flush_number;
+		req->next_log_number = wal_number;
+		req->last_seq = last_seq;
+		rc = actor_send(&db->flusher->actor, &req->msg);
+		if (rc)
+			mem_free(req);
+	}
+out:
+	io_close(manifest_fd);
+	if (recovered)
+		memtable_unref(recovered);
+	if (active)
+		memtable_unref(active);
+	if (v)
+		version_unref(v);
+	mem_free(wals);
+	mem_free(manifest);
+	mem_free(cur);
+	return rc;
+}
+
+static void db_free(cesium_db *db)
+{
+	if (db->bg)
+		reactor_stop(db->bg);
+	if (db->compact_r)
+		reactor_stop(db->compact_r);
+	/* From here no actor runs: files released later are left for the
+	 * next open's orphan sweep. */
+	db->cleaner_ready = false;
+	if (db->sched)
+		scheduler_fini(db->sched);
+	reactor_free(db->bg);
+	reactor_free(db->compact_r);
+	if (db->wal)
+		wal_close(db->wal, true);
+	db_state_unref(atomic_load(&db->current));
+	mem_free(db->sched);
+	mem_free(db->flusher);
+	mem_free(db->cleaner);
+	mem_free(db->compactor);
+	if (db->cache)
+		cache_free(db->cache);
+	if (db->opts)
+		cesium_options_free(db->opts);
+	if (db->lock_fd >= 0)
+		io_close(db->lock_fd);
+	pthread_mutex_destroy(&db->write_mu);
+	pthread_mutex_destroy(&db->state_mu);
+	pthread_mutex_destroy(&db->snap_mu);
+	pthread_mutex_destroy(&db->compact_mu);
+	pthread_cond_destroy(&db->stall_cv);
+	mem_free(db->snaps);
+	free(db->path);
+	mem_free(db);
+}
+
+int cesium_open(const char *path, const cesium_options *o, cesium_db **out)
+{
+	if (!path || !*path || !out)
+		return error_set(CESIUM_EINVAL, "path or out-pointer is NULL or empty");
+	*out = NULL;
+	error_clear();
+	int rc = io_ring_probe();
+	if (rc)
+		return rc;
+	cesium_db *db = mem_zalloc(sizeof(*db));
+	if (!db)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	db->lock_fd = -1;
+	pthread_mutex_init(&db->write_mu, NULL);
+	pthread_mutex_init(&db->state_mu, NULL);
+	pthread_mutex_init(&db->snap_mu, NULL);
+	pthread_mutex_init(&db->compact_mu, NULL);
+	pthread_cond_init(&db->stall_cv, NULL);
+	epoch_init(&db->epoch);
+	db->env.file_release = db_file_release;
+	db->env.ctx = db;
+	db->path = strdup(path);
+	if (!db->path) {
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = options_copy(o, &db->opts);
+	if (!rc)
+		rc = options_validate(db->opts);
+	if (!rc)
+		rc = db_open_dir(db);
+	if (!rc && db->opts->block_cache_size)
+		rc = cache_new(db->opts->block_cache_size, &db->cache);
+	if (!rc)
+		rc = db_recover(db);
+	if (!rc)
+		rc = db_write_options_file(db);
+	if (rc)
+		goto fail;
+	db->cleaner_ready = true;
+	*out = db;
+	return 0;
+fail:;
+	char msg[ERROR_MSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", cesium_errmsg());
+	db_free(db);
+	error_set(rc, "%s", msg);
+	return rc;
+}
+
+int cesium_close(cesium_db *db)
+{
+	if (!db)
+		return error_set(CESIUM_EINVAL, "database handle is NULL");
+	pthread_mutex_lock(&db->write_mu);
+	db->closing = true;
+	int rc = db->wal ? wal_sync(db->wal) : 0;
+	pthread_mutex_unlock(&db->write_mu);
+	char msg[ERROR_MSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", cesium_errmsg());
+	db_free(db);
+	if (rc)
+		error_set(rc, "%s", msg);
+	return rc;
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+int cesium_stats(cesium_db *db, char **out)
+{
+	int rc = db_check_open(db);
+	if (!rc && !out)
+		rc = error_set(CESIUM_EINVAL, "out-pointer is NULL");
+	if (rc)
+		return rc;
+	size_t cap = 8192, len = 0;
+	char *buf = mem_alloc(cap);
+	if (!buf)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+#define S(name, val)                                                                              \
+	len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s %llu\n", name,         \
+	                        (unsigned long long)(val))
+#define A(field) S(#field, atomic_load_explicit(&db->stats.field, memory_order_relaxed))
+	A(puts);
+	A(deletes);
+	A(gets);
+	A(get_hits);
+	A(writes);
+	A(write_groups);
+	A(synced_groups);
+	A(iters);
+	A(memtable_waits);
+	A(memtable_wait_ns);
+	A(flushes);
+	A(flush_bytes);
+	A(compactions);
+	A(compaction_bytes_read);
+	A(compaction_bytes_written);
+	A(compaction_failures);
+	A(wal_bytes);
+	if (db->cleaner) {
+		S("files_deleted", atomic_load(&db->cleaner->files_deleted));
+		S("bytes_freed", atomic_load(&db->cleaner->bytes_freed));
+	}
+	S("visible_seq", atomic_load(&db->visible_seq));
+	S("block_cache_usage", db->cache ? cache_usage(db->cache) : 0);
+	struct db_state *st = db_state_acquire(db);
+	S("memtable_bytes", memtable_memory_usage(st->active));
+	S("sealed_memtables", st->nsealed);
+	for (int l = 0; l < VERSION_LEVELS; l++) {
+		char name[32];
+		snprintf(name, sizeof(name), "level%d_segments", l);
+		S(name, st->version->nfiles[l]);
+		snprintf(name, sizeof(name), "level%d_bytes", l);
+		S(name, version_level_bytes(st->version, l));
+	}
+	db_state_unref(st);
+#undef A
+#undef S
+	if (len >= cap) {
+		mem_free(buf);
+		return error_set(CESIUM_ENOMEM, "statistics overflowed their buffer");
+	}
+	*out = buf;
+	return 0;
+}

@@ -1,0 +1,141 @@
+/*
+ * db — the cesium_db object: open and recovery, the write path (group
+ * commit into the WAL, then the memtable), the read path (memtables, then
+ * segments level by level), iterators, and close.
+ *
+ * Threads: every public call runs on the caller's thread. Writers queue on
+ * write_mu; the leader of a group appends one WAL record for the whole
+ * group and inserts it. Readers take no lock: they enter the read epoch,
+ * load `current` (the read state: memtables + version) and leave.
+ * The read state is replaced only under state_mu, by writers sealing a
+ * memtable and by the scheduler actor installing a version.
+ *
+ * Background work (flush, compaction, cleanup) runs as actors on reactors
+ * (actors/, compaction/); they reach back into the db through the functions
+ * below marked "actor side".
+ */
+#ifndef CESIUM_CORE_DB_H
+#define CESIUM_CORE_DB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "cesium.h"
+#include "epoch.h"
+#include "memtable.h"
+#include "segment.h"
+#include "version.h"
+
+struct wal;
+struct cache;
+struct reactor;
+struct flush_actor;
+struct cleanup_actor;
+struct scheduler;
+struct compactor;
+
+#define DB_MAX_SEALED 64
+
+/* A sealed memtable waiting for its flush, with the first WAL number that
+ * holds none of its data (the manifest's log_number once it is flushed). */
+struct db_sealed {
+	memtable *mem;
+	uint64_t next_log_number;
+};
+
+/* What readers see: immutable once published, refcounted for iterators. */
+struct db_state {
+	_Atomic uint64_t refs;
+	memtable *active;
+	size_t nsealed;
+	memtable *sealed[DB_MAX_SEALED]; /* newest first */
+	struct version *version;
+};
+
+/* Counters behind cesium_stats; relaxed atomics, updated where they happen. */
+struct db_stats {
+	_Atomic uint64_t puts, deletes, gets, get_hits, writes, write_groups, synced_groups;
+	_Atomic uint64_t iters, memtable_waits, memtable_wait_ns;
+	_Atomic uint64_t flushes, flush_bytes, compactions, compaction_bytes_read,
+	    compaction_bytes_written, compaction_failures;
+	_Atomic uint64_t files_deleted, bytes_freed, wal_bytes;
+};
+
+struct db_writer; /* a caller waiting in the write queue */
+
+struct cesium_db {
+	char *path;
+	cesium_options *opts;
+	int lock_fd;
+	struct cache *cache;
+
+	/* Write path (write_mu). */
+	pthread_mutex_t write_mu;
+	pthread_cond_t stall_cv; /* writers waiting for a flush to free a slot */
+	struct db_writer *queue_head, *queue_tail;
+	struct wal *wal;
+	uint64_t wal_number;
+	uint64_t next_seq;     /* next sequence number to hand out */
+	int bg_error;          /* sticky background error, returned to writers */
+	bool closing;
+
+	/* Published to readers: the last sequence whose writes are all in the
+	 * memtables. release on store / acquire on load, so that a reader that
+	 * sees seq N also sees every entry up to N. */
+	_Atomic uint64_t visible_seq;
+	_Atomic uint64_t next_file_number;
+
+	/* Read state. */
+	pthread_mutex_t state_mu; /* serializes installers of `current` */
+	struct epoch epoch;
+	_Atomic(struct db_state *) current;
+
+	/* Open iterators' snapshots (for compaction): under snap_mu. */
+	pthread_mutex_t snap_mu;
+	uint64_t *snaps;
+	size_t nsnaps, snaps_cap;
+
+	pthread_mutex_t compact_mu; /* one cesium_compact at a time */
+
+	/* Actors. */
+	struct reactor *bg;        /* flush, scheduler, cleanup */
+	struct reactor *compact_r; /* compactors */
+	struct flush_actor *flusher;
+	struct scheduler *sched;
+	struct cleanup_actor *cleaner;
+	struct compactor *compactor;
+
+	struct version_env env;
+	atomic_bool cleaner_ready; /* actors run: released files go to cleanup */
+
+	struct db_stats stats;
+};
+
+/* Actor side: file naming, shared by every module that touches files. */
+int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **out);
+
+/* Actor side (scheduler): publishes `v` as the current version and drops
+ * the first `flushed` sealed memtables (oldest), now in segments. Takes a
+ * reference on v. Wakes writers waiting for a memtable slot. */
+int db_install_version(cesium_db *db, struct version *v, size_t flushed);
+
+/* Actor side: the sequence numbers open iterators still read at, sorted;
+ * the caller frees *out with mem_free. */
+int db_snapshots(cesium_db *db, uint64_t **out, size_t *n);
+
+/* Actor side: records a background failure, so that writers learn of it. */
+void db_set_bg_error(cesium_db *db, int code);
+
+/* Opens (once) the reader of a segment file; caller threads and compactors
+ * share it. Returns a borrowed pointer valid while f is referenced. */
+int db_file_reader(cesium_db *db, struct file_meta *f, struct seg_reader **out);
+
+
+/* Actor side: writer options from the db's options for an output level. */
+struct seg_writer_opts db_writer_opts(const cesium_db *db, int level);
+/* Fills a file description (keys copied) from a finished segment. */
+int db_desc_from_props(const struct seg_props *p, int level, uint64_t number, uint64_t size,
+                       struct file_desc *out);
+
+#endif

@@ -1,0 +1,395 @@
+#include "memtable.h"
+
+#include "arena.h"
+#include "error.h"
+#include "mem.h"
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/* Big enough that block switches are rare, small enough that the reported
+ * memory usage tracks what is really stored (the flush trigger reads it). */
+#define MEMTABLE_ARENA_BLOCK (64u * 1024u)
+
+/*
+ * A node: fixed header, `height` next pointers, then the internal key and
+ * the value, all in one arena allocation. Nodes are immutable once
+ * published except for their next pointers.
+ */
+struct memtable_node {
+	uint32_t key_len;   /* internal key bytes, height << MEMTABLE_KEYLEN_BITS */
+	uint32_t value_len;
+	/* Level i's successor. Atomic because inserts CAS them while readers
+	 * walk: a release CAS publishes the node's contents, readers load
+	 * with acquire. */
+	_Atomic(struct memtable_node *) next[];
+};
+
+struct memtable {
+	arena *arena;
+	struct memtable_node *head; /* sentinel of full height, no key */
+	/* Shared between every holder: acq_rel on the decrement so the
+	 * freeing thread sees every other holder's last access. */
+	_Atomic uint32_t refs;
+	/* Statistic only: relaxed. */
+	_Atomic uint64_t entries;
+};
+
+/* A search target: an internal key given as its two parts, so that lookups
+ * by nskey need not build a key. */
+struct memtable_target {
+	keys_slice nskey;
+	uint64_t trailer;
+};
+
+static inline const uint8_t *memtable_node_key(const struct memtable_node *n, int height)
+{
+	return (const uint8_t *)&n->next[height];
+}
+
+/*
+ * The key starts after the node's next array, so its height must be known to
+ * find it. It lives in the top 8 bits of key_len, which saves the padding a
+ * separate field would cost: internal keys are at most 8 +
+ * CESIUM_MAX_KEY_SIZE + 8 bytes, far below 2^24.
+ */
+#define MEMTABLE_KEYLEN_BITS 24
+#define MEMTABLE_KEYLEN_MASK ((UINT32_C(1) << MEMTABLE_KEYLEN_BITS) - 1)
+
+static inline int memtable_node_height(const struct memtable_node *n)
+{
+	return (int)(n->key_len >> MEMTABLE_KEYLEN_BITS);
+}
+
+static inline keys_slice memtable_node_ikey(const struct memtable_node *n)
+{
+	return (keys_slice){ memtable_node_key(n, memtable_node_height(n)),
+		             n->key_len & MEMTABLE_KEYLEN_MASK };
+}
+
+static inline keys_slice memtable_node_value(const struct memtable_node *n)
+{
+	keys_slice k = memtable_node_ikey(n);
+	return (keys_slice){ k.data + k.len, n->value_len };
+}
+
+/* <0 when node sorts before target, 0 when equal, >0 after. */
+static int memtable_cmp(const struct memtable_node *n, const struct memtable_target *t)
+{
+	keys_slice ik = memtable_node_ikey(n);
+	int c = keys_compare_bytes(keys_ikey_nskey(ik), t->nskey);
+	if (c != 0)
+		return c;
+	uint64_t tr = keys_get_u64le(ik.data + ik.len - KEYS_TRAILER_SIZE);
+	return tr > t->trailer ? -1 : tr < t->trailer ? 1 : 0;
+}
+
+static inline struct memtable_node *memtable_next(const struct memtable_node *n, int level)
+{
+	return atomic_load_explicit(&((struct memtable_node *)n)->next[level], memory_order_acquire);
+}
+
+static struct memtable_node *memtable_node_new(memtable *mt, int height, size_t key_len,
+                                               size_t value_len)
+{
+	size_t size = sizeof(struct memtable_node) + (size_t)height * sizeof(void *) + key_len +
+	              value_len;
+	struct memtable_node *n = arena_alloc(mt->arena, size, alignof(struct memtable_node));
+	if (!n)
+		return NULL;
+	n->key_len = (uint32_t)key_len | (uint32_t)height << MEMTABLE_KEYLEN_BITS;
+	n->value_len = (uint32_t)value_len;
+	for (int i = 0; i < height; i++)
+		atomic_init(&n->next[i], NULL);
+	return n;
+}
+
+/* xorshift64* per thread: inserts on different threads never share state. */
+static int memtable_random_height(void)
+{
+	static _Thread_local uint64_t state;
+	if (state == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		state = (uint64_t)(uintptr_t)&ts ^ (uint64_t)ts.tv_nsec ^
+		        ((uint64_t)ts.tv_sec << 32) ^ UINT64_C(0x9e3779b97f4a7c15);
+		if (state == 0)
+			state = 1;
+	}
+	state ^= state >> 12;
+	state ^= state << 25;
+	state ^= state >> 27;
+	uint64_t r = state * UINT64_C(0x2545f4914f6cdd1d);
+	int h = 1;
+	/* p = 1/4 per extra level. */
+	while (h < MEMTABLE_MAX_HEIGHT && (r & 3) == 0) {
+		h++;
+		r >>= 2;
+	}
+	return h;
+}
+
+int memtable_new(memtable **out)
+{
+	int rc = 0;
+	memtable *mt = NULL;
+	if (!out)
+		return error_set(CESIUM_EINVAL, "memtable_new: NULL out");
+	*out = NULL;
+	mt = mem_zalloc(sizeof(*mt));
+	if (!mt) {
+		rc = error_set(CESIUM_ENOMEM, "memtable: out of memory");
+		goto out;
+	}
+	rc = arena_new(MEMTABLE_ARENA_BLOCK, &mt->arena);
+	if (rc)
+		goto out;
+	mt->head = memtable_node_new(mt, MEMTABLE_MAX_HEIGHT, 0, 0);
+	if (!mt->head) {
+		rc = error_set(CESIUM_ENOMEM, "memtable: out of memory");
+		goto out;
+	}
+	atomic_init(&mt->refs, 1);
+	atomic_init(&mt->entries, 0);
+	*out = mt;
+	mt = NULL;
+out:
+	if (mt) {
+		arena_free(mt->arena);
+		mem_free(mt);
+	}
+	return rc;
+}
+
+void memtable_ref(memtable *mt)
+{
+	atomic_fetch_add_explicit(&mt->refs, 1, memory_order_relaxed);
+}
+
+void memtable_unref(memtable *mt)
+{
+	if (!mt)
+		return;
+	if (atomic_fetch_sub_explicit(&mt->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	arena_free(mt->arena);
+	mem_free(mt);
+}
+
+/* Walks level from `before` (which sorts before t) to the last node < t. */
+static void memtable_splice(const struct memtable_target *t, struct memtable_node *before,
+                            int level, struct memtable_node **prev, struct memtable_node **next)
+{
+	struct memtable_node *x = before;
+	for (;;) {
+		struct memtable_node *n = memtable_next(x, level);
+		if (n && memtable_cmp(n, t) < 0) {
+			x = n;
+			continue;
+		}
+		*prev = x;
+		*next = n;
+		return;
+	}
+}
+
+int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
+                 keys_slice value)
+{
+	if (!mt || (!nskey.data && nskey.len))
+		return error_set(CESIUM_EINVAL, "memtable_add: NULL argument");
+	if (kind != KEYS_KIND_VALUE && kind != KEYS_KIND_DELETE)
+		return error_set(CESIUM_EINVAL, "memtable_add: bad kind %d", (int)kind);
+	if (seq > KEYS_MAX_SEQ)
+		return error_set(CESIUM_EINVAL, "memtable_add: sequence %llu too large",
+		                 (unsigned long long)seq);
+	if (nskey.len + KEYS_TRAILER_SIZE > MEMTABLE_KEYLEN_MASK)
+		return error_set(CESIUM_EINVAL, "memtable_add: key of %zu bytes too long",
+		                 nskey.len);
+	if (kind == KEYS_KIND_DELETE)
+		value = keys_slice_of(NULL, 0);
+	if (value.len > UINT32_MAX || (!value.data && value.len))
+		return error_set(CESIUM_EINVAL, "memtable_add: bad value");
+
+	int height = memtable_random_height();
+	size_t klen = nskey.len + KEYS_TRAILER_SIZE;
+	struct memtable_node *n = memtable_node_new(mt, height, klen, value.len);
+	if (!n)
+		return error_set(CESIUM_ENOMEM, "memtable: arena out of memory");
+	uint8_t *kp = (uint8_t *)memtable_node_key(n, height);
+	if (nskey.len)
+		memcpy(kp, nskey.data, nskey.len);
+	keys_put_u64le(kp + nskey.len, keys_trailer(seq, kind));
+	if (value.len)
+		memcpy(kp + klen, value.data, value.len);
+
+	struct memtable_target t = { nskey, keys_trailer(seq, kind) };
+	struct memtable_node *prev[MEMTABLE_MAX_HEIGHT];
+	struct memtable_node *next[MEMTABLE_MAX_HEIGHT];
+	struct memtable_node *x = mt->head;
+	/* A node reachable at level i+1 is already linked at level i (links
+	 * go bottom up), so each level's search may start where the one above
+	 * stopped. */
+	for (int level = MEMTABLE_MAX_HEIGHT - 1; level >= 0; level--) {
+		memtable_splice(&t, x, level, &prev[level], &next[level]);
+		x = prev[level];
+	}
+	for (int level = 0; level < height; level++) {
+		for (;;) {
+			struct memtable_node *expect = next[level];
+			atomic_store_explicit(&n->next[level], expect, memory_order_relaxed);
+			/* Release: a reader that reaches n through this pointer sees
+			 * its key, value and next pointer. */
+			if (atomic_compare_exchange_strong_explicit(&prev[level]->next[level], &expect, n,
+			                                            memory_order_release,
+			                                            memory_order_relaxed))
+				break;
+			/* Someone linked a node here first; the old prev still sorts
+			 * before us, so search on from it. */
+			memtable_splice(&t, prev[level], level, &prev[level], &next[level]);
+		}
+	}
+	atomic_fetch_add_explicit(&mt->entries, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* First node >= t, or NULL. */
+static struct memtable_node *memtable_find_ge(const memtable *mt, const struct memtable_target *t)
+{
+	struct memtable_node *x = mt->head;
+	int level = MEMTABLE_MAX_HEIGHT - 1;
+	for (;;) {
+		struct memtable_node *n = memtable_next(x, level);
+		if (n && memtable_cmp(n, t) < 0) {
+			x = n;
+		} else {
+			if (level == 0)
+				return n;
+			level--;
+		}
+	}
+}
+
+int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
+                 keys_slice *value)
+{
+	if (!mt || !kind || !value || (!nskey.data && nskey.len))
+		return error_set(CESIUM_EINVAL, "memtable_get: NULL argument");
+	if (snapshot_seq > KEYS_MAX_SEQ)
+		snapshot_seq = KEYS_MAX_SEQ;
+	/* Kind byte 0xff: sorts before every real kind at snapshot_seq, so the
+	 * first node >= target is the newest version with seq <= snapshot. */
+	struct memtable_target t = { nskey, snapshot_seq << 8 | 0xff };
+	struct memtable_node *n = memtable_find_ge(mt, &t);
+	if (!n)
+		return CESIUM_ENOTFOUND;
+	keys_slice ik = memtable_node_ikey(n);
+	if (keys_compare_bytes(keys_ikey_nskey(ik), nskey) != 0)
+		return CESIUM_ENOTFOUND;
+	*kind = keys_ikey_kind(ik);
+	*value = memtable_node_value(n);
+	return 0;
+}
+
+size_t memtable_memory_usage(const memtable *mt)
+{
+	return mt ? arena_memory_usage(mt->arena) : 0;
+}
+
+uint64_t memtable_entries(const memtable *mt)
+{
+	return mt ? atomic_load_explicit(&((memtable *)mt)->entries, memory_order_relaxed) : 0;
+}
+
+struct memtable_iter {
+	iter base;
+	memtable *mt;
+	struct memtable_node *node; /* NULL: invalid */
+};
+
+static void memtable_iter_seek(iter *it, keys_slice ikey)
+{
+	struct memtable_iter *mi = (struct memtable_iter *)it;
+	struct memtable_target t;
+	if (ikey.len < KEYS_TRAILER_SIZE) {
+		/* Not an internal key: treat it as an nskey, before all of its
+		 * versions. */
+		t = (struct memtable_target){ ikey, UINT64_MAX };
+	} else {
+		t = (struct memtable_target){ keys_ikey_nskey(ikey),
+			                      keys_get_u64le(ikey.data + ikey.len -
+			                                     KEYS_TRAILER_SIZE) };
+	}
+	mi->node = memtable_find_ge(mi->mt, &t);
+}
+
+static void memtable_iter_seek_first(iter *it)
+{
+	struct memtable_iter *mi = (struct memtable_iter *)it;
+	mi->node = memtable_next(mi->mt->head, 0);
+}
+
+static void memtable_iter_next(iter *it)
+{
+	struct memtable_iter *mi = (struct memtable_iter *)it;
+	if (mi->node)
+		mi->node = memtable_next(mi->node, 0);
+}
+
+static bool memtable_iter_valid(const iter *it)
+{
+	return ((const struct memtable_iter *)it)->node != NULL;
+}
+
+static keys_slice memtable_iter_key(const iter *it)
+{
+	const struct memtable_iter *mi = (const struct memtable_iter *)it;
+	return mi->node ? memtable_node_ikey(mi->node) : keys_slice_of(NULL, 0);
+}
+
+static keys_slice memtable_iter_value(const iter *it)
+{
+	const struct memtable_iter *mi = (const struct memtable_iter *)it;
+	return mi->node ? memtable_node_value(mi->node) : keys_slice_of(NULL, 0);
+}
+
+static int memtable_iter_status(const iter *it)
+{
+	(void)it;
+	return 0;
+}
+
+static void memtable_iter_destroy(iter *it)
+{
+	struct memtable_iter *mi = (struct memtable_iter *)it;
+	memtable_unref(mi->mt);
+	mem_free(mi);
+}
+
+static const struct iter_ops memtable_iter_ops = {
+	.seek = memtable_iter_seek,
+	.seek_first = memtable_iter_seek_first,
+	.next = memtable_iter_next,
+	.valid = memtable_iter_valid,
+	.key = memtable_iter_key,
+	.value = memtable_iter_value,
+	.status = memtable_iter_status,
+	.destroy = memtable_iter_destroy,
+};
+
+int memtable_iter_new(memtable *mt, iter **out)
+{
+	if (!mt || !out)
+		return error_set(CESIUM_EINVAL, "memtable_iter_new: NULL argument");
+	*out = NULL;
+	struct memtable_iter *mi = mem_zalloc(sizeof(*mi));
+	if (!mi)
+		return error_set(CESIUM_ENOMEM, "memtable: out of memory for iterator");
+	mi->base.ops = &memtable_iter_ops;
+	memtable_ref(mt);
+	mi->mt = mt;
+	mi->node = NULL;
+	*out = &mi->base;
+	return 0;
+}

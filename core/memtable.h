@@ -1,0 +1,57 @@
+/*
+ * memtable — the in-memory sorted table of recent writes: a concurrent
+ * skiplist of internal keys (keys.h) whose nodes, keys and values live in
+ * one arena.
+ *
+ * Ownership: reference counted. memtable_new returns one reference; every
+ * holder (the db's current version, a reader, an iterator, the flush actor)
+ * takes its own with memtable_ref and drops it with memtable_unref; the last
+ * unref frees the table and its arena.
+ * Threads: memtable_add may run on several writer threads at once (inserts
+ * are lock-free, CAS on each level's next pointer); memtable_get, the
+ * iterators and the statistics never lock and may run concurrently with
+ * adds. Readers filter by sequence number, so an entry published by a
+ * concurrent add may or may not be seen, but the skiplist order is always
+ * consistent.
+ * Lifetime: slices returned by memtable_get and by the iterator point into
+ * the arena and stay valid while the caller holds a reference.
+ */
+#ifndef CESIUM_CORE_MEMTABLE_H
+#define CESIUM_CORE_MEMTABLE_H
+
+#include "iter.h"
+#include "keys.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct memtable memtable;
+
+#define MEMTABLE_MAX_HEIGHT 12
+
+/* A new empty table with a reference count of 1. CESIUM_ENOMEM. */
+int memtable_new(memtable **out);
+void memtable_ref(memtable *mt);
+/* Drops one reference; frees the table at zero. mt may be NULL. */
+void memtable_unref(memtable *mt);
+
+/* Inserts nskey@seq. value is ignored for tombstones. seq must be unique
+ * per entry and <= KEYS_MAX_SEQ. CESIUM_EINVAL, CESIUM_ENOMEM. */
+int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
+                 keys_slice value);
+
+/* The newest version of nskey with seq <= snapshot_seq: 0 with *kind set
+ * (and *value, for KEYS_KIND_VALUE), or CESIUM_ENOTFOUND. */
+int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
+                 keys_slice *value);
+
+/* Bytes the arena has reserved. */
+size_t memtable_memory_usage(const memtable *mt);
+/* Entries inserted so far. */
+uint64_t memtable_entries(const memtable *mt);
+
+/* An iterator over every entry (see iter.h); it holds a reference on mt
+ * until destroyed. CESIUM_ENOMEM. */
+int memtable_iter_new(memtable *mt, iter **out);
+
+#endif

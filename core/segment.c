@@ -1,0 +1,1051 @@
+#include "segment.h"
+
+#include "block.h"
+#include "bloom.h"
+#include "cache.h"
+#include "error.h"
+#include "file.h"
+#include "mem.h"
+#include "segment_format.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#define SEG_DEFAULT_BLOCK_SIZE 4096
+
+typedef unsigned long long ull;
+
+struct seg_handle {
+	uint64_t off;
+	uint32_t size;
+};
+
+static void seg_put_handle(uint8_t *p, struct seg_handle h)
+{
+	keys_put_u64le(p + SEG_HANDLE_OFFSET, h.off);
+	keys_put_u32le(p + SEG_HANDLE_SIZE_AT, h.size);
+}
+
+static struct seg_handle seg_get_handle(const uint8_t *p)
+{
+	return (struct seg_handle){ keys_get_u64le(p + SEG_HANDLE_OFFSET),
+		                    keys_get_u32le(p + SEG_HANDLE_SIZE_AT) };
+}
+
+static void seg_mem_free(void *p)
+{
+	mem_free(p);
+}
+
+/* ================= writer ================= */
+
+struct seg_writer {
+	struct seg_writer_opts o;
+	block_builder data, index;
+	bloom_builder bloom;
+	ZSTD_CCtx *zc;
+	uint8_t *zbuf;
+	size_t zcap;
+	uint8_t *out; /* pending output, file bytes [out_off, out_off + out_len) */
+	size_t out_len, out_cap;
+	uint64_t out_off;
+	uint8_t *last; /* last key added */
+	size_t last_len, last_cap;
+	uint8_t *smallest;
+	struct seg_props props;
+	bool finished;
+	int err; /* sticky: a failed writer produces nothing more */
+};
+
+int seg_writer_new(const struct seg_writer_opts *o, seg_writer **out)
+{
+	seg_writer *w = mem_zalloc(sizeof(*w));
+	if (!w)
+		return error_set(CESIUM_ENOMEM, "segment writer: out of memory");
+	if (o)
+		w->o = *o;
+	if (w->o.block_size == 0)
+		w->o.block_size = SEG_DEFAULT_BLOCK_SIZE;
+	if (w->o.block_size > SEG_MAX_BLOCK_SIZE / 2)
+		w->o.block_size = SEG_MAX_BLOCK_SIZE / 2;
+	block_builder_init(&w->data, BLOCK_RESTART_INTERVAL);
+	block_builder_init(&w->index, SEG_INDEX_RESTART_INTERVAL);
+	bloom_builder_init(&w->bloom, w->o.bloom_bits_per_key);
+	w->props.compression = (uint32_t)w->o.compression;
+	w->props.min_seq = UINT64_MAX;
+	if (w->o.compression == SEG_COMPRESSION_ZSTD) {
+		w->zc = ZSTD_createCCtx();
+		if (!w->zc) {
+			mem_free(w);
+			return error_set(CESIUM_ENOMEM, "segment writer: out of memory for zstd");
+		}
+	} else if (w->o.compression != SEG_COMPRESSION_NONE) {
+		mem_free(w);
+		return error_set(CESIUM_EINVAL, "segment writer: unknown compression %d",
+		                 (int)o->compression);
+	}
+	*out = w;
+	return 0;
+}
+
+static int seg_grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : 4096;
+	while (ncap < need)
+		ncap *= 2;
+	uint8_t *nb = mem_realloc(*buf, ncap);
+	if (!nb)
+		return error_set(CESIUM_ENOMEM, "segment writer: out of memory (%zu bytes)", need);
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/* Appends the trailer to a block whose size bytes are already at
+ * out + out_len, and returns where the block lives. */
+static struct seg_handle seg_seal_block(seg_writer *w, size_t size, uint8_t type)
+{
+	uint8_t *p = w->out + w->out_len;
+	p[size + SEG_TRAILER_TYPE] = type;
+	keys_put_u64le(p + size + SEG_TRAILER_CHECKSUM, XXH3_64bits(p, size + 1));
+	struct seg_handle h = { w->out_off + w->out_len, (uint32_t)size };
+	w->out_len += size + SEG_TRAILER_SIZE;
+	return h;
+}
+
+static int seg_emit_block(seg_writer *w, const void *data, size_t size, uint8_t type,
+                          struct seg_handle *h)
+{
+	int rc = seg_grow(&w->out, &w->out_cap, w->out_len + size + SEG_TRAILER_SIZE);
+	if (rc)
+		return rc;
+	if (size)
+		memcpy(w->out + w->out_len, data, size);
+	*h = seg_seal_block(w, size, type);
+	return 0;
+}
+
+static int seg_flush_data_block(seg_writer *w)
+{
+	keys_slice raw;
+	struct seg_handle h;
+	uint8_t hbuf[SEG_HANDLE_SIZE];
+	int rc = block_builder_finish(&w->data, &raw);
+	if (rc)
+		return error_set(rc, "segment writer: out of memory");
+	const void *stored = raw.data;
+	size_t size = raw.len;
+	uint8_t type = SEG_COMPRESS_NONE;
+	if (w->zc) {
+		size_t bound = ZSTD_compressBound(raw.len);
+		if ((rc = seg_grow(&w->zbuf, &w->zcap, bound)))
+			return rc;
+		size_t c = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, raw.data, raw.len,
+		                             w->o.zstd_level);
+		/* Compression must pay for the decompression on every read. */
+		if (!ZSTD_isError(c) && c <= raw.len - raw.len / 8) {
+			stored = w->zbuf;
+			size = c;
+			type = SEG_COMPRESS_ZSTD;
+		}
+	}
+	if ((rc = seg_emit_block(w, stored, size, type, &h)))
+		return rc;
+	seg_put_handle(hbuf, h);
+	if (block_builder_add(&w->index, block_builder_last_key(&w->data),
+	                      keys_slice_of(hbuf, sizeof(hbuf))))
+		return error_set(CESIUM_ENOMEM, "segment writer: out of memory");
+	w->props.data_blocks++;
+	block_builder_reset(&w->data);
+	return 0;
+}
+
+int seg_writer_add(seg_writer *w, keys_slice ikey, keys_slice value)
+{
+	int rc = 0;
+	if (w->err)
+		return w->err;
+	if (w->finished)
+		return error_set(CESIUM_EINVAL, "segment writer: add after finish");
+	if (ikey.len < KEYS_TRAILER_SIZE || ikey.len > UINT32_MAX || value.len > UINT32_MAX)
+		return error_set(CESIUM_EINVAL, "segment writer: bad key or value length");
+	if (w->props.entries > 0 &&
+	    keys_compare_ikey(keys_slice_of(w->last, w->last_len), ikey) >= 0)
+		return error_set(CESIUM_EINVAL, "segment writer: keys out of order");
+	if ((rc = seg_grow(&w->last, &w->last_cap, ikey.len)))
+		goto out;
+	memcpy(w->last, ikey.data, ikey.len);
+	w->last_len = ikey.len;
+	if (w->props.entries == 0) {
+		w->smallest = mem_alloc(ikey.len);
+		if (!w->smallest) {
+			rc = error_set(CESIUM_ENOMEM, "segment writer: out of memory");
+			goto out;
+		}
+		memcpy(w->smallest, ikey.data, ikey.len);
+		w->props.smallest = keys_slice_of(w->smallest, ikey.len);
+	}
+	if ((rc = bloom_builder_add(&w->bloom, bloom_hash(keys_ikey_nskey(ikey))))) {
+		rc = error_set(rc, "segment writer: out of memory");
+		goto out;
+	}
+	if ((rc = block_builder_add(&w->data, ikey, value))) {
+		rc = error_set(rc, "segment writer: out of memory");
+		goto out;
+	}
+	uint64_t seq = keys_ikey_seq(ikey);
+	w->props.entries++;
+	if (keys_ikey_kind(ikey) == KEYS_KIND_DELETE)
+		w->props.tombstones++;
+	if (seq < w->props.min_seq)
+		w->props.min_seq = seq;
+	if (seq > w->props.max_seq)
+		w->props.max_seq = seq;
+	w->props.raw_key_bytes += ikey.len;
+	w->props.raw_value_bytes += value.len;
+	if (block_builder_estimate(&w->data) >= w->o.block_size)
+		rc = seg_flush_data_block(w);
+out:
+	if (rc)
+		w->err = rc;
+	return rc;
+}
+
+bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out)
+{
+	if (w->out_len == 0 || w->out_len < min_bytes)
+		return false;
+	out->data = w->out;
+	out->len = w->out_len;
+	out->off = w->out_off;
+	w->out_off += w->out_len;
+	w->out = NULL;
+	w->out_len = w->out_cap = 0;
+	return true;
+}
+
+static int seg_emit_props(seg_writer *w, struct seg_handle *h)
+{
+	const struct seg_props *p = &w->props;
+	size_t size = SEG_PROPS_FIXED_SIZE + p->smallest.len + 4 + p->largest.len;
+	int rc = seg_grow(&w->out, &w->out_cap, w->out_len + size + SEG_TRAILER_SIZE);
+	if (rc)
+		return rc;
+	uint8_t *b = w->out + w->out_len;
+	keys_put_u64le(b + SEG_PROPS_ENTRIES, p->entries);
+	keys_put_u64le(b + SEG_PROPS_TOMBSTONES, p->tombstones);
+	keys_put_u64le(b + SEG_PROPS_MIN_SEQ, p->min_seq);
+	keys_put_u64le(b + SEG_PROPS_MAX_SEQ, p->max_seq);
+	keys_put_u64le(b + SEG_PROPS_RAW_KEYS, p->raw_key_bytes);
+	keys_put_u64le(b + SEG_PROPS_RAW_VALUES, p->raw_value_bytes);
+	keys_put_u64le(b + SEG_PROPS_DATA_BLOCKS, p->data_blocks);
+	keys_put_u32le(b + SEG_PROPS_COMPRESSION, p->compression);
+	keys_put_u32le(b + SEG_PROPS_SMALLEST_LEN, (uint32_t)p->smallest.len);
+	uint8_t *q = b + SEG_PROPS_FIXED_SIZE;
+	if (p->smallest.len)
+		memcpy(q, p->smallest.data, p->smallest.len);
+	q += p->smallest.len;
+	keys_put_u32le(q, (uint32_t)p->largest.len);
+	q += 4;
+	if (p->largest.len)
+		memcpy(q, p->largest.data, p->largest.len);
+	*h = seg_seal_block(w, size, SEG_COMPRESS_NONE);
+	return 0;
+}
+
+int seg_writer_finish(seg_writer *w)
+{
+	int rc = 0;
+	struct seg_handle fh, ph, ih;
+	keys_slice idx;
+	if (w->err)
+		return w->err;
+	if (w->finished)
+		return error_set(CESIUM_EINVAL, "segment writer: finished twice");
+	if (!block_builder_empty(&w->data) && (rc = seg_flush_data_block(w)))
+		goto out;
+	if (w->props.entries == 0)
+		w->props.min_seq = 0;
+	w->props.largest = keys_slice_of(w->last, w->last_len);
+
+	size_t fsize = bloom_builder_size(&w->bloom);
+	if ((rc = seg_grow(&w->out, &w->out_cap, w->out_len + fsize + SEG_TRAILER_SIZE)))
+		goto out;
+	bloom_builder_emit(&w->bloom, w->out + w->out_len);
+	fh = seg_seal_block(w, fsize, SEG_COMPRESS_NONE);
+
+	if ((rc = seg_emit_props(w, &ph)))
+		goto out;
+	if ((rc = block_builder_finish(&w->index, &idx))) {
+		rc = error_set(rc, "segment writer: out of memory");
+		goto out;
+	}
+	if ((rc = seg_emit_block(w, idx.data, idx.len, SEG_COMPRESS_NONE, &ih)))
+		goto out;
+
+	if ((rc = seg_grow(&w->out, &w->out_cap, w->out_len + SEG_FOOTER_SIZE)))
+		goto out;
+	uint8_t *f = w->out + w->out_len;
+	seg_put_handle(f + SEG_FOOTER_FILTER, fh);
+	seg_put_handle(f + SEG_FOOTER_PROPS, ph);
+	seg_put_handle(f + SEG_FOOTER_INDEX, ih);
+	keys_put_u32le(f + SEG_FOOTER_VERSION, SEG_FORMAT_VERSION);
+	keys_put_u64le(f + SEG_FOOTER_MAGIC, SEG_MAGIC);
+	keys_put_u64le(f + SEG_FOOTER_CHECKSUM, XXH3_64bits(f, SEG_FOOTER_CHECKSUM));
+	w->out_len += SEG_FOOTER_SIZE;
+	w->finished = true;
+	w->props.file_size = w->out_off + w->out_len;
+	/* The builders' memory is of no further use. */
+	bloom_builder_destroy(&w->bloom);
+	block_builder_destroy(&w->data);
+	block_builder_destroy(&w->index);
+out:
+	if (rc)
+		w->err = rc;
+	return rc;
+}
+
+uint64_t seg_writer_file_size(const seg_writer *w)
+{
+	return w->out_off + w->out_len;
+}
+
+const struct seg_props *seg_writer_props(const seg_writer *w)
+{
+	return &w->props;
+}
+
+void seg_writer_free(seg_writer *w)
+{
+	if (!w)
+		return;
+	block_builder_destroy(&w->data);
+	block_builder_destroy(&w->index);
+	bloom_builder_destroy(&w->bloom);
+	ZSTD_freeCCtx(w->zc);
+	mem_free(w->zbuf);
+	mem_free(w->out);
+	mem_free(w->last);
+	mem_free(w->smallest);
+	mem_free(w);
+}
+
+/* ================= reader ================= */
+
+struct seg_reader {
+	/* Readers are shared by caller threads and compactors: the last
+	 * unref (acq_rel) frees. */
+	_Atomic uint32_t refs;
+	int fd;
+	char *path;
+	uint64_t id;
+	struct cache *cache;
+	uint8_t *index, *filter, *props_raw; /* pinned, each with its trailer */
+	size_t index_len, filter_len, props_len;
+	uint64_t data_end; /* data blocks lie in [0, data_end) */
+	uint64_t file_size;
+	struct seg_props props;
+};
+
+/* A decoded data block: from the cache (h), owned (owned), or borrowed
+ * from an iterator's readahead buffer. */
+struct seg_block {
+	const uint8_t *data;
+	size_t len;
+	cache_handle *h;
+	void *owned;
+};
+
+static void seg_block_release(seg_reader *r, struct seg_block *b)
+{
+	if (b->h)
+		cache_release(r->cache, b->h);
+	mem_free(b->owned);
+	memset(b, 0, sizeof(*b));
+}
+
+static pthread_key_t seg_dctx_key;
+static pthread_once_t seg_dctx_once = PTHREAD_ONCE_INIT;
+static int seg_dctx_key_rc;
+
+static void seg_dctx_destroy(void *p)
+{
+	ZSTD_freeDCtx(p);
+}
+
+static void seg_dctx_init(void)
+{
+	seg_dctx_key_rc = pthread_key_create(&seg_dctx_key, seg_dctx_destroy);
+}
+
+/* One decompression context per thread, freed at thread exit. */
+static ZSTD_DCtx *seg_dctx(void)
+{
+	pthread_once(&seg_dctx_once, seg_dctx_init);
+	if (seg_dctx_key_rc)
+		return NULL;
+	ZSTD_DCtx *d = pthread_getspecific(seg_dctx_key);
+	if (!d) {
+		d = ZSTD_createDCtx();
+		if (d && pthread_setspecific(seg_dctx_key, d)) {
+			ZSTD_freeDCtx(d);
+			d = NULL;
+		}
+	}
+	return d;
+}
+
+static int seg_corrupt(const seg_reader *r, uint64_t off, const char *what)
+{
+	return error_set(CESIUM_ECORRUPT, "%s: block at offset %llu: %s", r->path, (ull)off, what);
+}
+
+/* Reads exactly len bytes at off. */
+static int seg_pread(const seg_reader *r, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = io_pread_full(r->fd, buf, len, off);
+	if (n < 0)
+		return error_set(error_from_errno((int)n), "%s: read of %zu bytes at offset %llu: %s",
+		                 r->path, len, (ull)off, strerror((int)-n));
+	if ((size_t)n < len)
+		return error_set(CESIUM_ECORRUPT,
+		                 "%s: block at offset %llu: file truncated (%zd of %zu bytes)", r->path,
+		                 (ull)off, n, len);
+	return 0;
+}
+
+/* Checks the trailer after size bytes at p; returns the type or an error. */
+static int seg_verify(const seg_reader *r, const uint8_t *p, size_t size, uint64_t off)
+{
+	uint64_t want = keys_get_u64le(p + size + SEG_TRAILER_CHECKSUM);
+	if (XXH3_64bits(p, size + 1) != want)
+		return seg_corrupt(r, off, "checksum mismatch");
+	uint8_t type = p[size + SEG_TRAILER_TYPE];
+	if (type != SEG_COMPRESS_NONE && type != SEG_COMPRESS_ZSTD)
+		return seg_corrupt(r, off, "unknown compression type");
+	return type;
+}
+
+/* Reads, verifies and decodes a block whose raw bytes (with trailer) are at
+ * raw, or are read from the file when raw is NULL; caches it when asked. */
+static int seg_load_miss(seg_reader *r, struct seg_handle h, bool fill, const uint8_t *raw,
+                         struct seg_block *b)
+{
+	int rc = 0;
+	uint8_t *buf = NULL, *dec = NULL;
+	size_t len = h.size;
+	const uint8_t *data;
+	memset(b, 0, sizeof(*b));
+	if (!raw) {
+		buf = mem_alloc((size_t)h.size + SEG_TRAILER_SIZE);
+		if (!buf) {
+			rc = error_set(CESIUM_ENOMEM, "%s: out of memory for a block", r->path);
+			goto out;
+		}
+		if ((rc = seg_pread(r, buf, (size_t)h.size + SEG_TRAILER_SIZE, h.off)))
+			goto out;
+		raw = buf;
+	}
+	int type = seg_verify(r, raw, h.size, h.off);
+	if (type < 0) {
+		rc = type;
+		goto out;
+	}
+	data = raw;
+	if (type == SEG_COMPRESS_ZSTD) {
+		unsigned long long n = ZSTD_getFrameContentSize(raw, h.size);
+		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN ||
+		    n > SEG_MAX_BLOCK_SIZE) {
+			rc = seg_corrupt(r, h.off, "bad zstd frame header");
+			goto out;
+		}
+		ZSTD_DCtx *d = seg_dctx();
+		dec = mem_alloc(n ? (size_t)n : 1);
+		if (!d || !dec) {
+			rc = error_set(CESIUM_ENOMEM, "%s: out of memory for decompression", r->path);
+			goto out;
+		}
+		size_t got = ZSTD_decompressDCtx(d, dec, (size_t)n, raw, h.size);
+		if (ZSTD_isError(got) || got != n) {
+			rc = seg_corrupt(r, h.off, "zstd decompression failed");
+			goto out;
+		}
+		mem_free(buf);
+		buf = NULL;
+		data = dec;
+		len = (size_t)n;
+	} else if (!buf && fill && r->cache) {
+		/* Borrowed bytes cannot go into the cache: copy them. */
+		dec = mem_alloc(len ? len : 1);
+		if (!dec) {
+			rc = error_set(CESIUM_ENOMEM, "%s: out of memory for a block", r->path);
+			goto out;
+		}
+		memcpy(dec, raw, len);
+		data = dec;
+	} else if (buf) {
+		dec = buf; /* the trailer's 9 bytes ride along unused */
+		buf = NULL;
+	}
+	if (dec && fill && r->cache) {
+		cache_handle *ch;
+		rc = cache_insert(r->cache, r->id, h.off, dec, len, seg_mem_free, &ch);
+		dec = NULL; /* the cache owns it now, even on failure */
+		if (rc) {
+			rc = error_set(rc, "%s: out of memory caching a block", r->path);
+			goto out;
+		}
+		b->h = ch;
+		b->data = cache_value(ch, &b->len);
+		goto out;
+	}
+	b->owned = dec;
+	dec = NULL;
+	b->data = data;
+	b->len = len;
+out:
+	mem_free(buf);
+	mem_free(dec);
+	return rc;
+}
+
+static int seg_load_block(seg_reader *r, struct seg_handle h, bool fill, struct seg_block *b)
+{
+	cache_handle *ch = r->cache ? cache_lookup(r->cache, r->id, h.off) : NULL;
+	if (ch) {
+		memset(b, 0, sizeof(*b));
+		b->h = ch;
+		b->data = cache_value(ch, &b->len);
+		return 0;
+	}
+	return seg_load_miss(r, h, fill, NULL, b);
+}
+
+/* Reads a pinned (uncompressed) metadata block with its trailer. */
+static int seg_read_pinned(seg_reader *r, struct seg_handle h, uint64_t limit, uint8_t **out)
+{
+	int rc = 0;
+	uint8_t *buf = NULL;
+	if (h.off > limit || (uint64_t)h.size + SEG_TRAILER_SIZE > limit - h.off) {
+		rc = seg_corrupt(r, h.off, "block handle out of bounds");
+		goto out;
+	}
+	buf = mem_alloc((size_t)h.size + SEG_TRAILER_SIZE);
+	if (!buf) {
+		rc = error_set(CESIUM_ENOMEM, "%s: out of memory", r->path);
+		goto out;
+	}
+	if ((rc = seg_pread(r, buf, (size_t)h.size + SEG_TRAILER_SIZE, h.off)))
+		goto out;
+	int type = seg_verify(r, buf, h.size, h.off);
+	if (type < 0) {
+		rc = type;
+		goto out;
+	}
+	if (type != SEG_COMPRESS_NONE) {
+		rc = seg_corrupt(r, h.off, "metadata block is compressed");
+		goto out;
+	}
+	*out = buf;
+	buf = NULL;
+out:
+	mem_free(buf);
+	return rc;
+}
+
+static int seg_parse_props(seg_reader *r, uint64_t off)
+{
+	const uint8_t *b = r->props_raw;
+	size_t n = r->props_len;
+	struct seg_props *p = &r->props;
+	if (n < SEG_PROPS_FIXED_SIZE)
+		return seg_corrupt(r, off, "props block too short");
+	p->entries = keys_get_u64le(b + SEG_PROPS_ENTRIES);
+	p->tombstones = keys_get_u64le(b + SEG_PROPS_TOMBSTONES);
+	p->min_seq = keys_get_u64le(b + SEG_PROPS_MIN_SEQ);
+	p->max_seq = keys_get_u64le(b + SEG_PROPS_MAX_SEQ);
+	p->raw_key_bytes = keys_get_u64le(b + SEG_PROPS_RAW_KEYS);
+	p->raw_value_bytes = keys_get_u64le(b + SEG_PROPS_RAW_VALUES);
+	p->data_blocks = keys_get_u64le(b + SEG_PROPS_DATA_BLOCKS);
+	p->compression = keys_get_u32le(b + SEG_PROPS_COMPRESSION);
+	size_t sl = keys_get_u32le(b + SEG_PROPS_SMALLEST_LEN);
+	if (sl > n - SEG_PROPS_FIXED_SIZE || n - SEG_PROPS_FIXED_SIZE - sl < 4)
+		return seg_corrupt(r, off, "props smallest key out of bounds");
+	const uint8_t *q = b + SEG_PROPS_FIXED_SIZE + sl;
+	size_t ll = keys_get_u32le(q);
+	if (ll != n - SEG_PROPS_FIXED_SIZE - sl - 4)
+		return seg_corrupt(r, off, "props largest key out of bounds");
+	bool empty = p->entries == 0;
+	if (empty ? (sl || ll) : (sl < KEYS_TRAILER_SIZE || ll < KEYS_TRAILER_SIZE))
+		return seg_corrupt(r, off, "props key bounds inconsistent with entry count");
+	p->smallest = keys_slice_of(b + SEG_PROPS_FIXED_SIZE, sl);
+	p->largest = keys_slice_of(q + 4, ll);
+	p->file_size = r->file_size;
+	return 0;
+}
+
+/* Walks the whole index once so that gets and iterators can rely on its
+ * shape: every value a handle to a block inside the data region. */
+static int seg_check_index(seg_reader *r, uint64_t off)
+{
+	struct block_iter it;
+	uint64_t count = 0;
+	int rc = 0;
+	block_iter_init(&it, true);
+	block_iter_reset(&it, r->index, r->index_len);
+	for (iter_seek_first(&it.base); iter_valid(&it.base); iter_next(&it.base)) {
+		keys_slice v = iter_value(&it.base);
+		if (v.len != SEG_HANDLE_SIZE) {
+			rc = seg_corrupt(r, off, "index entry is not a block handle");
+			goto out;
+		}
+		struct seg_handle h = seg_get_handle(v.data);
+		if (h.off > r->data_end ||
+		    (uint64_t)h.size + SEG_TRAILER_SIZE > r->data_end - h.off ||
+		    h.size > SEG_MAX_BLOCK_SIZE) {
+			rc = seg_corrupt(r, off, "index points outside the data blocks");
+			goto out;
+		}
+		count++;
+	}
+	if (iter_status(&it.base)) {
+		rc = seg_corrupt(r, off, "malformed index block");
+		goto out;
+	}
+	if (count != r->props.data_blocks)
+		rc = seg_corrupt(r, off, "index and props disagree on the block count");
+out:
+	block_iter_cleanup(&it);
+	return rc;
+}
+
+static void seg_reader_destroy(seg_reader *r)
+{
+	if (r->fd >= 0)
+		io_close(r->fd);
+	mem_free(r->index);
+	mem_free(r->filter);
+	mem_free(r->props_raw);
+	mem_free(r->path);
+	mem_free(r);
+}
+
+int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_cache, seg_reader **out)
+{
+	int rc = 0;
+	uint8_t f[SEG_FOOTER_SIZE];
+	seg_reader *r = mem_zalloc(sizeof(*r));
+	size_t plen = path ? strlen(path) : 0;
+	if (!r || !(r->path = mem_alloc(plen + 1))) {
+		mem_free(r);
+		io_close(fd);
+		return error_set(CESIUM_ENOMEM, "segment: out of memory opening %s", path ? path : "?");
+	}
+	memcpy(r->path, path ? path : "", plen + 1);
+	atomic_init(&r->refs, 1);
+	r->fd = fd;
+	r->id = id;
+	r->cache = block_cache;
+
+	int64_t fsize = io_file_size(fd);
+	if (fsize < 0) {
+		rc = error_set(error_from_errno((int)fsize), "%s: cannot stat: %s", r->path,
+		               strerror((int)-fsize));
+		goto out;
+	}
+	r->file_size = (uint64_t)fsize;
+	if (r->file_size < SEG_FOOTER_SIZE) {
+		rc = error_set(CESIUM_ECORRUPT,
+		               "%s: footer at offset 0: file of %llu bytes is shorter than a footer",
+		               r->path, (ull)r->file_size);
+		goto out;
+	}
+	uint64_t foff = r->file_size - SEG_FOOTER_SIZE;
+	if ((rc = seg_pread(r, f, sizeof(f), foff)))
+		goto out;
+	if (XXH3_64bits(f, SEG_FOOTER_CHECKSUM) != keys_get_u64le(f + SEG_FOOTER_CHECKSUM)) {
+		rc = error_set(CESIUM_ECORRUPT, "%s: footer at offset %llu: checksum mismatch",
+		               r->path, (ull)foff);
+		goto out;
+	}
+	if (keys_get_u64le(f + SEG_FOOTER_MAGIC) != SEG_MAGIC) {
+		rc = error_set(CESIUM_ECORRUPT, "%s: footer at offset %llu: not a segment (bad magic)",
+		               r->path, (ull)foff);
+		goto out;
+	}
+	uint32_t ver = keys_get_u32le(f + SEG_FOOTER_VERSION);
+	if (ver != SEG_FORMAT_VERSION) {
+		rc = error_set(CESIUM_ECORRUPT,
+		               "%s: footer at offset %llu: format version %u, expected %u", r->path,
+		               (ull)foff, ver, SEG_FORMAT_VERSION);
+		goto out;
+	}
+	struct seg_handle fh = seg_get_handle(f + SEG_FOOTER_FILTER);
+	struct seg_handle ph = seg_get_handle(f + SEG_FOOTER_PROPS);
+	struct seg_handle ih = seg_get_handle(f + SEG_FOOTER_INDEX);
+	if ((rc = seg_read_pinned(r, fh, foff, &r->filter)))
+		goto out;
+	r->filter_len = fh.size;
+	r->data_end = fh.off;
+	if ((rc = seg_read_pinned(r, ph, foff, &r->props_raw)))
+		goto out;
+	r->props_len = ph.size;
+	if ((rc = seg_parse_props(r, ph.off)))
+		goto out;
+	if ((rc = seg_read_pinned(r, ih, foff, &r->index)))
+		goto out;
+	r->index_len = ih.size;
+	if ((rc = seg_check_index(r, ih.off)))
+		goto out;
+	*out = r;
+	r = NULL;
+out:
+	if (r)
+		seg_reader_destroy(r);
+	return rc;
+}
+
+void seg_reader_ref(seg_reader *r)
+{
+	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+void seg_reader_unref(seg_reader *r)
+{
+	if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+		seg_reader_destroy(r);
+}
+
+const struct seg_props *seg_reader_props(const seg_reader *r)
+{
+	return &r->props;
+}
+
+size_t seg_reader_pinned_bytes(const seg_reader *r)
+{
+	return r->index_len + r->filter_len + r->props_len + 3 * SEG_TRAILER_SIZE;
+}
+
+const char *seg_reader_path(const seg_reader *r)
+{
+	return r->path;
+}
+
+uint64_t seg_reader_id(const seg_reader *r)
+{
+	return r->id;
+}
+
+bool seg_reader_may_contain(seg_reader *r, keys_slice nskey)
+{
+	if (r->filter_len == 0)
+		return true;
+	return bloom_may_contain(r->filter, r->filter_len, bloom_hash(nskey));
+}
+
+int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
+                   void **val, size_t *vlen)
+{
+	int rc = CESIUM_ENOTFOUND;
+	uint8_t stackkey[256];
+	uint8_t *lk = stackkey;
+	struct block_iter ii, di;
+	struct seg_block blk = { 0 };
+	block_iter_init(&ii, true);
+	block_iter_init(&di, true);
+	*val = NULL;
+	*vlen = 0;
+	if (r->props.entries == 0 || !seg_reader_may_contain(r, nskey))
+		goto out;
+	if (nskey.len + KEYS_TRAILER_SIZE > sizeof(stackkey)) {
+		lk = mem_alloc(nskey.len + KEYS_TRAILER_SIZE);
+		if (!lk) {
+			rc = error_set(CESIUM_ENOMEM, "%s: out of memory", r->path);
+			goto out;
+		}
+	}
+	if (snapshot_seq > KEYS_MAX_SEQ)
+		snapshot_seq = KEYS_MAX_SEQ;
+	/* The highest kind sorts first among versions of one seq. */
+	keys_make_ikey(lk, nskey.data, nskey.len, snapshot_seq, KEYS_KIND_VALUE);
+	keys_slice target = keys_slice_of(lk, nskey.len + KEYS_TRAILER_SIZE);
+
+	block_iter_reset(&ii, r->index, r->index_len);
+	iter_seek(&ii.base, target);
+	if (!iter_valid(&ii.base)) {
+		if (iter_status(&ii.base))
+			rc = seg_corrupt(r, r->data_end, "malformed index block");
+		goto out;
+	}
+	/* The first block whose last key >= target holds the first entry >=
+	 * target: the newest visible version, if nskey is here at all. */
+	struct seg_handle h = seg_get_handle(iter_value(&ii.base).data);
+	if ((rc = seg_load_block(r, h, true, &blk)))
+		goto out;
+	block_iter_reset(&di, blk.data, blk.len);
+	iter_seek(&di.base, target);
+	rc = CESIUM_ENOTFOUND;
+	if (!iter_valid(&di.base)) {
+		if (iter_status(&di.base))
+			rc = seg_corrupt(r, h.off, "malformed data block");
+		goto out;
+	}
+	keys_slice k = iter_key(&di.base);
+	if (keys_compare_bytes(keys_ikey_nskey(k), nskey) != 0)
+		goto out;
+	enum keys_kind kd = keys_ikey_kind(k);
+	if (kd == KEYS_KIND_VALUE) {
+		keys_slice v = iter_value(&di.base);
+		void *p = mem_alloc(v.len ? v.len : 1);
+		if (!p) {
+			rc = error_set(CESIUM_ENOMEM, "%s: out of memory for a %zu-byte value",
+			               r->path, v.len);
+			goto out;
+		}
+		if (v.len)
+			memcpy(p, v.data, v.len);
+		*val = p;
+		*vlen = v.len;
+	} else if (kd != KEYS_KIND_DELETE) {
+		rc = seg_corrupt(r, h.off, "unknown entry kind");
+		goto out;
+	}
+	*kind = kd;
+	rc = 0;
+out:
+	block_iter_cleanup(&ii);
+	block_iter_cleanup(&di);
+	seg_block_release(r, &blk);
+	if (lk != stackkey)
+		mem_free(lk);
+	return rc;
+}
+
+/* ================= iterator ================= */
+
+struct seg_iter {
+	iter base;
+	seg_reader *r;
+	struct seg_iter_opts o;
+	struct block_iter index;
+	struct block_iter data;
+	struct seg_block blk;
+	bool have_blk;
+	uint64_t blk_off;
+	uint8_t *ra; /* readahead: file bytes [ra_off, ra_off + ra_len) */
+	size_t ra_len, ra_cap;
+	uint64_t ra_off;
+	int status;
+};
+
+static void seg_iter_fail(struct seg_iter *it, int rc)
+{
+	it->status = rc;
+	if (it->have_blk)
+		seg_block_release(it->r, &it->blk);
+	it->have_blk = false;
+}
+
+/* Raw bytes of block h from the readahead buffer, refilled when needed. */
+static const uint8_t *seg_iter_readahead(struct seg_iter *it, struct seg_handle h, int *rc)
+{
+	seg_reader *r = it->r;
+	size_t need = (size_t)h.size + SEG_TRAILER_SIZE;
+	if (it->ra && h.off >= it->ra_off && h.off - it->ra_off <= it->ra_len &&
+	    need <= it->ra_len - (h.off - it->ra_off))
+		return it->ra + (h.off - it->ra_off);
+	size_t want = it->o.readahead > need ? it->o.readahead : need;
+	if (want > r->data_end - h.off)
+		want = (size_t)(r->data_end - h.off);
+	if (want < need) {
+		*rc = seg_corrupt(r, h.off, "block handle out of bounds");
+		return NULL;
+	}
+	if (want > it->ra_cap) {
+		uint8_t *nb = mem_alloc(want);
+		if (!nb) {
+			*rc = error_set(CESIUM_ENOMEM, "%s: out of memory for readahead", r->path);
+			return NULL;
+		}
+		mem_free(it->ra);
+		it->ra = nb;
+		it->ra_cap = want;
+	}
+	it->ra_len = 0;
+	if ((*rc = seg_pread(r, it->ra, want, h.off)))
+		return NULL;
+	it->ra_off = h.off;
+	it->ra_len = want;
+	return it->ra;
+}
+
+/* Loads the block the index iterator points at into the data iterator. */
+static bool seg_iter_load(struct seg_iter *it)
+{
+	seg_reader *r = it->r;
+	int rc = 0;
+	if (it->have_blk)
+		seg_block_release(r, &it->blk);
+	it->have_blk = false;
+	keys_slice v = iter_value(&it->index.base);
+	struct seg_handle h = seg_get_handle(v.data); /* shape checked at open */
+	cache_handle *ch = r->cache ? cache_lookup(r->cache, r->id, h.off) : NULL;
+	if (ch) {
+		it->blk.h = ch;
+		it->blk.data = cache_value(ch, &it->blk.len);
+	} else {
+		const uint8_t *raw = NULL;
+		if (it->o.readahead > 0 && !(raw = seg_iter_readahead(it, h, &rc))) {
+			seg_iter_fail(it, rc);
+			return false;
+		}
+		if ((rc = seg_load_miss(r, h, it->o.fill_cache, raw, &it->blk))) {
+			seg_iter_fail(it, rc);
+			return false;
+		}
+	}
+	it->have_blk = true;
+	it->blk_off = h.off;
+	block_iter_reset(&it->data, it->blk.data, it->blk.len);
+	return true;
+}
+
+/* Moves forward over exhausted (or empty) blocks. */
+static void seg_iter_skip(struct seg_iter *it)
+{
+	while (!it->status) {
+		if (it->have_blk && iter_valid(&it->data.base))
+			return;
+		if (it->have_blk && iter_status(&it->data.base)) {
+			seg_iter_fail(it, seg_corrupt(it->r, it->blk_off, "malformed data block"));
+			return;
+		}
+		if (it->have_blk)
+			iter_next(&it->index.base);
+		if (!iter_valid(&it->index.base)) {
+			if (iter_status(&it->index.base))
+				seg_iter_fail(it, seg_corrupt(it->r, it->r->data_end,
+				                              "malformed index block"));
+			else
+				seg_iter_fail(it, 0);
+			return;
+		}
+		if (!seg_iter_load(it))
+			return;
+		iter_seek_first(&it->data.base);
+	}
+}
+
+static void seg_iter_seek(iter *base, keys_slice target)
+{
+	struct seg_iter *it = (struct seg_iter *)base;
+	if (it->status)
+		return;
+	iter_seek(&it->index.base, target);
+	if (!iter_valid(&it->index.base)) {
+		/* Past the last block, or a broken index. */
+		seg_iter_fail(it, iter_status(&it->index.base)
+		                      ? seg_corrupt(it->r, it->r->data_end, "malformed index block")
+		                      : 0);
+		return;
+	}
+	if (!seg_iter_load(it))
+		return;
+	iter_seek(&it->data.base, target);
+	seg_iter_skip(it);
+}
+
+static void seg_iter_seek_first(iter *base)
+{
+	struct seg_iter *it = (struct seg_iter *)base;
+	if (it->status)
+		return;
+	iter_seek_first(&it->index.base);
+	if (!iter_valid(&it->index.base)) {
+		seg_iter_fail(it, iter_status(&it->index.base)
+		                      ? seg_corrupt(it->r, it->r->data_end, "malformed index block")
+		                      : 0);
+		return;
+	}
+	if (!seg_iter_load(it))
+		return;
+	iter_seek_first(&it->data.base);
+	seg_iter_skip(it);
+}
+
+static bool seg_iter_valid(const iter *base)
+{
+	const struct seg_iter *it = (const struct seg_iter *)base;
+	return !it->status && it->have_blk && iter_valid(&it->data.base);
+}
+
+static void seg_iter_next(iter *base)
+{
+	struct seg_iter *it = (struct seg_iter *)base;
+	if (!seg_iter_valid(base))
+		return;
+	iter_next(&it->data.base);
+	seg_iter_skip(it);
+}
+
+static keys_slice seg_iter_key(const iter *base)
+{
+	return iter_key(&((const struct seg_iter *)base)->data.base);
+}
+
+static keys_slice seg_iter_value(const iter *base)
+{
+	return iter_value(&((const struct seg_iter *)base)->data.base);
+}
+
+static int seg_iter_status(const iter *base)
+{
+	return ((const struct seg_iter *)base)->status;
+}
+
+static void seg_iter_destroy(iter *base)
+{
+	struct seg_iter *it = (struct seg_iter *)base;
+	if (it->have_blk)
+		seg_block_release(it->r, &it->blk);
+	block_iter_cleanup(&it->index);
+	block_iter_cleanup(&it->data);
+	mem_free(it->ra);
+	seg_reader_unref(it->r);
+	mem_free(it);
+}
+
+static const struct iter_ops seg_iter_ops = {
+	.seek = seg_iter_seek,
+	.seek_first = seg_iter_seek_first,
+	.next = seg_iter_next,
+	.valid = seg_iter_valid,
+	.key = seg_iter_key,
+	.value = seg_iter_value,
+	.status = seg_iter_status,
+	.destroy = seg_iter_destroy,
+};
+
+int seg_reader_iter_new(seg_reader *r, const struct seg_iter_opts *o, iter **out)
+{
+	struct seg_iter *it = mem_zalloc(sizeof(*it));
+	if (!it)
+		return error_set(CESIUM_ENOMEM, "%s: out of memory for an iterator", r->path);
+	it->base.ops = &seg_iter_ops;
+	it->r = r;
+	seg_reader_ref(r);
+	if (o)
+		it->o = *o;
+	else
+		it->o.fill_cache = true;
+	block_iter_init(&it->index, true);
+	block_iter_reset(&it->index, r->index, r->index_len);
+	block_iter_init(&it->data, true);
+	*out = &it->base;
+	return 0;
+}

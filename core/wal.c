@@ -1,0 +1,261 @@
+#include "wal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "file.h"
+#include "log.h"
+#include "mem.h"
+
+struct wal {
+	int fd;
+	char *path;
+	uint8_t *map;
+	size_t map_size; /* bytes mapped == bytes reserved in the file */
+	size_t chunk;    /* growth step (the prealloc size) */
+	/* Offset of the next record. Atomic because wal_size readers run on
+	 * other threads; the writer publishes with release after the record
+	 * bytes are in place, readers load with acquire. */
+	_Atomic uint64_t used;
+	uint64_t synced; /* writer only: offset known durable */
+	bool poisoned;   /* writer only: an fdatasync failed */
+};
+
+static size_t wal_page_round(size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	return (n + page - 1) / page * page;
+}
+
+/* The directory holding path ("." for a bare name), in a new string. */
+static char *wal_parent_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 1;
+	if (slash && n == 0)
+		n = 1; /* "/name": the root */
+	char *d = mem_alloc(n + 1);
+	if (!d)
+		return NULL;
+	if (slash)
+		memcpy(d, path, n);
+	else
+		d[0] = '.';
+	d[n] = '\0';
+	return d;
+}
+
+int wal_create(const char *path, size_t prealloc, wal **out)
+{
+	int rc;
+	char *dir = NULL;
+	bool created = false;
+	wal *w = mem_zalloc(sizeof(*w));
+	if (!w)
+		return error_set(CESIUM_ENOMEM, "log %s: out of memory", path);
+	w->fd = -1;
+	w->map = MAP_FAILED;
+	size_t plen = strlen(path);
+	w->path = mem_alloc(plen + 1);
+	dir = wal_parent_dir(path);
+	if (!w->path || !dir) {
+		rc = error_set(CESIUM_ENOMEM, "log %s: out of memory", path);
+		goto out;
+	}
+	memcpy(w->path, path, plen + 1);
+	w->chunk = wal_page_round(prealloc ? prealloc : WAL_DEFAULT_PREALLOC);
+
+	w->fd = io_open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	if (w->fd < 0) {
+		rc = error_set(error_from_errno(w->fd), "log %s: cannot create: %s", path,
+		               strerror(-w->fd));
+		goto out;
+	}
+	created = true;
+	/* Real blocks, not a sparse hole: stores through the mapping could
+	 * otherwise hit a full disk as SIGBUS. */
+	int e = io_fallocate(w->fd, 0, w->chunk);
+	if (e < 0) {
+		rc = error_set(error_from_errno(e), "log %s: cannot reserve %zu bytes: %s", path,
+		               w->chunk, strerror(-e));
+		goto out;
+	}
+	w->map = mmap(NULL, w->chunk, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
+	if (w->map == MAP_FAILED) {
+		rc = error_set(error_from_errno(-errno), "log %s: mmap of %zu bytes failed: %s",
+		               path, w->chunk, strerror(errno));
+		goto out;
+	}
+	w->map_size = w->chunk;
+	e = io_fsync(w->fd);
+	if (e == 0)
+		e = io_fsync_dir(dir);
+	if (e < 0) {
+		rc = error_set(error_from_errno(e), "log %s: cannot make the new file durable: %s",
+		               path, strerror(-e));
+		goto out;
+	}
+	*out = w;
+	w = NULL;
+	rc = 0;
+out:
+	if (w) {
+		if (w->map != MAP_FAILED)
+			munmap(w->map, w->map_size);
+		io_close(w->fd);
+		if (created)
+			io_unlink(path);
+		mem_free(w->path);
+		mem_free(w);
+	}
+	mem_free(dir);
+	return rc;
+}
+
+static int wal_poisoned_error(const wal *w)
+{
+	return error_set(CESIUM_EIO,
+	                 "log %s: an earlier fdatasync failed; data may not be durable, "
+	                 "reopen the database",
+	                 w->path);
+}
+
+/* Makes room for need more bytes after used: reserve disk first, then
+ * widen the mapping, so the mapping never covers unreserved blocks. */
+static int wal_grow(wal *w, size_t need)
+{
+	size_t step = w->chunk;
+	if (need > step)
+		step = wal_page_round(need);
+	if (w->map_size > SIZE_MAX - step)
+		return error_set(CESIUM_EINVAL, "log %s: would grow past the address space",
+		                 w->path);
+	size_t new_size = w->map_size + step;
+	int e = io_fallocate(w->fd, w->map_size, step);
+	if (e < 0)
+		return error_set(error_from_errno(e), "log %s: cannot grow to %zu bytes: %s",
+		                 w->path, new_size, strerror(-e));
+	void *m = mremap(w->map, w->map_size, new_size, MREMAP_MAYMOVE);
+	if (m == MAP_FAILED)
+		return error_set(error_from_errno(-errno), "log %s: mremap to %zu bytes failed: %s",
+		                 w->path, new_size, strerror(errno));
+	w->map = m;
+	w->map_size = new_size;
+	return 0;
+}
+
+int wal_append(wal *w, const void *payload, size_t len)
+{
+	if (w->poisoned)
+		return wal_poisoned_error(w);
+	if (len > LOG_MAX_PAYLOAD)
+		return error_set(CESIUM_EINVAL, "log %s: record of %zu bytes exceeds the %u limit",
+		                 w->path, len, LOG_MAX_PAYLOAD);
+	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);
+	size_t need = log_record_size(len);
+	if (w->map_size - used < need) {
+		int rc = wal_grow(w, need);
+		if (rc < 0)
+			return rc;
+	}
+	log_encode(w->map + used, payload, len);
+	atomic_store_explicit(&w->used, used + need, memory_order_release);
+	return 0;
+}
+
+int wal_sync(wal *w)
+{
+	if (w->poisoned)
+		return wal_poisoned_error(w);
+	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);
+	if (used == w->synced)
+		return 0;
+	/* fdatasync alone suffices: pages dirtied through a MAP_SHARED mapping
+	 * are the file's page-cache pages, and Linux writeback (which
+	 * fdatasync waits for) finds them through the mapping's dirty bits.
+	 * msync(MS_ASYNC) is a no-op on Linux and msync(MS_SYNC) does the
+	 * same fsync of the range, so neither is called. */
+	int e = io_fdatasync(w->fd);
+	if (e < 0) {
+		w->poisoned = true;
+		return error_set(error_from_errno(e),
+		                 "log %s: fdatasync failed: %s; the log is now unusable, "
+		                 "reopen the database",
+		                 w->path, strerror(-e));
+	}
+	w->synced = used;
+	return 0;
+}
+
+int wal_close(wal *w, bool truncate)
+{
+	if (!w)
+		return 0;
+	int rc = 0;
+	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);
+	if (w->map != MAP_FAILED && w->map)
+		munmap(w->map, w->map_size);
+	if (truncate) {
+		if (w->poisoned) {
+			rc = wal_poisoned_error(w);
+		} else {
+			int e = io_ftruncate(w->fd, used);
+			if (e == 0)
+				e = io_fsync(w->fd);
+			if (e < 0)
+				rc = error_set(error_from_errno(e),
+				               "log %s: cannot truncate to %llu bytes and sync: %s",
+				               w->path, (unsigned long long)used, strerror(-e));
+		}
+	}
+	io_close(w->fd);
+	mem_free(w->path);
+	mem_free(w);
+	return rc;
+}
+
+uint64_t wal_size(const wal *w)
+{
+	return atomic_load_explicit(&w->used, memory_order_acquire);
+}
+
+const char *wal_path(const wal *w)
+{
+	return w->path;
+}
+
+int wal_replay(const char *path, int (*fn)(void *ctx, keys_slice payload), void *ctx,
+               struct wal_replay_stats *st)
+{
+	uint8_t *buf = NULL;
+	size_t size = 0;
+	struct wal_replay_stats local = {0};
+	int rc = log_read_file(path, &buf, &size);
+	if (rc < 0)
+		goto out;
+	local.file_size = size;
+	struct log_reader r;
+	log_reader_init(&r, buf, size, path);
+	keys_slice p;
+	while ((rc = log_reader_next(&r, &p)) == 1) {
+		rc = fn(ctx, p);
+		if (rc != 0)
+			goto out;
+		local.records++;
+	}
+	if (rc < 0)
+		goto out;
+	local.valid_end = r.valid_end;
+	local.torn = r.torn;
+	local.torn_offset = r.torn_offset;
+out:
+	if (st)
+		*st = local;
+	mem_free(buf);
+	return rc;
+}

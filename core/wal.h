@@ -1,0 +1,64 @@
+/*
+ * wal — the write-ahead log appender and its replay.
+ *
+ * Records are framed by log.h and written into a MAP_SHARED mapping of the
+ * preallocated log file, so a non-sync append is a memcpy into the page
+ * cache (it survives a crash of the process) and wal_sync makes everything
+ * appended so far survive a power loss.
+ *
+ * Threads: one writer at a time calls wal_append / wal_sync / wal_close (the
+ * write group leader, under its lock). wal_size may be called from any
+ * thread concurrently with the writer. wal_replay is a pure function of the
+ * file and may run on any thread.
+ *
+ * Failed syncs poison the log (fsyncgate): the kernel may have dropped the
+ * dirty pages it could not write, so nothing appended can be trusted to be
+ * durable; every later append and sync fails with CESIUM_EIO and the
+ * database must be reopened (recovery replays what is really on disk).
+ */
+#ifndef CESIUM_CORE_WAL_H
+#define CESIUM_CORE_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+
+typedef struct wal wal;
+
+/* Creates path (it must not exist), reserves prealloc bytes of disk (rounded
+ * up to a page; 0 picks WAL_DEFAULT_PREALLOC), maps it and makes the file's
+ * existence durable. A full disk is CESIUM_ENOSPC here, not a SIGBUS later.
+ * On failure nothing is left behind. */
+#define WAL_DEFAULT_PREALLOC (64u * 1024u * 1024u)
+int wal_create(const char *path, size_t prealloc, wal **out);
+/* Appends one record (len <= LOG_MAX_PAYLOAD, else CESIUM_EINVAL); grows the
+ * file by another prealloc chunk when full (CESIUM_ENOSPC if the disk is
+ * full: the log is unchanged and the append may be retried). */
+int wal_append(wal *w, const void *payload, size_t len);
+/* Everything appended before the call is durable on return. */
+int wal_sync(wal *w);
+/* With truncate, cuts the preallocated tail off and fsyncs; then unmaps and
+ * closes. w is freed even on error. */
+int wal_close(wal *w, bool truncate);
+/* Bytes of records appended (the offset of the next record). */
+uint64_t wal_size(const wal *w);
+const char *wal_path(const wal *w);
+
+struct wal_replay_stats {
+	uint64_t records;     /* records delivered to fn */
+	uint64_t valid_end;   /* offset just past the last valid record */
+	uint64_t file_size;   /* bytes in the file, preallocated zeros included */
+	bool torn;            /* the log ended in a torn record (discarded) */
+	uint64_t torn_offset; /* where that record starts */
+};
+
+/* Delivers each record of the log at path, in order, to fn; the payload
+ * slice is valid only during the call. Stops at the end or a torn tail;
+ * CESIUM_ECORRUPT for corruption in the middle (message names path and
+ * offset); fn's value if it returns non-zero. st may be NULL. */
+int wal_replay(const char *path, int (*fn)(void *ctx, keys_slice payload), void *ctx,
+               struct wal_replay_stats *st);
+
+#endif

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: a release build with warnings as errors, then
+# an ASan+UBSan debug build. Prints meson's log for failures and ends with
+# "N passed, N failed" summed over both builds.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+passed=0
+failed=0
+
+run_build() { # name, meson args...
+	local dir="build-ci-$1"
+	shift
+	rm -rf "$dir"
+	if ! meson setup "$dir" -Dwerror=true "$@" >"$dir.setup.log" 2>&1; then
+		cat "$dir.setup.log"
+		failed=$((failed + 1))
+		return
+	fi
+	if ! ninja -C "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
+		tail -n 60 "$dir.build.log"
+		failed=$((failed + 1))
+		return
+	fi
+	meson test -C "$dir" --num-processes "$jobs" --print-errorlogs "${MESON_TEST_ARGS[@]}" | tee "$dir.test.log"
+	local ok fail
+	ok=$(grep -E '^Ok:' "$dir.test.log" | awk '{print $2}')
+	fail=$(grep -E '^(Fail|Unexpected Pass|Timeout):' "$dir.test.log" | awk '{s+=$2} END {print s+0}')
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0}))
+}
+
+MESON_TEST_ARGS=()
+run_build release -Dbuildtype=release
+run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
