@@ -46,6 +46,9 @@ int mailbox_push(struct mailbox *mb, void *msg);
 void *mailbox_pop(struct mailbox *mb);
 /* Consumer only. True when pop would return NULL. */
 bool mailbox_empty(struct mailbox *mb);
-static inline size_t mailbox_capacity(const struct mailbox *mb) { return mb->mask + 1; }
+static inline size_t mailbox_capacity(const struct mailbox *mb)
+{
+	return mb->mask + 1;
+}
 
 #endif

@@ -45,7 +45,7 @@ struct reactor {
 	struct actor *actors, *last_actor;
 	struct mailbox ctl; /* control messages: only stop today */
 	struct actor_msg stop_msg;
-	bool stopping;            /* reactor thread only */
+	bool stopping;             /* reactor thread only */
 	unsigned msgs_outstanding; /* MSG_RINGs we sent, not yet completed */
 	struct waiter started;
 	/* Relaxed counters: statistics only, no ordering needed. */
@@ -58,9 +58,15 @@ static _Thread_local struct reactor *reactor_self;
  * costs only one more failed MSG_RING, which falls back anyway. */
 static _Atomic bool reactor_msg_ring_ok = true;
 
-struct reactor *reactor_current(void) { return reactor_self; }
+struct reactor *reactor_current(void)
+{
+	return reactor_self;
+}
 
-struct io_ring *reactor_ring(struct reactor *r) { return &r->ring; }
+struct io_ring *reactor_ring(struct reactor *r)
+{
+	return &r->ring;
+}
 
 void reactor_timer(struct reactor *r, struct io_req *req, uint64_t ns)
 {
@@ -105,7 +111,8 @@ out:
 int reactor_add_actor(struct reactor *r, struct actor *a, size_t mailbox_capacity)
 {
 	if (!r || !a || !a->handle)
-		return error_set(CESIUM_EINVAL, "reactor_add_actor: NULL reactor, actor or handler");
+		return error_set(CESIUM_EINVAL,
+		                 "reactor_add_actor: NULL reactor, actor or handler");
 	if (r->running)
 		return error_set(CESIUM_EINVAL, "reactor %s: actors are added before start",
 		                 r->name);

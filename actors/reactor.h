@@ -54,9 +54,9 @@ struct actor {
 
 /* Wake-up statistics, for tests and cesium_stats. */
 struct reactor_stats {
-	uint64_t delivered;       /* messages handled */
-	uint64_t wakes_msg_ring;  /* wake-ups of this reactor sent by MSG_RING */
-	uint64_t wakes_eventfd;   /* wake-ups of this reactor through its eventfd */
+	uint64_t delivered;      /* messages handled */
+	uint64_t wakes_msg_ring; /* wake-ups of this reactor sent by MSG_RING */
+	uint64_t wakes_eventfd;  /* wake-ups of this reactor through its eventfd */
 };
 
 /* name is copied (truncated to 15 bytes: it names the thread). */

@@ -45,9 +45,15 @@ static void waiter_signal(struct waiter *w, int result, const char *msg)
 	pthread_mutex_unlock(&w->mu);
 }
 
-void waiter_wake(struct waiter *w, int result) { waiter_signal(w, result, NULL); }
+void waiter_wake(struct waiter *w, int result)
+{
+	waiter_signal(w, result, NULL);
+}
 
-void waiter_wake_err(struct waiter *w, int result) { waiter_signal(w, result, cesium_errmsg()); }
+void waiter_wake_err(struct waiter *w, int result)
+{
+	waiter_signal(w, result, cesium_errmsg());
+}
 
 void waiter_destroy(struct waiter *w)
 {

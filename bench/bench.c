@@ -399,9 +399,9 @@ static const struct {
 	const char *name;
 	bench_fn *fn;
 } benchmarks[] = {
-	{"fillseq", bench_fillseq},       {"fillrandom", bench_fillrandom},
-	{"overwrite", bench_fillrandom},  {"readrandom", bench_readrandom},
-	{"readseq", bench_readseq},       {"seekrandom", bench_seekrandom},
+    {"fillseq", bench_fillseq},      {"fillrandom", bench_fillrandom},
+    {"overwrite", bench_fillrandom}, {"readrandom", bench_readrandom},
+    {"readseq", bench_readseq},      {"seekrandom", bench_seekrandom},
 };
 
 static int run_one(const struct config *c, cesium_db *db, const char *name, bench_fn *fn,
@@ -672,7 +672,8 @@ static int run_demo(const struct config *c, const char *dir)
 		if (seen >= n || kl != c->key_size || memcmp(k, key, kl) != 0 ||
 		    vl != c->value_size || memcmp(v, want, vl) != 0) {
 			if (scan_bad++ < 10)
-				fprintf(stderr, "  scan entry %" PRIu64 ": unexpected key or value\n",
+				fprintf(stderr,
+				        "  scan entry %" PRIu64 ": unexpected key or value\n",
 				        seen);
 		}
 	}
@@ -831,12 +832,12 @@ static int parse_args(int argc, char **argv, struct config *c)
 int main(int argc, char **argv)
 {
 	struct config c = {
-		.num = 100000,
-		.value_size = 100,
-		.key_size = 16,
-		.benchmarks = "fillseq,fillrandom,overwrite,readrandom,readseq,seekrandom",
-		.threads = 1,
-		.seed = 301,
+	    .num = 100000,
+	    .value_size = 100,
+	    .key_size = 16,
+	    .benchmarks = "fillseq,fillrandom,overwrite,readrandom,readseq,seekrandom",
+	    .threads = 1,
+	    .seed = 301,
 	};
 	if (parse_args(argc, argv, &c) != 0) {
 		usage();

@@ -198,7 +198,8 @@ static bool block_parse_at(struct block_iter *it, size_t off)
 		return false;
 	}
 	if (!block_key_reserve(it, klen)) {
-		it->status = error_set(CESIUM_ENOMEM, "block: out of memory for a %zu-byte key", klen);
+		it->status =
+		    error_set(CESIUM_ENOMEM, "block: out of memory for a %zu-byte key", klen);
 		it->cur = it->restarts_off;
 		return false;
 	}
@@ -356,14 +357,14 @@ static void block_destroy(iter *base)
 }
 
 static const struct iter_ops block_iter_ops = {
-	.seek = block_seek,
-	.seek_first = block_seek_first,
-	.next = block_next,
-	.valid = block_valid,
-	.key = block_key,
-	.value = block_value,
-	.status = block_status,
-	.destroy = block_destroy,
+    .seek = block_seek,
+    .seek_first = block_seek_first,
+    .next = block_next,
+    .valid = block_valid,
+    .key = block_key,
+    .value = block_value,
+    .status = block_status,
+    .destroy = block_destroy,
 };
 
 int block_iter_new(const uint8_t *data, size_t len, bool ikeys, iter **out)

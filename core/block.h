@@ -31,7 +31,7 @@ typedef struct block_builder {
 	uint8_t *last_key;
 	size_t last_len, last_cap;
 	size_t entries;
-	int counter;          /* entries since the last restart */
+	int counter; /* entries since the last restart */
 	int restart_interval;
 } block_builder;
 
@@ -64,9 +64,9 @@ struct block_iter {
 	const uint8_t *data;
 	size_t restarts_off; /* where the entries end */
 	uint32_t nrestarts;
-	size_t cur;          /* offset of the current entry; restarts_off when invalid */
-	size_t next_off;     /* offset of the entry after it */
-	uint8_t *key;        /* rebuilt current key */
+	size_t cur;      /* offset of the current entry; restarts_off when invalid */
+	size_t next_off; /* offset of the entry after it */
+	uint8_t *key;    /* rebuilt current key */
 	size_t key_len, key_cap;
 	keys_slice value;
 	int status;

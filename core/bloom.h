@@ -17,7 +17,7 @@
 #include "keys.h"
 
 #define BLOOM_LINE_BYTES 64
-#define BLOOM_LINE_BITS  (BLOOM_LINE_BYTES * 8)
+#define BLOOM_LINE_BITS (BLOOM_LINE_BYTES * 8)
 #define BLOOM_MAX_PROBES 30
 
 typedef struct bloom_builder {

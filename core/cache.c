@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define CACHE_SHARD_BITS 6
-#define CACHE_SHARDS     (1u << CACHE_SHARD_BITS)
+#define CACHE_SHARDS (1u << CACHE_SHARD_BITS)
 /* A shard smaller than this would evict a block as soon as a few others
  * arrive: small caches use fewer shards instead. */
 #define CACHE_MIN_SHARD_BYTES (64u * 1024u)
@@ -20,8 +20,8 @@ struct cache_handle {
 	void *data;
 	size_t len;
 	void (*free_fn)(void *);
-	uint32_t refs;   /* guarded by the shard lock */
-	bool in_table;   /* reachable by lookup; charged to the shard */
+	uint32_t refs; /* guarded by the shard lock */
+	bool in_table; /* reachable by lookup; charged to the shard */
 	struct cache_handle *hnext;
 	struct cache_handle *prev, *next; /* LRU links, only while refs == 0 */
 };
@@ -74,8 +74,9 @@ int cache_new(size_t capacity, cache **out)
 	for (size_t i = 0; i < CACHE_SHARDS; i++) {
 		struct cache_shard *s = &c->shards[i];
 		pthread_mutex_init(&s->mu, NULL);
-		s->cap = i >= c->nshards ? 0
-		                         : capacity / c->nshards + (i < capacity % c->nshards ? 1 : 0);
+		s->cap = i >= c->nshards
+		             ? 0
+		             : capacity / c->nshards + (i < capacity % c->nshards ? 1 : 0);
 		s->lru.next = s->lru.prev = &s->lru;
 	}
 	*out = c;
@@ -144,7 +145,8 @@ static void cache_table_remove(struct cache_shard *s, struct cache_handle *e)
 	e->hnext = NULL;
 	e->in_table = false;
 	s->count--;
-	atomic_store_explicit(&s->usage, atomic_load_explicit(&s->usage, memory_order_relaxed) - e->len,
+	atomic_store_explicit(&s->usage,
+	                      atomic_load_explicit(&s->usage, memory_order_relaxed) - e->len,
 	                      memory_order_relaxed);
 }
 
@@ -272,7 +274,8 @@ int cache_insert(cache *c, uint64_t id, uint64_t off, void *data, size_t len,
 	*p = e;
 	e->in_table = true;
 	s->count++;
-	atomic_store_explicit(&s->usage, atomic_load_explicit(&s->usage, memory_order_relaxed) + len,
+	atomic_store_explicit(&s->usage,
+	                      atomic_load_explicit(&s->usage, memory_order_relaxed) + len,
 	                      memory_order_relaxed);
 	if (!out)
 		cache_lru_append(s, e);

@@ -358,7 +358,7 @@ static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_sl
  * goes to the flush actor. Caller holds write_mu. */
 static int db_seal(cesium_db *db)
 {
-	struct db_state *cur = atomic_load(&db->current);
+	struct db_state *cur;
 	uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
 	uint64_t seg_number = atomic_fetch_add(&db->next_file_number, 1);
 	char *path = NULL;
@@ -375,11 +375,13 @@ static int db_seal(cesium_db *db)
 	if (rc)
 		goto fail;
 	memtable *sealed[DB_MAX_SEALED];
+	/* Under state_mu: the scheduler may have dropped a flushed memtable
+	 * since `cur` was read. */
+	pthread_mutex_lock(&db->state_mu);
+	cur = atomic_load(&db->current);
 	sealed[0] = cur->active;
 	memcpy(&sealed[1], cur->sealed, cur->nsealed * sizeof(memtable *));
-	pthread_mutex_lock(&db->state_mu);
-	struct db_state *st =
-	    db_state_new(mem, sealed, cur->nsealed + 1, atomic_load(&db->current)->version);
+	struct db_state *st = db_state_new(mem, sealed, cur->nsealed + 1, cur->version);
 	if (st)
 		db_publish(db, st);
 	pthread_mutex_unlock(&db->state_mu);

@@ -31,8 +31,8 @@ static void seg_put_handle(uint8_t *p, struct seg_handle h)
 
 static struct seg_handle seg_get_handle(const uint8_t *p)
 {
-	return (struct seg_handle){ keys_get_u64le(p + SEG_HANDLE_OFFSET),
-		                    keys_get_u32le(p + SEG_HANDLE_SIZE_AT) };
+	return (struct seg_handle){keys_get_u64le(p + SEG_HANDLE_OFFSET),
+	                           keys_get_u32le(p + SEG_HANDLE_SIZE_AT)};
 }
 
 static void seg_mem_free(void *p)
@@ -113,7 +113,7 @@ static struct seg_handle seg_seal_block(seg_writer *w, size_t size, uint8_t type
 	uint8_t *p = w->out + w->out_len;
 	p[size + SEG_TRAILER_TYPE] = type;
 	keys_put_u64le(p + size + SEG_TRAILER_CHECKSUM, XXH3_64bits(p, size + 1));
-	struct seg_handle h = { w->out_off + w->out_len, (uint32_t)size };
+	struct seg_handle h = {w->out_off + w->out_len, (uint32_t)size};
 	w->out_len += size + SEG_TRAILER_SIZE;
 	return h;
 }
@@ -145,8 +145,8 @@ static int seg_flush_data_block(seg_writer *w)
 		size_t bound = ZSTD_compressBound(raw.len);
 		if ((rc = seg_grow(&w->zbuf, &w->zcap, bound)))
 			return rc;
-		size_t c = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, raw.data, raw.len,
-		                             w->o.zstd_level);
+		size_t c =
+		    ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, raw.data, raw.len, w->o.zstd_level);
 		/* Compression must pay for the decompression on every read. */
 		if (!ZSTD_isError(c) && c <= raw.len - raw.len / 8) {
 			stored = w->zbuf;
@@ -410,12 +410,13 @@ static int seg_pread(const seg_reader *r, void *buf, size_t len, uint64_t off)
 {
 	ssize_t n = io_pread_full(r->fd, buf, len, off);
 	if (n < 0)
-		return error_set(error_from_errno((int)n), "%s: read of %zu bytes at offset %llu: %s",
-		                 r->path, len, (ull)off, strerror((int)-n));
+		return error_set(error_from_errno((int)n),
+		                 "%s: read of %zu bytes at offset %llu: %s", r->path, len, (ull)off,
+		                 strerror((int)-n));
 	if ((size_t)n < len)
 		return error_set(CESIUM_ECORRUPT,
-		                 "%s: block at offset %llu: file truncated (%zd of %zu bytes)", r->path,
-		                 (ull)off, n, len);
+		                 "%s: block at offset %llu: file truncated (%zd of %zu bytes)",
+		                 r->path, (ull)off, n, len);
 	return 0;
 }
 
@@ -467,7 +468,8 @@ static int seg_load_miss(seg_reader *r, struct seg_handle h, bool fill, const ui
 		ZSTD_DCtx *d = seg_dctx();
 		dec = mem_alloc(n ? (size_t)n : 1);
 		if (!d || !dec) {
-			rc = error_set(CESIUM_ENOMEM, "%s: out of memory for decompression", r->path);
+			rc = error_set(CESIUM_ENOMEM, "%s: out of memory for decompression",
+			               r->path);
 			goto out;
 		}
 		size_t got = ZSTD_decompressDCtx(d, dec, (size_t)n, raw, h.size);
@@ -635,7 +637,8 @@ static void seg_reader_destroy(seg_reader *r)
 	mem_free(r);
 }
 
-int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_cache, seg_reader **out)
+int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_cache,
+                    seg_reader **out)
 {
 	int rc = 0;
 	uint8_t f[SEG_FOOTER_SIZE];
@@ -644,7 +647,8 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 	if (!r || !(r->path = mem_alloc(plen + 1))) {
 		mem_free(r);
 		io_close(fd);
-		return error_set(CESIUM_ENOMEM, "segment: out of memory opening %s", path ? path : "?");
+		return error_set(CESIUM_ENOMEM, "segment: out of memory opening %s",
+		                 path ? path : "?");
 	}
 	memcpy(r->path, path ? path : "", plen + 1);
 	atomic_init(&r->refs, 1);
@@ -660,9 +664,10 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 	}
 	r->file_size = (uint64_t)fsize;
 	if (r->file_size < SEG_FOOTER_SIZE) {
-		rc = error_set(CESIUM_ECORRUPT,
-		               "%s: footer at offset 0: file of %llu bytes is shorter than a footer",
-		               r->path, (ull)r->file_size);
+		rc =
+		    error_set(CESIUM_ECORRUPT,
+		              "%s: footer at offset 0: file of %llu bytes is shorter than a footer",
+		              r->path, (ull)r->file_size);
 		goto out;
 	}
 	uint64_t foff = r->file_size - SEG_FOOTER_SIZE;
@@ -674,8 +679,9 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 		goto out;
 	}
 	if (keys_get_u64le(f + SEG_FOOTER_MAGIC) != SEG_MAGIC) {
-		rc = error_set(CESIUM_ECORRUPT, "%s: footer at offset %llu: not a segment (bad magic)",
-		               r->path, (ull)foff);
+		rc = error_set(CESIUM_ECORRUPT,
+		               "%s: footer at offset %llu: not a segment (bad magic)", r->path,
+		               (ull)foff);
 		goto out;
 	}
 	uint32_t ver = keys_get_u32le(f + SEG_FOOTER_VERSION);
@@ -755,7 +761,7 @@ int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum 
 	uint8_t stackkey[256];
 	uint8_t *lk = stackkey;
 	struct block_iter ii, di;
-	struct seg_block blk = { 0 };
+	struct seg_block blk = {0};
 	block_iter_init(&ii, true);
 	block_iter_init(&di, true);
 	*val = NULL;
@@ -1021,14 +1027,14 @@ static void seg_iter_destroy(iter *base)
 }
 
 static const struct iter_ops seg_iter_ops = {
-	.seek = seg_iter_seek,
-	.seek_first = seg_iter_seek_first,
-	.next = seg_iter_next,
-	.valid = seg_iter_valid,
-	.key = seg_iter_key,
-	.value = seg_iter_value,
-	.status = seg_iter_status,
-	.destroy = seg_iter_destroy,
+    .seek = seg_iter_seek,
+    .seek_first = seg_iter_seek_first,
+    .next = seg_iter_next,
+    .valid = seg_iter_valid,
+    .key = seg_iter_key,
+    .value = seg_iter_value,
+    .status = seg_iter_status,
+    .destroy = seg_iter_destroy,
 };
 
 int seg_reader_iter_new(seg_reader *r, const struct seg_iter_opts *o, iter **out)

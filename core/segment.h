@@ -27,10 +27,10 @@ enum seg_compression {
 };
 
 struct seg_writer_opts {
-	size_t block_size;             /* target uncompressed data block size; 0: 4096 */
-	int bloom_bits_per_key;        /* 0: no filter */
+	size_t block_size;      /* target uncompressed data block size; 0: 4096 */
+	int bloom_bits_per_key; /* 0: no filter */
 	enum seg_compression compression;
-	int zstd_level;                /* 0: zstd's default */
+	int zstd_level; /* 0: zstd's default */
 };
 
 struct seg_props {
@@ -74,7 +74,8 @@ typedef struct seg_reader seg_reader;
 
 /* Takes over fd (closed on failure too). path is copied for messages; id
  * keys this segment's blocks in cache (which may be NULL). */
-int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_cache, seg_reader **out);
+int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_cache,
+                    seg_reader **out);
 void seg_reader_ref(seg_reader *r);
 void seg_reader_unref(seg_reader *r);
 /*
@@ -87,8 +88,8 @@ int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum 
 bool seg_reader_may_contain(seg_reader *r, keys_slice nskey);
 
 struct seg_iter_opts {
-	bool fill_cache;   /* insert blocks read into the cache */
-	size_t readahead;  /* >0: read this many bytes per pread on sequential scans */
+	bool fill_cache;  /* insert blocks read into the cache */
+	size_t readahead; /* >0: read this many bytes per pread on sequential scans */
 };
 
 /* o may be NULL (fill the cache, no readahead). */

@@ -16,39 +16,39 @@
 /* Block handle: where a block lives, trailer excluded. */
 #define SEG_HANDLE_OFFSET 0  /* u64: file offset of the block's first byte */
 #define SEG_HANDLE_SIZE_AT 8 /* u32: block bytes as stored (before the trailer) */
-#define SEG_HANDLE_SIZE   12
+#define SEG_HANDLE_SIZE 12
 
 /* Block trailer, right after every block. */
-#define SEG_TRAILER_TYPE     0 /* u8: SEG_COMPRESS_* of the stored bytes */
+#define SEG_TRAILER_TYPE 0     /* u8: SEG_COMPRESS_* of the stored bytes */
 #define SEG_TRAILER_CHECKSUM 1 /* u64: XXH3_64 of the stored bytes + the type byte */
-#define SEG_TRAILER_SIZE     9
+#define SEG_TRAILER_SIZE 9
 
 #define SEG_COMPRESS_NONE 0
 #define SEG_COMPRESS_ZSTD 1 /* a single zstd frame with its content size */
 
 /* Footer, the last SEG_FOOTER_SIZE bytes of the file. */
-#define SEG_FOOTER_FILTER   0  /* handle: filter block */
-#define SEG_FOOTER_PROPS    12 /* handle: props block */
-#define SEG_FOOTER_INDEX    24 /* handle: index block */
-#define SEG_FOOTER_VERSION  36 /* u32: SEG_FORMAT_VERSION */
-#define SEG_FOOTER_MAGIC    40 /* u64: SEG_MAGIC */
+#define SEG_FOOTER_FILTER 0    /* handle: filter block */
+#define SEG_FOOTER_PROPS 12    /* handle: props block */
+#define SEG_FOOTER_INDEX 24    /* handle: index block */
+#define SEG_FOOTER_VERSION 36  /* u32: SEG_FORMAT_VERSION */
+#define SEG_FOOTER_MAGIC 40    /* u64: SEG_MAGIC */
 #define SEG_FOOTER_CHECKSUM 48 /* u64: XXH3_64 of footer bytes [0, 48) */
-#define SEG_FOOTER_SIZE     56
+#define SEG_FOOTER_SIZE 56
 
 #define SEG_FORMAT_VERSION 1u
-#define SEG_MAGIC          UINT64_C(0x314745534d555343) /* "CSUMSEG1" read as LE bytes */
+#define SEG_MAGIC UINT64_C(0x314745534d555343) /* "CSUMSEG1" read as LE bytes */
 
 /* Props block (uncompressed). */
-#define SEG_PROPS_ENTRIES      0  /* u64: entries (versions and tombstones) */
-#define SEG_PROPS_TOMBSTONES   8  /* u64: entries of kind KEYS_KIND_DELETE */
-#define SEG_PROPS_MIN_SEQ      16 /* u64: smallest seq of any entry */
-#define SEG_PROPS_MAX_SEQ      24 /* u64: largest seq of any entry */
-#define SEG_PROPS_RAW_KEYS     32 /* u64: sum of internal key lengths */
-#define SEG_PROPS_RAW_VALUES   40 /* u64: sum of value lengths */
-#define SEG_PROPS_DATA_BLOCKS  48 /* u64: number of data blocks */
-#define SEG_PROPS_COMPRESSION  56 /* u32: SEG_COMPRESS_* the writer was asked for */
+#define SEG_PROPS_ENTRIES 0       /* u64: entries (versions and tombstones) */
+#define SEG_PROPS_TOMBSTONES 8    /* u64: entries of kind KEYS_KIND_DELETE */
+#define SEG_PROPS_MIN_SEQ 16      /* u64: smallest seq of any entry */
+#define SEG_PROPS_MAX_SEQ 24      /* u64: largest seq of any entry */
+#define SEG_PROPS_RAW_KEYS 32     /* u64: sum of internal key lengths */
+#define SEG_PROPS_RAW_VALUES 40   /* u64: sum of value lengths */
+#define SEG_PROPS_DATA_BLOCKS 48  /* u64: number of data blocks */
+#define SEG_PROPS_COMPRESSION 56  /* u32: SEG_COMPRESS_* the writer was asked for */
 #define SEG_PROPS_SMALLEST_LEN 60 /* u32: n, then n bytes of the smallest ikey */
-#define SEG_PROPS_FIXED_SIZE   64 /* then smallest, u32 largest length, largest */
+#define SEG_PROPS_FIXED_SIZE 64   /* then smallest, u32 largest length, largest */
 
 /* Index block entry value: a data block handle. Index blocks restart at
  * every entry so that a get finds its block by binary search alone. */

@@ -41,22 +41,24 @@ static int ring_setup_error(int neg_errno, const char *what)
 {
 	switch (neg_errno) {
 	case -ENOSYS:
-		return error_set(CESIUM_ENOTSUP,
-		                 "%s: kernel too old for io_uring (needs Linux 5.x+): io_uring_setup "
-		                 "is not implemented",
-		                 what);
+		return error_set(
+		    CESIUM_ENOTSUP,
+		    "%s: kernel too old for io_uring (needs Linux 5.x+): io_uring_setup "
+		    "is not implemented",
+		    what);
 	case -EPERM:
 	case -EACCES: {
 		int sysctl = ring_read_sysctl();
 		const char *why = sysctl > 0 ? "sysctl kernel.io_uring_disabled is set"
 		                             : "most likely a seccomp profile (such as Docker's "
 		                               "default) blocks io_uring_*";
-		return error_set(CESIUM_ENOTSUP,
-		                 "%s: io_uring_setup was refused (%s; kernel.io_uring_disabled=%d): "
-		                 "%s; fix: sysctl -w kernel.io_uring_disabled=0 (or add the user to "
-		                 "kernel.io_uring_group), and run with a seccomp profile that allows "
-		                 "io_uring_setup, io_uring_enter and io_uring_register",
-		                 what, strerror(-neg_errno), sysctl, why);
+		return error_set(
+		    CESIUM_ENOTSUP,
+		    "%s: io_uring_setup was refused (%s; kernel.io_uring_disabled=%d): "
+		    "%s; fix: sysctl -w kernel.io_uring_disabled=0 (or add the user to "
+		    "kernel.io_uring_group), and run with a seccomp profile that allows "
+		    "io_uring_setup, io_uring_enter and io_uring_register",
+		    what, strerror(-neg_errno), sysctl, why);
 	}
 	case -ENOMEM:
 		return error_set(CESIUM_ENOMEM,
@@ -82,9 +84,9 @@ int io_ring_probe(void)
 int io_ring_init(struct io_ring *r, unsigned entries)
 {
 	static const unsigned tries[] = {
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-		IORING_SETUP_COOP_TASKRUN,
-		0,
+	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	    IORING_SETUP_COOP_TASKRUN,
+	    0,
 	};
 	memset(r, 0, sizeof(*r));
 	int rc = -EINVAL;
@@ -250,7 +252,6 @@ static void ring_sync(struct io_ring *r, struct io_req *req, int fd, unsigned fs
 {
 	ring_start(r, req, RING_SYNC);
 	req->fd = fd;
-	req->len = fsync_flags;
 	int rc = io_fault_check(IO_OP_FSYNC, fd, NULL, NULL);
 	if (rc < 0) {
 		ring_defer(req, rc);
@@ -259,7 +260,10 @@ static void ring_sync(struct io_ring *r, struct io_req *req, int fd, unsigned fs
 	ring_queue_sync(req, fsync_flags);
 }
 
-void io_ring_fsync(struct io_ring *r, struct io_req *req, int fd) { ring_sync(r, req, fd, 0); }
+void io_ring_fsync(struct io_ring *r, struct io_req *req, int fd)
+{
+	ring_sync(r, req, fd, 0);
+}
 
 void io_ring_fdatasync(struct io_ring *r, struct io_req *req, int fd)
 {
@@ -272,7 +276,6 @@ void io_ring_write_then_fdatasync(struct io_ring *r, struct io_req *wreq, struct
 	int wrc = ring_write_setup(r, wreq, fd, buf, len, off);
 	ring_start(r, sreq, RING_SYNC);
 	sreq->fd = fd;
-	sreq->len = IORING_FSYNC_DATASYNC;
 	sreq->chain_res = 0;
 	sreq->chain_fault = io_fault_check(IO_OP_FSYNC, fd, NULL, NULL);
 	if (wrc < 0) {
@@ -431,8 +434,7 @@ void io_ring_renameat(struct io_ring *r, struct io_req *req, int olddirfd, const
 	io_uring_sqe_set_data(sqe, req);
 }
 
-void io_ring_unlinkat(struct io_ring *r, struct io_req *req, int dirfd, const char *path,
-                      int flags)
+void io_ring_unlinkat(struct io_ring *r, struct io_req *req, int dirfd, const char *path, int flags)
 {
 	ring_start(r, req, RING_OTHER);
 	int rc = io_fault_check(IO_OP_UNLINK, -1, path, NULL);

@@ -43,7 +43,7 @@ struct io_req {
 	struct io_req *next;  /* deferred-completion list */
 	struct io_req *chain; /* the partner in a write->fdatasync chain */
 	const void *buf;
-	size_t len;  /* bytes the write must reach (after a fault shortened it) */
+	size_t len; /* bytes the write must reach (after a fault shortened it) */
 	size_t done_bytes;
 	uint64_t off;
 	int fd;
@@ -87,7 +87,10 @@ int io_ring_init(struct io_ring *r, unsigned entries);
 void io_ring_exit(struct io_ring *r);
 
 /* The raw ring, for the reactor's MSG_RING and eventfd reads. */
-static inline struct io_uring *io_ring_uring(struct io_ring *r) { return &r->uring; }
+static inline struct io_uring *io_ring_uring(struct io_ring *r)
+{
+	return &r->uring;
+}
 /* An SQE, submitting first when the SQ is full; NULL only if the kernel
  * refuses the submit. Its user_data must be an io_req or carry
  * IO_RING_RAW_TAG. */
@@ -97,7 +100,10 @@ void io_ring_set_raw_handler(struct io_ring *r, void (*fn)(void *arg, uint64_t d
                              void *arg);
 
 /* Requests started and not yet completed (done not yet called). */
-static inline unsigned io_ring_inflight(const struct io_ring *r) { return r->inflight; }
+static inline unsigned io_ring_inflight(const struct io_ring *r)
+{
+	return r->inflight;
+}
 
 /* Reads up to len bytes at off (res: bytes read, short only at EOF). */
 void io_ring_read(struct io_ring *r, struct io_req *req, int fd, void *buf, size_t len,

@@ -20,7 +20,8 @@ static size_t mkkey(char *buf, unsigned n)
 
 static size_t mkval(char *buf, unsigned n)
 {
-	return (size_t)snprintf(buf, 64, "value-%u-%.*s", n, (int)(n % 23), "xxxxxxxxxxxxxxxxxxxxxxxxx");
+	return (size_t)snprintf(buf, 64, "value-%u-%.*s", n, (int)(n % 23),
+	                        "xxxxxxxxxxxxxxxxxxxxxxxxx");
 }
 
 /* Builds a bytewise block of n entries (keys 0, 2, 4...); *out is a heap
@@ -32,7 +33,8 @@ static uint8_t *build_block(unsigned n, size_t *len)
 	char k[32], v[64];
 	for (unsigned i = 0; i < n; i++) {
 		size_t kl = mkkey(k, 2 * i), vl = mkval(v, i);
-		assert_int_equal(block_builder_add(&b, keys_slice_of(k, kl), keys_slice_of(v, vl)), 0);
+		assert_int_equal(block_builder_add(&b, keys_slice_of(k, kl), keys_slice_of(v, vl)),
+		                 0);
 	}
 	size_t est = block_builder_estimate(&b);
 	keys_slice out;
@@ -62,7 +64,7 @@ static void check_at(iter *it, unsigned i)
 static void test_round_trip_across_restart_boundaries(void **state)
 {
 	(void)state;
-	unsigned sizes[] = { 0, 1, 15, 16, 17, 31, 32, 33, 1000 };
+	unsigned sizes[] = {0, 1, 15, 16, 17, 31, 32, 33, 1000};
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 		unsigned n = sizes[s];
 		size_t len;
@@ -124,8 +126,9 @@ static void test_internal_keys_and_long_keys(void **state)
 	/* 40 versions of one long key, seq 40 down to 1. */
 	for (uint64_t s = 40; s >= 1; s--) {
 		keys_make_ikey(key, key, nsl, s, KEYS_KIND_VALUE);
-		assert_int_equal(block_builder_add(&b, keys_slice_of(key, sizeof(key)),
-		                                   keys_slice_of(&s, 8)), 0);
+		assert_int_equal(
+		    block_builder_add(&b, keys_slice_of(key, sizeof(key)), keys_slice_of(&s, 8)),
+		    0);
 	}
 	keys_slice blk;
 	assert_int_equal(block_builder_finish(&b, &blk), 0);
@@ -274,12 +277,12 @@ static void test_builder_reset_starts_fresh(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip_across_restart_boundaries),
-		cmocka_unit_test(test_seek_at_and_between_keys),
-		cmocka_unit_test(test_internal_keys_and_long_keys),
-		cmocka_unit_test(test_corrupt_blocks_rejected),
-		cmocka_unit_test(test_fuzzed_blocks_are_safe),
-		cmocka_unit_test(test_builder_reset_starts_fresh),
+	    cmocka_unit_test(test_round_trip_across_restart_boundaries),
+	    cmocka_unit_test(test_seek_at_and_between_keys),
+	    cmocka_unit_test(test_internal_keys_and_long_keys),
+	    cmocka_unit_test(test_corrupt_blocks_rejected),
+	    cmocka_unit_test(test_fuzzed_blocks_are_safe),
+	    cmocka_unit_test(test_builder_reset_starts_fresh),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,7 +116,7 @@ static void test_malformed_filter_is_safe(void **state)
 	(void)state;
 	uint64_t seed = test_seed("bloom_malformed");
 	uint64_t rng = seed;
-	uint8_t zero[BLOOM_LINE_BYTES + 1] = { 0 };
+	uint8_t zero[BLOOM_LINE_BYTES + 1] = {0};
 	assert_true(bloom_may_contain(zero, sizeof(zero), 42)); /* k = 0 */
 	zero[BLOOM_LINE_BYTES] = 31;
 	assert_true(bloom_may_contain(zero, sizeof(zero), 42)); /* k > 30 */
@@ -141,11 +141,11 @@ static void test_malformed_filter_is_safe(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_false_negatives),
-		cmocka_unit_test(test_false_positive_rate_near_theory),
-		cmocka_unit_test(test_probe_count_rounds_bits_times_ln2),
-		cmocka_unit_test(test_empty_filters),
-		cmocka_unit_test(test_malformed_filter_is_safe),
+	    cmocka_unit_test(test_no_false_negatives),
+	    cmocka_unit_test(test_false_positive_rate_near_theory),
+	    cmocka_unit_test(test_probe_count_rounds_bits_times_ln2),
+	    cmocka_unit_test(test_empty_filters),
+	    cmocka_unit_test(test_malformed_filter_is_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

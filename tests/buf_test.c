@@ -56,9 +56,9 @@ static void test_free_is_idempotent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alloc_is_aligned_and_rounded),
-		cmocka_unit_test(test_alloc_rejects_bad_sizes),
-		cmocka_unit_test(test_free_is_idempotent),
+	    cmocka_unit_test(test_alloc_is_aligned_and_rounded),
+	    cmocka_unit_test(test_alloc_rejects_bad_sizes),
+	    cmocka_unit_test(test_free_is_idempotent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,8 +56,8 @@ static void test_budget_respected_under_many_inserts(void **state)
 	for (uint64_t i = 0; i < 20000; i++) {
 		size_t len = 1 + (size_t)(test_rand(&rng) % 3000);
 		uint64_t id = test_rand(&rng) % 8, off = test_rand(&rng) % 4096;
-		assert_int_equal(cache_insert(c, id, off, make_block(id, off, len), len, count_free,
-		                              NULL), 0);
+		assert_int_equal(
+		    cache_insert(c, id, off, make_block(id, off, len), len, count_free, NULL), 0);
 		assert_true(cache_usage(c) <= cap);
 	}
 	assert_true(cache_usage(c) > cap / 2); /* it does cache */
@@ -193,13 +193,14 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t rng = w->seed;
-	for (int i = 0; i < 200000; i++) {
+	for (int i = 0; i < 100000; i++) {
 		uint64_t id = test_rand(&rng) % 4, off = (test_rand(&rng) % 2000) * 4096;
 		cache_handle *h = cache_lookup(w->c, id, off);
 		w->lookups++;
 		if (!h) {
 			size_t len = 1000 + (size_t)(off / 4096 % 2000);
-			if (cache_insert(w->c, id, off, make_block(id, off, len), len, count_free, &h))
+			if (cache_insert(w->c, id, off, make_block(id, off, len), len, count_free,
+			                 &h))
 				continue;
 		}
 		if (!block_ok(h, id, off))
@@ -221,7 +222,7 @@ static void test_concurrent_lookups_from_four_threads(void **state)
 	struct worker w[4];
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++) {
-		w[i] = (struct worker){ .c = c, .seed = seed + (uint64_t)i * 7919 };
+		w[i] = (struct worker){.c = c, .seed = seed + (uint64_t)i * 7919};
 		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
 	}
 	uint64_t total = 0;
@@ -240,13 +241,13 @@ static void test_concurrent_lookups_from_four_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_budget_respected_under_many_inserts),
-		cmocka_unit_test(test_pinned_entries_survive_eviction),
-		cmocka_unit_test(test_hit_and_miss_counts),
-		cmocka_unit_test(test_replace_keeps_old_handle_alive),
-		cmocka_unit_test(test_zero_capacity_caches_nothing),
-		cmocka_unit_test(test_erase_segment),
-		cmocka_unit_test(test_concurrent_lookups_from_four_threads),
+	    cmocka_unit_test(test_budget_respected_under_many_inserts),
+	    cmocka_unit_test(test_pinned_entries_survive_eviction),
+	    cmocka_unit_test(test_hit_and_miss_counts),
+	    cmocka_unit_test(test_replace_keeps_old_handle_alive),
+	    cmocka_unit_test(test_zero_capacity_caches_nothing),
+	    cmocka_unit_test(test_erase_segment),
+	    cmocka_unit_test(test_concurrent_lookups_from_four_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,8 +14,14 @@
 #include "mailbox.h"
 #include "test_util.h"
 
-static void *tok(uintptr_t v) { return (void *)(v + 1); }
-static uintptr_t untok(void *p) { return (uintptr_t)p - 1; }
+static void *tok(uintptr_t v)
+{
+	return (void *)(v + 1);
+}
+static uintptr_t untok(void *p)
+{
+	return (uintptr_t)p - 1;
+}
 
 /* One producer, one consumer thread: messages come out in push order. */
 static void test_single_thread_fifo_order(void **state)
@@ -170,11 +176,11 @@ static void test_multi_producer_stress_under_backpressure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single_thread_fifo_order),
-		cmocka_unit_test(test_init_rejects_bad_capacity),
-		cmocka_unit_test(test_full_mailbox_returns_ebusy_and_keeps_everything),
-		cmocka_unit_test(test_multi_producer_stress_keeps_per_producer_order),
-		cmocka_unit_test(test_multi_producer_stress_under_backpressure),
+	    cmocka_unit_test(test_single_thread_fifo_order),
+	    cmocka_unit_test(test_init_rejects_bad_capacity),
+	    cmocka_unit_test(test_full_mailbox_returns_ebusy_and_keeps_everything),
+	    cmocka_unit_test(test_multi_producer_stress_keeps_per_producer_order),
+	    cmocka_unit_test(test_multi_producer_stress_under_backpressure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

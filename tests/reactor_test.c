@@ -153,7 +153,7 @@ static void test_caller_threads_backpressure_and_order(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(s.next[i], CALLER_MSGS);
 	assert_int_equal(st.delivered, (uint64_t)N * CALLER_MSGS);
-	assert_true(busy > 0);           /* the mailbox did fill up */
+	assert_true(busy > 0);             /* the mailbox did fill up */
 	assert_true(st.wakes_eventfd > 0); /* caller threads wake by eventfd */
 	reactor_free(r);
 	for (int i = 0; i < N; i++)
@@ -460,7 +460,10 @@ static void asker_handle(struct actor *self, struct actor_msg *msg)
 	}
 }
 
-static bool asker_idle(struct actor *self) { return !((struct asker *)self)->waiting; }
+static bool asker_idle(struct actor *self)
+{
+	return !((struct asker *)self)->waiting;
+}
 
 /* Stop waits for an actor's idle hook: an actor awaiting a reply from
  * another reactor (with nothing in flight on its own ring) still gets it. */
@@ -510,13 +513,13 @@ int main(void)
 {
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_start_stop_idle_reactor),
-		cmocka_unit_test(test_caller_threads_backpressure_and_order),
-		cmocka_unit_test(test_reactor_to_reactor_order_and_msg_ring_wakeups),
-		cmocka_unit_test(test_reactor_to_reactor_backpressure_retries),
-		cmocka_unit_test(test_stop_waits_for_messages_and_inflight_io),
-		cmocka_unit_test(test_stop_waits_for_idle_hook),
-		cmocka_unit_test(test_bad_arguments_are_refused),
+	    cmocka_unit_test(test_start_stop_idle_reactor),
+	    cmocka_unit_test(test_caller_threads_backpressure_and_order),
+	    cmocka_unit_test(test_reactor_to_reactor_order_and_msg_ring_wakeups),
+	    cmocka_unit_test(test_reactor_to_reactor_backpressure_retries),
+	    cmocka_unit_test(test_stop_waits_for_messages_and_inflight_io),
+	    cmocka_unit_test(test_stop_waits_for_idle_hook),
+	    cmocka_unit_test(test_bad_arguments_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

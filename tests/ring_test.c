@@ -135,12 +135,14 @@ static int child_with_setup_errno(int err, int want, const char *needle1, const 
 	pid_t pid = fork();
 	if (pid == 0) {
 		struct sock_filter filter[] = {
-			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
-			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		    BPF_STMT(BPF_RET | BPF_K,
+		             SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		};
-		struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+		struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]),
+		                          .filter = filter};
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
 			_exit(77);
@@ -169,14 +171,12 @@ static int child_with_setup_errno(int err, int want, const char *needle1, const 
 static void test_setup_errors_are_mapped_with_cause_and_fix(void **state)
 {
 	(void)state;
-	int rc = child_with_setup_errno(EPERM, CESIUM_ENOTSUP, "seccomp",
-	                                "io_uring_disabled=0");
+	int rc = child_with_setup_errno(EPERM, CESIUM_ENOTSUP, "seccomp", "io_uring_disabled=0");
 	if (rc == 77)
 		skip();
 	assert_int_equal(rc, 0);
 	assert_int_equal(child_with_setup_errno(EACCES, CESIUM_ENOTSUP, "seccomp", "fix"), 0);
-	assert_int_equal(child_with_setup_errno(ENOSYS, CESIUM_ENOTSUP, "kernel too old", "5."),
-	                 0);
+	assert_int_equal(child_with_setup_errno(ENOSYS, CESIUM_ENOTSUP, "kernel too old", "5."), 0);
 	assert_int_equal(child_with_setup_errno(ENOMEM, CESIUM_ENOMEM, "RLIMIT_MEMLOCK", "memory"),
 	                 0);
 	assert_int_equal(child_with_setup_errno(EINVAL, CESIUM_EIO, "io_uring_setup", "Invalid"),
@@ -586,32 +586,29 @@ int main(void)
 {
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_probe_succeeds_where_io_uring_works, setup,
-		                                teardown),
-		cmocka_unit_test(test_setup_errors_are_mapped_with_cause_and_fix),
-		cmocka_unit_test_setup_teardown(test_write_then_read_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fsync_and_fdatasync_complete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_then_fdatasync_chain_in_order, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_chain_write_error_cancels_sync, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_short_write_is_resubmitted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_short_write_then_error_reports_error, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_chain_short_write_reissues_sync, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_injected_eio_fails_without_kernel, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_injected_errors_in_chain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_injected_short_write_writes_prefix_then_enospc,
-		                                setup, teardown),
-		cmocka_unit_test_setup_teardown(test_openat_renameat_unlinkat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_injected_faults_on_namespace_ops, setup,
-		                                teardown),
-		cmocka_unit_test_setup_teardown(test_fallocate_reserves_and_faults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_fires, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_full_sq_submits_and_retries, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_done_callback_can_resubmit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_succeeds_where_io_uring_works, setup,
+	                                    teardown),
+	    cmocka_unit_test(test_setup_errors_are_mapped_with_cause_and_fix),
+	    cmocka_unit_test_setup_teardown(test_write_then_read_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fsync_and_fdatasync_complete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_then_fdatasync_chain_in_order, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_write_error_cancels_sync, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_short_write_is_resubmitted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_short_write_then_error_reports_error, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_short_write_reissues_sync, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_injected_eio_fails_without_kernel, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_injected_errors_in_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_injected_short_write_writes_prefix_then_enospc,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_openat_renameat_unlinkat, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_injected_faults_on_namespace_ops, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fallocate_reserves_and_faults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeout_fires, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_full_sq_submits_and_retries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_done_callback_can_resubmit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,8 +102,8 @@ static seg_reader *open_reader(const char *path, uint64_t id, cache *c, int expe
 static char *write_simple(unsigned n, size_t bs, enum seg_compression comp, const char *name,
                           uint64_t *size)
 {
-	struct seg_writer_opts o = { .block_size = bs, .bloom_bits_per_key = 10,
-		                     .compression = comp, .zstd_level = 3 };
+	struct seg_writer_opts o = {
+	    .block_size = bs, .bloom_bits_per_key = 10, .compression = comp, .zstd_level = 3};
 	seg_writer *w;
 	assert_int_equal(seg_writer_new(&o, &w), 0);
 	uint8_t k[64], v[300];
@@ -200,7 +200,7 @@ static void test_round_trip_block_sizes_and_compression(void **state)
 {
 	(void)state;
 	const unsigned n = 5000;
-	size_t sizes[] = { 512, 4096, 65536 };
+	size_t sizes[] = {512, 4096, 65536};
 	for (size_t s = 0; s < 3; s++) {
 		uint64_t fsize[2];
 		for (int z = 0; z < 2; z++) {
@@ -209,7 +209,8 @@ static void test_round_trip_block_sizes_and_compression(void **state)
 				assert_int_equal(cache_new(1 << 20, &c), 0);
 			char name[64];
 			snprintf(name, sizeof(name), "rt-%zu-%d.seg", sizes[s], z);
-			char *path = write_simple(n, sizes[s], z ? SEG_COMPRESSION_ZSTD : SEG_COMPRESSION_NONE,
+			char *path = write_simple(n, sizes[s],
+			                          z ? SEG_COMPRESSION_ZSTD : SEG_COMPRESSION_NONE,
 			                          name, &fsize[z]);
 			seg_reader *r = open_reader(path, 1, c, 0);
 			const struct seg_props *p = seg_reader_props(r);
@@ -230,12 +231,13 @@ static void test_round_trip_block_sizes_and_compression(void **state)
 			for (unsigned i = 0; i < n; i++) {
 				check_absent(r, 2 * i + 1);
 				uint8_t ns[32];
-				fp += seg_reader_may_contain(r, keys_slice_of(ns, mk_nskey(ns, 2 * i + 1)));
+				fp += seg_reader_may_contain(
+				    r, keys_slice_of(ns, mk_nskey(ns, 2 * i + 1)));
 			}
 			assert_true(fp < n / 20); /* the filter works */
 			check_absent(r, 2 * n + 10);
 			check_iter(r, n, NULL);
-			struct seg_iter_opts scan = { .fill_cache = false, .readahead = 2 << 20 };
+			struct seg_iter_opts scan = {.fill_cache = false, .readahead = 2 << 20};
 			check_iter(r, n, &scan);
 			if (c)
 				assert_true(cache_hits(c) > 0);
@@ -253,7 +255,7 @@ static void test_versions_and_tombstones_with_snapshots(void **state)
 {
 	(void)state;
 	const unsigned n = 1000;
-	struct seg_writer_opts o = { .block_size = 512, .bloom_bits_per_key = 10 };
+	struct seg_writer_opts o = {.block_size = 512, .bloom_bits_per_key = 10};
 	seg_writer *w;
 	assert_int_equal(seg_writer_new(&o, &w), 0);
 	uint8_t k[64];
@@ -263,7 +265,8 @@ static void test_versions_and_tombstones_with_snapshots(void **state)
 		assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of("c", 1)), 0);
 		kl = mk_ikey(k, i, base + 2, i % 3 ? KEYS_KIND_VALUE : KEYS_KIND_DELETE);
 		assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl),
-		                                 keys_slice_of(i % 3 ? "b" : "", i % 3 ? 1 : 0)), 0);
+		                                keys_slice_of(i % 3 ? "b" : "", i % 3 ? 1 : 0)),
+		                 0);
 		kl = mk_ikey(k, i, base + 1, KEYS_KIND_VALUE);
 		/* an empty value is a value */
 		assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of("", 0)), 0);
@@ -276,7 +279,8 @@ static void test_versions_and_tombstones_with_snapshots(void **state)
 	kl = mk_ikey(k, 0, 5, KEYS_KIND_VALUE);
 	assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of("", 0)),
 	                 CESIUM_EINVAL);
-	assert_int_equal(seg_writer_add(w, keys_slice_of(k, 4), keys_slice_of("", 0)), CESIUM_EINVAL);
+	assert_int_equal(seg_writer_add(w, keys_slice_of(k, 4), keys_slice_of("", 0)),
+	                 CESIUM_EINVAL);
 	char *path = write_file(w, "versions.seg");
 	seg_writer_free(w);
 
@@ -290,7 +294,8 @@ static void test_versions_and_tombstones_with_snapshots(void **state)
 		enum keys_kind kind;
 		void *val;
 		size_t vlen;
-		assert_int_equal(seg_reader_get(r, nsk, base, &kind, &val, &vlen), CESIUM_ENOTFOUND);
+		assert_int_equal(seg_reader_get(r, nsk, base, &kind, &val, &vlen),
+		                 CESIUM_ENOTFOUND);
 		assert_int_equal(seg_reader_get(r, nsk, base + 1, &kind, &val, &vlen), 0);
 		assert_int_equal(kind, KEYS_KIND_VALUE);
 		assert_non_null(val);
@@ -306,7 +311,7 @@ static void test_versions_and_tombstones_with_snapshots(void **state)
 			assert_int_equal(kind, KEYS_KIND_DELETE);
 			assert_null(val);
 		}
-		uint64_t snaps[] = { base + 3, base + 9, UINT64_MAX };
+		uint64_t snaps[] = {base + 3, base + 9, UINT64_MAX};
 		for (int s = 0; s < 3; s++) {
 			assert_int_equal(seg_reader_get(r, nsk, snaps[s], &kind, &val, &vlen), 0);
 			assert_int_equal(kind, KEYS_KIND_VALUE);
@@ -403,7 +408,8 @@ static void test_flipped_bit_in_data_block(void **state)
 		size_t vlen;
 		error_clear();
 		assert_int_equal(seg_reader_get(r, keys_slice_of(ns, mk_nskey(ns, 0)), KEYS_MAX_SEQ,
-		                                &kind, &val, &vlen), CESIUM_ECORRUPT);
+		                                &kind, &val, &vlen),
+		                 CESIUM_ECORRUPT);
 		assert_non_null(strstr(cesium_errmsg(), bad));
 		assert_non_null(strstr(cesium_errmsg(), "offset 0"));
 		iter *it;
@@ -440,13 +446,14 @@ static void test_flipped_bit_in_metadata_and_footer(void **state)
 		uint64_t lo, hi;
 		const char *what;
 	} regions[] = {
-		{ index_off, index_off + index_size + SEG_TRAILER_SIZE, "index" },
-		{ filter_off, index_off, "filter+props" },
-		{ len - SEG_FOOTER_SIZE, len, "footer" },
+	    {index_off, index_off + index_size + SEG_TRAILER_SIZE, "index"},
+	    {filter_off, index_off, "filter+props"},
+	    {len - SEG_FOOTER_SIZE, len, "footer"},
 	};
 	for (int reg = 0; reg < 3; reg++) {
 		for (int t = 0; t < 40; t++) {
-			uint64_t pos = regions[reg].lo + test_rand(&rng) % (regions[reg].hi - regions[reg].lo);
+			uint64_t pos =
+			    regions[reg].lo + test_rand(&rng) % (regions[reg].hi - regions[reg].lo);
 			uint8_t bit = (uint8_t)(1u << (test_rand(&rng) % 8));
 			b[pos] ^= bit;
 			char *bad = write_copy(b, len, "flip-meta-bad.seg");
@@ -467,13 +474,75 @@ static void test_truncated_file(void **state)
 	char *path = write_simple(300, 512, SEG_COMPRESSION_NONE, "trunc.seg", NULL);
 	size_t len;
 	uint8_t *b = slurp(path, &len);
-	size_t cuts[] = { 0, 1, 10, SEG_FOOTER_SIZE - 1, SEG_FOOTER_SIZE, len / 2, len - 100,
-		          len - SEG_FOOTER_SIZE, len - 1 };
+	size_t cuts[] = {0,
+	                 1,
+	                 10,
+	                 SEG_FOOTER_SIZE - 1,
+	                 SEG_FOOTER_SIZE,
+	                 len / 2,
+	                 len - 100,
+	                 len - SEG_FOOTER_SIZE,
+	                 len - 1};
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 		char *bad = write_copy(b, cuts[i], "trunc-bad.seg");
 		open_reader(bad, 6, NULL, CESIUM_ECORRUPT);
 		free(bad);
 	}
+	mem_free(b);
+	free(path);
+}
+
+/* Random bit flips anywhere never crash a reader: every call ends in a
+ * value, CESIUM_ENOTFOUND or CESIUM_ECORRUPT. */
+static void test_random_flips_never_crash(void **state)
+{
+	(void)state;
+	uint64_t rng = test_seed("segment_fuzz");
+	const unsigned n = 200;
+	char *path = write_simple(n, 512, SEG_COMPRESSION_ZSTD, "fuzz.seg", NULL);
+	size_t len;
+	uint8_t *b = slurp(path, &len);
+	unsigned corrupt = 0;
+	for (int round = 0; round < 60; round++) {
+		uint8_t *t = mem_alloc(len);
+		memcpy(t, b, len);
+		int flips = 1 + (int)(test_rand(&rng) % 3);
+		for (int f = 0; f < flips; f++)
+			t[test_rand(&rng) % len] ^= (uint8_t)(1u << (test_rand(&rng) % 8));
+		char *bad = write_copy(t, len, "fuzz-bad.seg");
+		seg_reader *r = NULL;
+		int fd = io_open(bad, O_RDONLY, 0);
+		assert_true(fd >= 0);
+		int rc = seg_reader_open(fd, bad, 8, NULL, &r);
+		assert_true(rc == 0 || rc == CESIUM_ECORRUPT);
+		if (rc == 0) {
+			for (unsigned i = 0; i < 2 * n; i++) {
+				uint8_t ns[32];
+				enum keys_kind kind;
+				void *val;
+				size_t vlen;
+				rc = seg_reader_get(r, keys_slice_of(ns, mk_nskey(ns, i)),
+				                    KEYS_MAX_SEQ, &kind, &val, &vlen);
+				assert_true(rc == 0 || rc == CESIUM_ENOTFOUND ||
+				            rc == CESIUM_ECORRUPT);
+				corrupt += rc == CESIUM_ECORRUPT;
+				if (rc == 0)
+					mem_free(val);
+			}
+			iter *it;
+			assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+			for (iter_seek_first(it); iter_valid(it); iter_next(it))
+				;
+			assert_true(iter_status(it) == 0 || iter_status(it) == CESIUM_ECORRUPT);
+			iter_destroy(it);
+			seg_reader_unref(r);
+		} else {
+			corrupt++;
+		}
+		free(bad);
+		mem_free(t);
+	}
+	assert_true(corrupt > 0);
 	mem_free(b);
 	free(path);
 }
@@ -516,7 +585,7 @@ static void test_concurrent_gets_share_reader_and_cache(void **state)
 	struct getter g[4];
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++) {
-		g[i] = (struct getter){ r, n, 0 };
+		g[i] = (struct getter){r, n, 0};
 		assert_int_equal(pthread_create(&t[i], NULL, getter_main, &g[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {
@@ -547,13 +616,14 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip_block_sizes_and_compression),
-		cmocka_unit_test(test_versions_and_tombstones_with_snapshots),
-		cmocka_unit_test(test_empty_segment),
-		cmocka_unit_test(test_flipped_bit_in_data_block),
-		cmocka_unit_test(test_flipped_bit_in_metadata_and_footer),
-		cmocka_unit_test(test_truncated_file),
-		cmocka_unit_test(test_concurrent_gets_share_reader_and_cache),
+	    cmocka_unit_test(test_round_trip_block_sizes_and_compression),
+	    cmocka_unit_test(test_versions_and_tombstones_with_snapshots),
+	    cmocka_unit_test(test_empty_segment),
+	    cmocka_unit_test(test_flipped_bit_in_data_block),
+	    cmocka_unit_test(test_flipped_bit_in_metadata_and_footer),
+	    cmocka_unit_test(test_truncated_file),
+	    cmocka_unit_test(test_random_flips_never_crash),
+	    cmocka_unit_test(test_concurrent_gets_share_reader_and_cache),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -101,10 +101,10 @@ static void test_waiter_on_stack_destroyed_right_after_wake(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wait_returns_result_from_other_thread),
-		cmocka_unit_test(test_wake_before_wait_is_not_lost),
-		cmocka_unit_test(test_error_message_travels_to_caller),
-		cmocka_unit_test(test_waiter_on_stack_destroyed_right_after_wake),
+	    cmocka_unit_test(test_wait_returns_result_from_other_thread),
+	    cmocka_unit_test(test_wake_before_wait_is_not_lost),
+	    cmocka_unit_test(test_error_message_travels_to_caller),
+	    cmocka_unit_test(test_waiter_on_stack_destroyed_right_after_wake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

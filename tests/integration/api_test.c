@@ -313,7 +313,8 @@ static void test_empty_value_is_a_value(void **state)
 		size_t vl = 99;
 		int rc = cesium_get(f->db, "empty", 5, &v, &vl);
 		if (rc)
-			print_error("round %d: %s: %s\n", round, cesium_strerror(rc), cesium_errmsg());
+			print_error("round %d: %s: %s\n", round, cesium_strerror(rc),
+			            cesium_errmsg());
 		assert_int_equal(rc, 0);
 		assert_non_null(v);
 		assert_int_equal(vl, 0);
@@ -771,10 +772,11 @@ static void test_reopen_with_changed_options(void **state)
 {
 	struct fx *f = *state;
 	char k[32], v[96];
-	static const char *const small[] = {"memtable_size", "64KiB", "block_cache_size", "256KiB",
-	                                    "compression", "none", NULL};
-	static const char *const zstd[] = {"memtable_size", "4MiB", "block_cache_size", "8MiB",
-	                                   "compression", "zstd", "block_size", "16KiB", NULL};
+	static const char *const small[] = {
+	    "memtable_size", "64KiB", "block_cache_size", "256KiB", "compression", "none", NULL};
+	static const char *const zstd[] = {"memtable_size", "4MiB",        "block_cache_size",
+	                                   "8MiB",          "compression", "zstd",
+	                                   "block_size",    "16KiB",       NULL};
 	cesium_options *o1 = make_opts(small);
 	cesium_options *o2 = make_opts(zstd);
 	f->db = open_db(f->dir, o1);
@@ -849,8 +851,8 @@ static void test_second_open_from_child_is_busy(void **state)
 		cesium_db *db2 = NULL;
 		int rc = cesium_open(f->dir, NULL, &db2);
 		if (rc != CESIUM_EBUSY)
-			fprintf(stderr, "child: open returned %d (%s) %s\n", rc, cesium_strerror(rc),
-			        cesium_errmsg());
+			fprintf(stderr, "child: open returned %d (%s) %s\n", rc,
+			        cesium_strerror(rc), cesium_errmsg());
 		_exit(rc == CESIUM_EBUSY && cesium_errmsg()[0] != '\0' ? 0 : 1);
 	}
 	int status = 0;
@@ -921,36 +923,36 @@ int main(void)
 {
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_get_delete_roundtrip, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_data_survives_close_and_reopen, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_batch_applies_all_or_nothing, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_namespaces_are_separate, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_empty_value_is_a_value, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_iter_seek_and_next, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_iter_upper_bound, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_iter_snapshot_ignores_later_writes, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_iter_survives_flush_and_compact, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_flush_then_reopen, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_compact_keeps_all_data, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_large_value_and_max_key, fx_setup, fx_teardown),
-		cmocka_unit_test(test_options_round_trip),
-		cmocka_unit_test_setup_teardown(test_reopen_with_changed_options, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stats_returns_text, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_second_open_in_process_is_busy, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_second_open_from_child_is_busy, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_missing_db_without_create_fails, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_existing_db_with_error_if_exists_fails,
-		                                fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_regular_file_path_is_rejected, fx_setup,
-		                                fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_put_get_delete_roundtrip, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_data_survives_close_and_reopen, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_applies_all_or_nothing, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_namespaces_are_separate, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_value_is_a_value, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_iter_seek_and_next, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_iter_upper_bound, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_iter_snapshot_ignores_later_writes, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_iter_survives_flush_and_compact, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_then_reopen, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_compact_keeps_all_data, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_large_value_and_max_key, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_options_round_trip),
+	    cmocka_unit_test_setup_teardown(test_reopen_with_changed_options, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stats_returns_text, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_second_open_in_process_is_busy, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_second_open_from_child_is_busy, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_db_without_create_fails, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_existing_db_with_error_if_exists_fails, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_regular_file_path_is_rejected, fx_setup,
+	                                    fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,16 +23,16 @@
 #include "cesium.h"
 #include "test_util.h"
 
-#define expect_err(call, code)                                                                 \
-	do {                                                                                   \
-		int rc_ = (call);                                                              \
-		if (rc_ != (code))                                                             \
-			print_error("%s: got %d (%s), want %s\n", #call, rc_,                  \
-			            cesium_strerror(rc_), #code);                              \
-		assert_int_equal(rc_, (code));                                                 \
-		if (cesium_errmsg()[0] == '\0')                                                \
-			print_error("%s: empty cesium_errmsg()\n", #call);                     \
-		assert_true(cesium_errmsg()[0] != '\0');                                       \
+#define expect_err(call, code)                                                                     \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != (code))                                                                 \
+			print_error("%s: got %d (%s), want %s\n", #call, rc_,                      \
+			            cesium_strerror(rc_), #code);                                  \
+		assert_int_equal(rc_, (code));                                                     \
+		if (cesium_errmsg()[0] == '\0')                                                    \
+			print_error("%s: empty cesium_errmsg()\n", #call);                         \
+		assert_true(cesium_errmsg()[0] != '\0');                                           \
 	} while (0)
 
 struct fx {
@@ -333,7 +333,7 @@ static void test_void_functions_accept_null(void **state)
 static void test_strerror_names_every_code(void **state)
 {
 	(void)state;
-	const int codes[] = {CESIUM_OK,      CESIUM_ENOTFOUND, CESIUM_EINVAL,  CESIUM_ENOMEM,
+	const int codes[] = {CESIUM_OK,      CESIUM_ENOTFOUND, CESIUM_EINVAL,   CESIUM_ENOMEM,
 	                     CESIUM_EIO,     CESIUM_ENOSPC,    CESIUM_ECORRUPT, CESIUM_EBUSY,
 	                     CESIUM_ECLOSED, CESIUM_ENOTSUP,   -12345,          12345};
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
@@ -410,29 +410,29 @@ static void test_bad_option_names_and_values_are_einval(void **state)
 {
 	(void)state;
 	static const char *const bad[][2] = {
-		{"no_such_option", "1"},
-		{"", "1"},
-		{"MEMTABLE_SIZE", "1MiB"},
-		{"memtable_size ", "1MiB"},
-		{"memtable_size", ""},
-		{"memtable_size", "abc"},
-		{"memtable_size", "12XB"},
-		{"memtable_size", "-5"},
-		{"memtable_size", "1MiBx"},
-		{"memtable_size", "99999999999999999999999"},
-		{"memtable_size", "99999999999GiB"},
-		{"block_cache_size", "lots"},
-		{"block_size", "0x"},
-		{"create_if_missing", "maybe"},
-		{"error_if_exists", "2"},
-		{"sync_writes", "yes please"},
-		{"compression", "lz77"},
-		{"compression", ""},
-		{"bloom_bits_per_key", "many"},
-		{"compaction_workers", "-1"},
-		{"max_memtables", "x"},
-		{"l0_slowdown_trigger", "1.5"},
-		{"l0_stop_trigger", "ten"},
+	    {"no_such_option", "1"},
+	    {"", "1"},
+	    {"MEMTABLE_SIZE", "1MiB"},
+	    {"memtable_size ", "1MiB"},
+	    {"memtable_size", ""},
+	    {"memtable_size", "abc"},
+	    {"memtable_size", "12XB"},
+	    {"memtable_size", "-5"},
+	    {"memtable_size", "1MiBx"},
+	    {"memtable_size", "99999999999999999999999"},
+	    {"memtable_size", "99999999999GiB"},
+	    {"block_cache_size", "lots"},
+	    {"block_size", "0x"},
+	    {"create_if_missing", "maybe"},
+	    {"error_if_exists", "2"},
+	    {"sync_writes", "yes please"},
+	    {"compression", "lz77"},
+	    {"compression", ""},
+	    {"bloom_bits_per_key", "many"},
+	    {"compaction_workers", "-1"},
+	    {"max_memtables", "x"},
+	    {"l0_slowdown_trigger", "1.5"},
+	    {"l0_stop_trigger", "ten"},
 	};
 	cesium_options *o = NULL;
 	char before[64], after[64];
@@ -534,7 +534,8 @@ static void test_torn_wal_tail_loses_only_the_torn_write(void **state)
 		size_t vl = pattern_value(v, 64, "walval", i);
 		int rc = cesium_get(f->db, k, strlen(k), &out, &ol);
 		if (rc)
-			print_error("key %u lost: %s: %s\n", i, cesium_strerror(rc), cesium_errmsg());
+			print_error("key %u lost: %s: %s\n", i, cesium_strerror(rc),
+			            cesium_errmsg());
 		assert_int_equal(rc, 0);
 		assert_int_equal(ol, vl);
 		assert_memory_equal(out, v, vl);
@@ -581,8 +582,8 @@ static cesium_options *no_compression(void)
 /* Reopens a database whose segment was damaged and reads every key: each
  * read gives the right value or CESIUM_ECORRUPT naming the file, and at
  * least one read (or the open itself) reports the damage. */
-static void expect_segment_damage_reported(struct fx *f, const cesium_options *o,
-                                           const char *name, unsigned n, size_t vsize)
+static void expect_segment_damage_reported(struct fx *f, const cesium_options *o, const char *name,
+                                           unsigned n, size_t vsize)
 {
 	char k[32], v[512];
 	unsigned corrupt = 0;
@@ -662,28 +663,27 @@ int main(void)
 {
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_null_option_args_are_einval),
-		cmocka_unit_test_setup_teardown(test_null_db_args_are_einval, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_null_batch_and_iter_args_are_einval, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test(test_void_functions_accept_null),
-		cmocka_unit_test(test_strerror_names_every_code),
-		cmocka_unit_test_setup_teardown(test_bad_key_and_value_sizes_are_einval, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test(test_bad_option_names_and_values_are_einval),
-		cmocka_unit_test_setup_teardown(test_regular_file_path_is_rejected, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_foreign_directory_is_rejected, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_locked_database_is_busy, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_torn_wal_tail_loses_only_the_torn_write,
-		                                fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_wal_bit_flip_is_corruption, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_segment_bit_flip_is_corruption, fx_setup,
-		                                fx_teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_segment_is_corruption, fx_setup,
-		                                fx_teardown),
+	    cmocka_unit_test(test_null_option_args_are_einval),
+	    cmocka_unit_test_setup_teardown(test_null_db_args_are_einval, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_null_batch_and_iter_args_are_einval, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test(test_void_functions_accept_null),
+	    cmocka_unit_test(test_strerror_names_every_code),
+	    cmocka_unit_test_setup_teardown(test_bad_key_and_value_sizes_are_einval, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test(test_bad_option_names_and_values_are_einval),
+	    cmocka_unit_test_setup_teardown(test_regular_file_path_is_rejected, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_directory_is_rejected, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_locked_database_is_busy, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_wal_tail_loses_only_the_torn_write, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_bit_flip_is_corruption, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_segment_bit_flip_is_corruption, fx_setup,
+	                                    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated_segment_is_corruption, fx_setup,
+	                                    fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,7 +73,9 @@ static bool is_sync(uint64_t seq)
 
 static void make_key(char *buf, uint64_t seq, unsigned j)
 {
-	snprintf(buf, KEY_LEN + 1, "w%016" PRIu64 ".%02u", (uint64_t)(seq % UINT64_C(10000000000000000)), j % 100u);
+	/* The moduli tell the compiler the text fits in KEY_LEN bytes. */
+	snprintf(buf, KEY_LEN + 1, "w%016" PRIu64 ".%02u",
+	         (uint64_t)(seq % UINT64_C(10000000000000000)), j % 100u);
 }
 
 static size_t make_value(unsigned char *buf, uint64_t seq, unsigned j, unsigned round)
@@ -110,8 +112,8 @@ static _Noreturn void child_fail(struct shared *sh, int code, const char *what, 
 }
 
 /* The child: writes until killed. Never returns. */
-static _Noreturn void child_run(struct shared *sh, const char *dir, uint64_t start,
-                                unsigned round, uint64_t seed)
+static _Noreturn void child_run(struct shared *sh, const char *dir, uint64_t start, unsigned round,
+                                uint64_t seed)
 {
 	cesium_options *o = crash_options();
 	cesium_db *db = NULL;
@@ -209,7 +211,8 @@ static uint64_t verify(cesium_db *db, unsigned round, const uint64_t *starts, un
 		if (kl != KEY_LEN || memcmp(k, want, KEY_LEN) != 0) {
 			if (j != 0)
 				fail_round(round,
-				           "half batch: write %" PRIu64 " has %u of %u keys, next key "
+				           "half batch: write %" PRIu64
+				           " has %u of %u keys, next key "
 				           "is '%.*s'",
 				           seq, j, batch_size(seq), (int)(kl < 40 ? kl : 40), k);
 			fail_round(round,
@@ -218,13 +221,14 @@ static uint64_t verify(cesium_db *db, unsigned round, const uint64_t *starts, un
 			           want, seq, (int)(kl < 40 ? kl : 40), k);
 		}
 		if (seq >= issued)
-			fail_round(round, "write %" PRIu64 " present but only %" PRIu64 " issued", seq,
-			           issued);
+			fail_round(round, "write %" PRIu64 " present but only %" PRIu64 " issued",
+			           seq, issued);
 		unsigned r = round_of(starts, nstarts, seq);
 		size_t wl = make_value(wval, seq, j, r);
 		if (vl != wl || memcmp(v, wval, wl) != 0)
 			fail_round(round,
-			           "write %" PRIu64 " key %u: value differs (want %zu bytes '%.20s', "
+			           "write %" PRIu64
+			           " key %u: value differs (want %zu bytes '%.20s', "
 			           "got %zu bytes '%.20s')",
 			           seq, j, wl, (const char *)wval, vl, (const char *)v);
 		if (++j == batch_size(seq)) {
@@ -252,8 +256,8 @@ static uint64_t verify(cesium_db *db, unsigned round, const uint64_t *starts, un
 	} else {
 		uint64_t got = 0;
 		if (rc != 0 || ll != sizeof(got))
-			fail_round(round, "'last' missing or malformed (rc %d, %zu bytes): %s", rc, ll,
-			           cesium_errmsg());
+			fail_round(round, "'last' missing or malformed (rc %d, %zu bytes): %s", rc,
+			           ll, cesium_errmsg());
 		memcpy(&got, lv, sizeof(got));
 		if (got != last_batch)
 			fail_round(round, "'last' is %" PRIu64 ", newest present batch is %" PRIu64,
@@ -278,8 +282,8 @@ static void test_sigkill_keeps_acknowledged_prefix(void **state)
 	assert_non_null(dir);
 	uint64_t *starts = calloc(rounds + 1, sizeof(*starts));
 	assert_non_null(starts);
-	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-	                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared *sh =
+	    mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(sh != MAP_FAILED);
 	cesium_options *o = crash_options();
 	assert_non_null(o);
@@ -331,19 +335,23 @@ static void test_sigkill_keeps_acknowledged_prefix(void **state)
 		        " synced %" PRIu64 " present %" PRIu64 "\n",
 		        round, delay_ms, issued, acked, synced, now);
 		if (now < synced)
-			fail_round(round, "lost synced writes: %" PRIu64 " synced, %" PRIu64 " present",
+			fail_round(round,
+			           "lost synced writes: %" PRIu64 " synced, %" PRIu64 " present",
 			           synced, now);
 		if (now < acked)
 			fail_round(round,
-			           "lost acknowledged writes: %" PRIu64 " acked, %" PRIu64 " present",
+			           "lost acknowledged writes: %" PRIu64 " acked, %" PRIu64
+			           " present",
 			           acked, now);
 		if (now < present)
-			fail_round(round, "lost writes of earlier rounds: had %" PRIu64 ", now %" PRIu64,
+			fail_round(round,
+			           "lost writes of earlier rounds: had %" PRIu64 ", now %" PRIu64,
 			           present, now);
 		total_lost += issued > now ? issued - now : 0;
 		present = now;
 	}
-	fprintf(stderr, "crash_test: %u rounds, %" PRIu64 " writes present, %llu unacknowledged lost\n",
+	fprintf(stderr,
+	        "crash_test: %u rounds, %" PRIu64 " writes present, %llu unacknowledged lost\n",
 	        rounds, present, total_lost);
 	assert_true(present > 0);
 
@@ -358,7 +366,7 @@ int main(void)
 {
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sigkill_keeps_acknowledged_prefix),
+	    cmocka_unit_test(test_sigkill_keeps_acknowledged_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

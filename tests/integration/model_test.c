@@ -116,8 +116,8 @@ static void build_universe(struct model *m, uint64_t *rng)
 	}
 	/* Bytes a string API would mishandle. */
 	static const struct key odd[] = {
-		{{0x00}, 1}, {{0x00, 0x00}, 2}, {{0xff}, 1}, {{0xff, 0xff, 0x00}, 3},
-		{{'1', 0x00, '2'}, 3}, {{0x7f, 0x80}, 2},
+	    {{0x00}, 1},           {{0x00, 0x00}, 2}, {{0xff}, 1}, {{0xff, 0xff, 0x00}, 3},
+	    {{'1', 0x00, '2'}, 3}, {{0x7f, 0x80}, 2},
 	};
 	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
 		m->keys[n++] = odd[i];
@@ -255,7 +255,8 @@ static void check_walk(cesium_iter *it, const struct model *m, int nsi, size_t f
 			mismatch(namespaces[nsi], k, "iter key", "this key", act);
 		}
 		if (vl != s->vlen || (vl && memcmp(vp, s->val, vl) != 0)) {
-			snprintf(exp, sizeof(exp), "%zu bytes '%s'", s->vlen, show(s->val, s->vlen));
+			snprintf(exp, sizeof(exp), "%zu bytes '%s'", s->vlen,
+			         show(s->val, s->vlen));
 			snprintf(act, sizeof(act), "%zu bytes '%s'", vl, show(vp, vl));
 			mismatch(namespaces[nsi], k, "iter value", exp, act);
 		}
@@ -361,8 +362,8 @@ static void test_random_ops_match_model(void **state)
 					                          bk->len, ops[i].v, ops[i].vlen),
 					         "batch_put");
 				} else {
-					check_rc(cesium_batch_delete(b, namespaces[ops[i].nsi], bk->b,
-					                             bk->len),
+					check_rc(cesium_batch_delete(b, namespaces[ops[i].nsi],
+					                             bk->b, bk->len),
 					         "batch_delete");
 				}
 			}
@@ -396,7 +397,8 @@ static void test_random_ops_match_model(void **state)
 				} else {
 					tlen = 1 + (size_t)(test_rand(&rng) % 7);
 					for (size_t i = 0; i < tlen; i++)
-						tgt[i] = (unsigned char)('0' + test_rand(&rng) % 10);
+						tgt[i] =
+						    (unsigned char)('0' + test_rand(&rng) % 10);
 				}
 				check_rc(cesium_iter_set_upper_bound(it, tgt, tlen), "set bound");
 				stop = lower_bound(m, tgt, tlen);
@@ -411,7 +413,8 @@ static void test_random_ops_match_model(void **state)
 				} else {
 					tlen = 1 + (size_t)(test_rand(&rng) % 7);
 					for (size_t i = 0; i < tlen; i++)
-						tgt[i] = (unsigned char)('0' + test_rand(&rng) % 10);
+						tgt[i] =
+						    (unsigned char)('0' + test_rand(&rng) % 10);
 				}
 				cesium_iter_seek(it, tgt, tlen);
 				from = lower_bound(m, tgt, tlen);
@@ -463,7 +466,7 @@ int main(void)
 {
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_random_ops_match_model),
+	    cmocka_unit_test(test_random_ops_match_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
