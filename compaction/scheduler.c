@@ -1,5 +1,6 @@
 #include "scheduler.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,6 +57,22 @@ static int sched_log_edit(struct scheduler *s, const struct edit *e)
 	io.write.done = io.sync.done = sched_io_done;
 	io.write.ctx = io.sync.ctx = &io;
 	struct io_ring *ring = reactor_ring(s->actor.home);
+	if (e->nadded > 0) {
+		/* New segments' directory entries must be durable before the
+		 * edit that names them: POSIX does not promise it otherwise. */
+		struct sched_io dio = { .pending = 1 };
+		dio.sync.done = sched_io_done;
+		dio.sync.ctx = &dio;
+		io_ring_fsync(ring, &dio.sync, s->dir_fd);
+		io_ring_submit(ring);
+		while (dio.pending)
+			io_ring_poll(ring, true);
+		if (dio.sync_res < 0) {
+			rc = error_set(error_from_errno(dio.sync_res), "%s: fsync of the directory failed",
+			               s->manifest_path);
+			goto out;
+		}
+	}
 	io_ring_write_then_fdatasync(ring, &io.write, &io.sync, s->manifest_fd, rec, rlen,
 	                             s->manifest_size);
 	io_ring_submit(ring);
@@ -79,8 +96,9 @@ out:
 
 /* Logs e, builds and installs the version it makes. `flushed` memtables
  * leave the read state with it. */
-static int sched_apply(struct scheduler *s, struct edit *e, size_t flushed)
+static int sched_apply(struct scheduler *s, struct edit *e, size_t flushed, bool *maybe_logged)
 {
+	*maybe_logged = false;
 	struct version *nv = NULL;
 	edit_set_next_file_number(e, atomic_load(&s->db->next_file_number));
 	if (!e->has_last_seq)
@@ -91,12 +109,14 @@ static int sched_apply(struct scheduler *s, struct edit *e, size_t flushed)
 	if (rc)
 		return rc;
 	rc = sched_log_edit(s, e);
+	if (!rc)
+		rc = db_install_version(s->db, nv, flushed);
 	if (rc) {
-		version_unref(nv);
-		return rc;
-	}
-	rc = db_install_version(s->db, nv, flushed);
-	if (rc) {
+		/* The record may have reached the disk (a write that landed
+		 * before a failed fdatasync): the in-memory shape and the
+		 * MANIFEST may disagree now, which only a reopen resolves. */
+		*maybe_logged = true;
+		db_set_bg_error(s->db, rc);
 		version_unref(nv);
 		return rc;
 	}
@@ -137,8 +157,9 @@ static void sched_on_flushed(struct scheduler *s, struct sched_flushed *f)
 	                                                          : s->version->last_seq);
 	if (f->has_file)
 		rc = edit_add_file(&e, &f->file);
+	bool logged;
 	if (!rc)
-		rc = sched_apply(s, &e, 1);
+		rc = sched_apply(s, &e, 1, &logged);
 	if (!rc)
 		sched_retire_wals(s, old_log, f->next_log_number);
 out:
@@ -211,10 +232,13 @@ static void sched_on_job_done(struct scheduler *s, struct compaction_job *job)
 		rc = edit_delete_file(&e, job->inputs[i]->level, job->inputs[i]->number);
 	for (size_t i = 0; i < job->outputs.nadded && !rc; i++)
 		rc = edit_add_file(&e, &job->outputs.added[i]);
+	bool logged = false;
 	if (!rc)
-		rc = sched_apply(s, &e, 0);
-	if (rc) {
-		/* The outputs never reached a version: remove them. */
+		rc = sched_apply(s, &e, 0, &logged);
+	if (rc && !logged) {
+		/* The outputs never reached a version: remove them. (If the
+		 * edit may be in the MANIFEST they stay; the next open's sweep
+		 * removes whatever the MANIFEST does not name.) */
 		for (size_t i = 0; i < job->outputs.nadded; i++) {
 			char *path = NULL;
 			if (db_file_path(db, job->outputs.added[i].number, "seg", &path) == 0) {
@@ -283,6 +307,8 @@ int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int ma
                    const char *manifest_path, uint64_t manifest_size)
 {
 	memset(s, 0, sizeof(*s));
+	s->dir_fd = -1;
+	s->manifest_fd = -1;
 	s->manifest_path = mem_alloc(strlen(manifest_path) + 1);
 	if (!s->manifest_path) {
 		io_close(manifest_fd);
@@ -297,6 +323,10 @@ int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int ma
 	s->version = version_ref(v);
 	s->manifest_fd = manifest_fd;
 	s->manifest_size = manifest_size;
+	s->dir_fd = io_open(db->path, O_RDONLY | O_DIRECTORY, 0);
+	if (s->dir_fd < 0)
+		return error_set(error_from_errno(s->dir_fd), "%s: cannot open the directory",
+		                 db->path);
 	return 0;
 }
 
@@ -307,6 +337,8 @@ void scheduler_fini(struct scheduler *s)
 	s->version = NULL;
 	io_close(s->manifest_fd);
 	s->manifest_fd = -1;
+	io_close(s->dir_fd);
+	s->dir_fd = -1;
 	mem_free(s->manifest_path);
 	s->manifest_path = NULL;
 }

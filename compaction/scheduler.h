@@ -73,6 +73,7 @@ struct scheduler {
 	struct compactor *compactor;
 	struct version *version; /* the installed version (one reference) */
 	int manifest_fd;
+	int dir_fd; /* the database directory, fsynced before edits adding files */
 	char *manifest_path;
 	uint64_t manifest_size;
 	unsigned inflight;         /* manifest I/O on the ring */

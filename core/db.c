@@ -193,7 +193,7 @@ int db_snapshots(cesium_db *db, uint64_t **out, size_t *n)
 	pthread_mutex_lock(&db->snap_mu);
 	size_t k = db->nsnaps;
 	uint64_t *s = mem_alloc((k ? k : 1) * sizeof(*s));
-	if (s)
+	if (s && k)
 		memcpy(s, db->snaps, k * sizeof(*s));
 	pthread_mutex_unlock(&db->snap_mu);
 	if (!s)
@@ -390,8 +390,12 @@ static int db_seal(cesium_db *db)
 		goto fail;
 	}
 	/* The old log keeps the sealed memtable's data until its flush is
-	 * installed; it needs no more room. */
-	wal_close(db->wal, true);
+	 * installed; it needs no more room. Closing syncs it: if that fails,
+	 * the kernel may have dropped its pages, and no later sync may claim
+	 * durability (the fsyncgate rule), so the failure is sticky. */
+	int close_rc = wal_close(db->wal, true);
+	if (close_rc && db->bg_error == 0)
+		db->bg_error = close_rc;
 	db->wal = w;
 	db->wal_number = number;
 	req->msg.type = FLUSH_MSG_MEMTABLE;
@@ -417,6 +421,35 @@ fail:
 	return rc;
 }
 
+/* What writers need to know of the read state, read inside the epoch: the
+ * scheduler may replace and free the state at any moment. */
+struct db_shape {
+	size_t used;
+	uint64_t entries;
+	size_t nsealed;
+};
+
+static struct db_shape db_shape(cesium_db *db)
+{
+	epoch_guard g = epoch_enter(&db->epoch);
+	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
+	struct db_shape sh = { memtable_memory_usage(st->active), memtable_entries(st->active),
+		               st->nsealed };
+	epoch_exit(&db->epoch, g);
+	return sh;
+}
+
+/* The active memtable, referenced. Only a leader seals, so for a leader it
+ * stays the active one until it seals. */
+static memtable *db_active_ref(cesium_db *db)
+{
+	epoch_guard g = epoch_enter(&db->epoch);
+	memtable *m = atomic_load_explicit(&db->current, memory_order_acquire)->active;
+	memtable_ref(m);
+	epoch_exit(&db->epoch, g);
+	return m;
+}
+
 /* Makes room in the active memtable, waiting while max_memtables sealed
  * ones are queued for flushing. Caller holds write_mu (released while
  * waiting). With force, seals any non-empty memtable. */
@@ -431,12 +464,11 @@ static int db_make_room(cesium_db *db, bool force)
 			              "reopen the database", cesium_strerror(rc));
 			break;
 		}
-		struct db_state *cur = atomic_load(&db->current);
-		size_t used = memtable_memory_usage(cur->active);
-		bool full = force ? memtable_entries(cur->active) > 0 : used >= db->opts->memtable_size;
+		struct db_shape sh = db_shape(db);
+		bool full = force ? sh.entries > 0 : sh.used >= db->opts->memtable_size;
 		if (!full)
 			break;
-		if (cur->nsealed >= db->opts->max_memtables || cur->nsealed + 1 >= DB_MAX_SEALED) {
+		if (sh.nsealed >= db->opts->max_memtables || sh.nsealed + 1 >= DB_MAX_SEALED) {
 			if (!wait_start) {
 				wait_start = db_now_ns();
 				atomic_fetch_add_explicit(&db->stats.memtable_waits, 1, memory_order_relaxed);
@@ -455,8 +487,11 @@ static int db_make_room(cesium_db *db, bool force)
 
 /* The group leader's work, outside write_mu: one WAL record for the group,
  * one sync if any member asked, then the memtable. */
+/* *appended tells whether the record reached the log: after that, a
+ * failure (sync, memtable) leaves log and memtable apart, which only a
+ * reopen mends. */
 static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_writer *last,
-                           uint64_t seq, bool sync, uint8_t *buf, size_t len)
+                           uint64_t seq, bool sync, uint8_t *buf, size_t len, bool *appended)
 {
 	size_t off = BATCH_HEADER_SIZE;
 	uint32_t count = 0;
@@ -467,19 +502,23 @@ static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_wri
 		if (w == last)
 			break;
 	}
-	if (count == 0) /* a bare sync or flush */
+	if (count == 0) { /* a bare sync or flush */
+		*appended = sync; /* a failed sync is as sticky as a write's */
 		return sync ? wal_sync(db->wal) : 0;
+	}
 	batch_set_seq(buf, seq);
 	keys_put_u32le(buf + 8, count);
 	int rc = wal_append(db->wal, buf, len);
+	*appended = rc == 0;
 	if (!rc && sync) {
 		rc = wal_sync(db->wal);
 		atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
 	}
 	if (rc)
 		return rc;
-	struct db_insert_ctx ctx = { .mem = atomic_load(&db->current)->active };
+	struct db_insert_ctx ctx = { .mem = db_active_ref(db) };
 	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
+	memtable_unref(ctx.mem);
 	atomic_fetch_add_explicit(&db->stats.puts, ctx.puts, memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->stats.deletes, ctx.deletes, memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->stats.wal_bytes, len, memory_order_relaxed);
@@ -543,19 +582,19 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	uint8_t *buf = NULL;
 	if (!rc && !(buf = mem_alloc(total)))
 		rc = error_set(CESIUM_ENOMEM, "out of memory for a write group of %zu bytes", total);
+	bool appended = false;
 	if (!rc)
-		rc = db_commit_group(db, &w, last, seq, gsync, buf, total);
+		rc = db_commit_group(db, &w, last, seq, gsync, buf, total, &appended);
 	mem_free(buf);
 	if (!rc)
 		atomic_store_explicit(&db->visible_seq, seq + group_count - 1, memory_order_release);
 	atomic_fetch_add_explicit(&db->stats.write_groups, 1, memory_order_relaxed);
 
 	pthread_mutex_lock(&db->write_mu);
-	if (rc) {
-		/* The sequence numbers were handed out but not used: take them
-		 * back only if nobody took later ones (the queue guarantees it). */
-		db->next_seq = seq;
-	}
+	/* Sequence numbers of a failed group are not reused: a gap is
+	 * harmless, a reused number in a log record that did land is not. */
+	if (rc && appended && db->bg_error == 0)
+		db->bg_error = rc;
 	for (struct db_writer *p = &w;; p = p->next) {
 		p->status = rc;
 		p->done = true;
@@ -977,7 +1016,7 @@ int cesium_flush(cesium_db *db)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&db->write_mu);
-	while (atomic_load(&db->current)->nsealed > 0 && !db->bg_error)
+	while (db_shape(db).nsealed > 0 && !db->bg_error)
 		pthread_cond_wait(&db->stall_cv, &db->write_mu);
 	rc = db->bg_error;
 	pthread_mutex_unlock(&db->write_mu);
@@ -1076,10 +1115,11 @@ static int db_scan_dir(cesium_db *db, uint64_t **wals, size_t *nwals, uint64_t *
 		uint64_t sn = db_parse_number(e->d_name, "seg");
 		unsigned long long mn;
 		if (sscanf(e->d_name, "MANIFEST-%llu", &mn) == 1) {
-			*has_db_files = true;
 			if (mn > *max_number)
 				*max_number = mn;
 		}
+		/* A MANIFEST alone is a first open that crashed before CURRENT
+		 * was written: nothing was ever acknowledged, start afresh. */
 		if (wn || sn)
 			*has_db_files = true;
 		if (sn > *max_number)
@@ -1104,7 +1144,8 @@ static int db_scan_dir(cesium_db *db, uint64_t **wals, size_t *nwals, uint64_t *
 		mem_free(w);
 		return rc;
 	}
-	qsort(w, n, sizeof(*w), db_cmp_u64);
+	if (n > 1)
+		qsort(w, n, sizeof(*w), db_cmp_u64);
 	*wals = w;
 	*nwals = n;
 	return 0;
@@ -1293,7 +1334,7 @@ static int db_recover(cesium_db *db)
 			rc = version_recover(manifest, &db->env, NULL, NULL, &v, &valid_end);
 	} else if (has_files) {
 		rc = error_set(CESIUM_ECORRUPT,
-		               "%s: holds segment, log or MANIFEST files but no CURRENT: not a "
+		               "%s: holds segment or log files but no CURRENT: not a "
 		               "database cesium can open safely",
 		               db->path);
 	} else {

@@ -87,7 +87,8 @@ static inline uint64_t keys_trailer(uint64_t seq, enum keys_kind kind)
 static inline void keys_make_nskey(uint8_t *out, uint64_t ns, const void *key, size_t klen)
 {
 	keys_put_u64be(out, ns);
-	memcpy(out + KEYS_NS_SIZE, key, klen);
+	if (klen)
+		memcpy(out + KEYS_NS_SIZE, key, klen);
 }
 
 /* Writes nskey ++ trailer into out (nskey_len + 8 bytes). */
