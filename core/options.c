@@ -65,8 +65,9 @@ static const struct options_def options_table[] = {
 	    "growth of the level size per leveled level"),
 	OPT(max_bytes_for_level_base, OPTIONS_SIZE, 256 * MIB, 1 * MIB, 1 * TIB,
 	    "size of the first leveled level"),
-	OPT(wal_prealloc_size, OPTIONS_SIZE, 4 * MIB, 0, 1 * GIB,
-	    "bytes preallocated per WAL file; 0 disables"),
+	OPT(wal_prealloc_size, OPTIONS_SIZE, 4 * MIB, 64 * KIB, 1 * GIB,
+	    "disk space reserved per WAL file, and its growth step"),
+
 };
 
 #define OPTIONS_COUNT (sizeof(options_table) / sizeof(options_table[0]))

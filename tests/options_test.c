@@ -95,8 +95,8 @@ static void every_option_accepts_good_values(void **state)
 		{ "target_file_size_multiplier", "16", "16" },
 		{ "level_size_multiplier", "2", "2" },
 		{ "max_bytes_for_level_base", "1gib", "1GiB" },
-		{ "wal_prealloc_size", "0", "0" },
-		{ "wal_prealloc_size", "3k", "3KiB" },
+		{ "wal_prealloc_size", "64k", "64KiB" },
+		{ "wal_prealloc_size", "3m", "3MiB" },
 	};
 	cesium_options *o;
 	assert_int_equal(cesium_options_new(&o), 0);
@@ -108,7 +108,7 @@ static void every_option_accepts_good_values(void **state)
 	}
 	assert_int_equal(o->memtable_size, 100000);
 	assert_int_equal(o->block_cache_size, 2 * GIB);
-	assert_int_equal(o->wal_prealloc_size, 3 * KIB);
+	assert_int_equal(o->wal_prealloc_size, 3 * MIB);
 	assert_int_equal(o->compression, OPTIONS_COMPRESSION_NONE);
 	cesium_options_free(o);
 }
@@ -143,7 +143,7 @@ static void every_option_rejects_bad_values(void **state)
 		{ "target_file_size", "1KiB" },  { "target_file_size_multiplier", "0" },
 		{ "target_file_size_multiplier", "17" }, { "level_size_multiplier", "1" },
 		{ "level_size_multiplier", "101" }, { "max_bytes_for_level_base", "1KiB" },
-		{ "wal_prealloc_size", "2GiB" },
+		{ "wal_prealloc_size", "2GiB" }, { "wal_prealloc_size", "0" },
 	};
 	cesium_options *o, *ref;
 	assert_int_equal(cesium_options_new(&o), 0);

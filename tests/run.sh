@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: a release build with warnings as errors, then
-# an ASan+UBSan debug build. Prints meson's log for failures and ends with
+# Runs the whole test suite (installing what it needs first): a release
+# build with warnings as errors, then an ASan+UBSan debug build. Prints meson's log for failures and ends with
 # "N passed, N failed" summed over both builds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+./tests/setup.sh
 jobs=$(nproc)
 passed=0
 failed=0
