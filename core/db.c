@@ -179,11 +179,27 @@ int db_install_version(cesium_db *db, struct version *v, size_t flushed)
 	return 0;
 }
 
+/* Caller holds write_mu. The first failure wins; its message is kept for
+ * every writer that runs into it later. */
+static void db_note_bg_error(cesium_db *db, int code)
+{
+	if (db->bg_error)
+		return;
+	db->bg_error = code;
+	snprintf(db->bg_errmsg, sizeof(db->bg_errmsg), "%s", cesium_errmsg());
+}
+
+/* Caller holds write_mu: the sticky error, with its message. */
+static int db_report_bg_error(cesium_db *db)
+{
+	return error_set(db->bg_error, "%s (an earlier failure; reopen the database)",
+	                 db->bg_errmsg[0] ? db->bg_errmsg : cesium_strerror(db->bg_error));
+}
+
 void db_set_bg_error(cesium_db *db, int code)
 {
 	pthread_mutex_lock(&db->write_mu);
-	if (db->bg_error == 0)
-		db->bg_error = code;
+	db_note_bg_error(db, code);
 	pthread_cond_broadcast(&db->stall_cv);
 	pthread_mutex_unlock(&db->write_mu);
 }
@@ -394,8 +410,8 @@ static int db_seal(cesium_db *db)
 	 * the kernel may have dropped its pages, and no later sync may claim
 	 * durability (the fsyncgate rule), so the failure is sticky. */
 	int close_rc = wal_close(db->wal, true);
-	if (close_rc && db->bg_error == 0)
-		db->bg_error = close_rc;
+	if (close_rc)
+		db_note_bg_error(db, close_rc);
 	db->wal = w;
 	db->wal_number = number;
 	req->msg.type = FLUSH_MSG_MEMTABLE;
@@ -459,9 +475,7 @@ static int db_make_room(cesium_db *db, bool force)
 	int rc = 0;
 	for (;;) {
 		if (db->bg_error) {
-			rc = db->bg_error;
-			error_set(rc, "a background flush or compaction failed earlier (%s); "
-			              "reopen the database", cesium_strerror(rc));
+			rc = db_report_bg_error(db);
 			break;
 		}
 		struct db_shape sh = db_shape(db);
@@ -593,8 +607,8 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	pthread_mutex_lock(&db->write_mu);
 	/* Sequence numbers of a failed group are not reused: a gap is
 	 * harmless, a reused number in a log record that did land is not. */
-	if (rc && appended && db->bg_error == 0)
-		db->bg_error = rc;
+	if (rc && appended)
+		db_note_bg_error(db, rc);
 	for (struct db_writer *p = &w;; p = p->next) {
 		p->status = rc;
 		p->done = true;
@@ -1018,10 +1032,8 @@ int cesium_flush(cesium_db *db)
 	pthread_mutex_lock(&db->write_mu);
 	while (db_shape(db).nsealed > 0 && !db->bg_error)
 		pthread_cond_wait(&db->stall_cv, &db->write_mu);
-	rc = db->bg_error;
+	rc = db->bg_error ? db_report_bg_error(db) : 0;
 	pthread_mutex_unlock(&db->write_mu);
-	if (rc)
-		error_set(rc, "a background flush failed (%s)", cesium_strerror(rc));
 	return rc;
 }
 

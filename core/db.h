@@ -23,6 +23,7 @@
 
 #include "cesium.h"
 #include "epoch.h"
+#include "error.h"
 #include "memtable.h"
 #include "segment.h"
 #include "version.h"
@@ -78,6 +79,7 @@ struct cesium_db {
 	uint64_t wal_number;
 	uint64_t next_seq;     /* next sequence number to hand out */
 	int bg_error;          /* sticky background error, returned to writers */
+	char bg_errmsg[ERROR_MSG_MAX]; /* its message, as the failing thread set it */
 	bool closing;
 
 	/* Published to readers: the last sequence whose writes are all in the

@@ -127,9 +127,11 @@ int manifest_read_current(const char *dir, char **manifest_path)
 		goto out;
 	}
 	buf[n] = '\0';
-	unsigned long long number;
-	char tail;
-	if (n < 10 || sscanf(buf, "MANIFEST-%llu%c", &number, &tail) != 2 || tail != '\n') {
+	char *end = NULL;
+	unsigned long long number = 0;
+	if (n > 9 && strncmp(buf, "MANIFEST-", 9) == 0 && buf[9] >= '0' && buf[9] <= '9')
+		number = strtoull(buf + 9, &end, 10);
+	if (!end || *end != '\n' || end[1] != '\0') {
 		rc = error_set(CESIUM_ECORRUPT, "%s: offset 0: does not name a MANIFEST", cur);
 		goto out;
 	}

@@ -8,9 +8,9 @@
 #include <stdatomic.h>
 #include <time.h>
 
-/* Big enough that block switches are rare, small enough that the reported
- * memory usage tracks what is really stored (the flush trigger reads it). */
-#define MEMTABLE_ARENA_BLOCK (64u * 1024u)
+/* Small next to the smallest memtable_size (64 KiB): the seal trigger reads
+ * the arena's reserved bytes, so they must track what is really stored. */
+#define MEMTABLE_ARENA_BLOCK (16u * 1024u)
 
 /*
  * A node: fixed header, `height` next pointers, then the internal key and
