@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (installing what it needs first): a release
-# build with warnings as errors, then an ASan+UBSan debug build. Prints meson's log for failures and ends with
+# build with warnings as errors, an ASan+UBSan debug build, and a TSan build
+# of the concurrency tests. Prints meson's log for failures and ends with
 # "N passed, N failed" summed over both builds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +35,10 @@ run_build() { # name, meson args...
 MESON_TEST_ARGS=()
 run_build release -Dbuildtype=release
 run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+# ThreadSanitizer on the tests where threads meet: lock-free memtable and
+# mailbox, epochs, the reactor, the cache, and the db under concurrent use.
+MESON_TEST_ARGS=(epoch memtable arena mailbox reactor waiter cache cleanup db flush api)
+export TSAN_OPTIONS="halt_on_error=1"
+run_build tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
