@@ -722,7 +722,7 @@ static int db_get_level(cesium_db *db, const struct version *v, int level, keys_
 {
 	size_t n = v->nfiles[level];
 	size_t i = 0;
-	if (level > 0 && version_level_is_sorted_run(v, level)) {
+	if (level >= VERSION_TIERED_LEVELS) { /* one sorted run: one candidate */
 		i = version_find_file(v, level, nskey);
 		n = i < n ? i + 1 : i;
 	}

@@ -131,7 +131,7 @@ int edit_encode(const struct edit *e, uint8_t **out, size_t *len)
 		if (edit_check_file(f))
 			return error_set(CESIUM_EINVAL, "edit: file %llu: %s",
 			                 (unsigned long long)f->number, edit_check_file(f));
-		cap += 1 + 1 + 8 * EDIT_VARINT_MAX + f->smallest_len + f->largest_len;
+		cap += 1 + 1 + 9 * EDIT_VARINT_MAX + f->smallest_len + f->largest_len;
 	}
 	uint8_t *buf = mem_alloc(cap);
 	if (!buf)
@@ -166,6 +166,7 @@ int edit_encode(const struct edit *e, uint8_t **out, size_t *len)
 		n += edit_put_varint(buf + n, f->max_seq);
 		n += edit_put_varint(buf + n, f->entries);
 		n += edit_put_varint(buf + n, f->tombstones);
+		n += edit_put_varint(buf + n, f->run);
 	}
 	n += edit_put_varint(buf + n, EDIT_TAG_END);
 	*out = buf;
@@ -262,6 +263,8 @@ static int edit_decode_added(struct edit_in *in, struct edit *e, size_t start)
 		rc = edit_get_varint(in, &f.entries, "truncated entry count");
 	if (rc == 0)
 		rc = edit_get_varint(in, &f.tombstones, "truncated tombstone count");
+	if (rc == 0)
+		rc = edit_get_varint(in, &f.run, "truncated run id");
 	if (rc == 0) {
 		const char *why = edit_check_file(&f);
 		if (why)

@@ -40,6 +40,10 @@ struct file_desc {
 	size_t largest_len;
 	uint64_t min_seq, max_seq;
 	uint64_t entries, tombstones;
+	/* The sorted run the file belongs to: the segments one job wrote into
+	 * a tiered level share it (the job's first output number); 0 is read
+	 * as "its own number". */
+	uint64_t run;
 };
 
 struct edit_deleted {

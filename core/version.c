@@ -35,6 +35,7 @@ struct file_meta *file_meta_new(const struct file_desc *d)
 	f->max_seq = d->max_seq;
 	f->entries = d->entries;
 	f->tombstones = d->tombstones;
+	f->run = d->run ? d->run : d->number;
 	return f;
 }
 
@@ -113,6 +114,17 @@ static int version_cmp_sorted(const void *a, const void *b)
 	if (c != 0)
 		return c;
 	return x->number < y->number ? -1 : x->number > y->number ? 1 : 0;
+}
+
+/* Tiered levels: runs newest first (a later job's run holds newer data),
+ * then key order inside a run. */
+static int version_cmp_tiered(const void *a, const void *b)
+{
+	const struct file_meta *x = *(struct file_meta *const *)a;
+	const struct file_meta *y = *(struct file_meta *const *)b;
+	if (x->run != y->run)
+		return x->run > y->run ? -1 : 1;
+	return version_cmp_sorted(a, b);
 }
 
 static int version_cmp_u64(const void *a, const void *b)
@@ -233,7 +245,9 @@ int version_apply(const struct version *base, const struct edit *e, version_make
 	for (int l = 0; l < VERSION_LEVELS; l++)
 		if (v->nfiles[l] > 1)
 			qsort(v->files[l], v->nfiles[l], sizeof(*v->files[l]),
-			      l == 0 ? version_cmp_l0 : version_cmp_sorted);
+			      l == 0                         ? version_cmp_l0
+			      : l < VERSION_TIERED_LEVELS ? version_cmp_tiered
+			                                  : version_cmp_sorted);
 	*out = v;
 	v = NULL;
 out:

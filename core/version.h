@@ -26,6 +26,9 @@
 #include "keys.h"
 
 #define VERSION_LEVELS 8
+/* L0..L2 hold several sorted runs: L0 newest file first, L1 and L2 newest
+ * run first and key order within a run. L3..L7 are one sorted run each. */
+#define VERSION_TIERED_LEVELS 3
 
 struct file_meta {
 	/* Atomic because versions on different threads share the meta; the
@@ -46,6 +49,7 @@ struct file_meta {
 	size_t largest_len;
 	uint64_t min_seq, max_seq;
 	uint64_t entries, tombstones;
+	uint64_t run; /* sorted run id (edit.h); never 0 here */
 	void *reader; /* opaque open segment reader, set by the db */
 };
 

@@ -268,7 +268,9 @@ static void test_version_file_released_once_by_last_holder(void **state)
 	assert_int_equal(version_apply(v[2], &e, NULL, NULL, &v[3]), 0);
 	version_mark_deleted(v[2], &e);
 	edit_free(&e);
-	assert_true(atomic_load(&v[2]->files[1][0]->obsolete));
+	/* L1 is tiered: newest run (file 3) first, so file 2 is second. */
+	assert_int_equal(v[2]->files[1][1]->number, 2);
+	assert_true(atomic_load(&v[2]->files[1][1]->obsolete));
 
 	struct version *pin = version_ref(v[1]);
 	version_unref(v[1]);
