@@ -56,6 +56,14 @@ static bool cleanup_idle(struct actor *self)
 	return c->inflight == 0 && atomic_load(&c->pending) == NULL;
 }
 
+uint64_t cleanup_pending(const struct cleanup_actor *c)
+{
+	uint64_t pushed = atomic_load_explicit(&c->files_pushed, memory_order_relaxed);
+	uint64_t done = atomic_load_explicit(&c->files_deleted, memory_order_relaxed) +
+	                atomic_load_explicit(&c->failures, memory_order_relaxed);
+	return pushed > done ? pushed - done : 0;
+}
+
 void cleanup_init(struct cleanup_actor *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -72,6 +80,7 @@ int cleanup_push(struct cleanup_actor *c, const char *path, uint64_t bytes)
 		return error_set(CESIUM_ENOMEM, "out of memory");
 	it->owner = c;
 	it->bytes = bytes;
+	atomic_fetch_add_explicit(&c->files_pushed, 1, memory_order_relaxed);
 	memcpy(it->path, path, n);
 	struct cleanup_item *head = atomic_load_explicit(&c->pending, memory_order_relaxed);
 	do

@@ -24,10 +24,12 @@ struct cleanup_actor {
 	atomic_bool kick_queued;                /* a wake-up is in the mailbox */
 	struct actor_msg kick;
 	unsigned inflight; /* unlinks on the ring (reactor thread only) */
-	_Atomic uint64_t files_deleted, bytes_freed, failures;
+	_Atomic uint64_t files_pushed, files_deleted, bytes_freed, failures;
 };
 
 void cleanup_init(struct cleanup_actor *c);
+/* Files pushed and not yet deleted (approximate; any thread). */
+uint64_t cleanup_pending(const struct cleanup_actor *c);
 /* Any thread: schedules path (copied) for deletion; `bytes` is what it frees. */
 int cleanup_push(struct cleanup_actor *c, const char *path, uint64_t bytes);
 

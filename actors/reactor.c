@@ -261,12 +261,15 @@ static bool reactor_has_mail(struct reactor *r)
 
 static bool reactor_done(struct reactor *r)
 {
-	if (reactor_has_mail(r) || io_ring_inflight(&r->ring) != 0 || r->msgs_outstanding != 0)
+	if (reactor_has_mail(r) || r->msgs_outstanding != 0)
 		return false;
+	/* Every hook is asked before in-flight I/O is looked at: an actor may
+	 * end I/O of its own (cancel a timer) when it learns of the stop. */
+	bool idle = true;
 	for (struct actor *a = r->actors; a; a = a->next_in_reactor)
 		if (a->idle && !a->idle(a))
-			return false;
-	return true;
+			idle = false;
+	return idle && io_ring_inflight(&r->ring) == 0;
 }
 
 static void reactor_loop(struct reactor *r)

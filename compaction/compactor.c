@@ -15,8 +15,10 @@
 #define COMPACTOR_READAHEAD (2u << 20)
 
 /* Opens a merged, filtered view of the job's inputs. */
-static int compactor_open_input(cesium_db *db, struct compaction_job *job, compact_iter **out)
+static int compactor_open_input(cesium_db *db, const struct compaction_job *job,
+                                struct compaction_part *part, compact_iter **out)
 {
+	(void)part; /* every input, seeked to the part's start by the caller */
 	iter **children = mem_calloc(job->ninputs ? job->ninputs : 1, sizeof(*children));
 	uint64_t *snaps = NULL;
 	size_t nsnaps = 0, n = 0;
@@ -28,10 +30,8 @@ static int compactor_open_input(cesium_db *db, struct compaction_job *job, compa
 		rc = db_file_reader(db, job->inputs[i], &r);
 		if (!rc)
 			rc = seg_reader_iter_new(r, &so, &children[n]);
-		if (!rc) {
+		if (!rc)
 			n++;
-			job->bytes_read += job->inputs[i]->file_size;
-		}
 	}
 	if (!rc)
 		rc = db_snapshots(db, &snaps, &nsnaps);
@@ -48,8 +48,9 @@ static int compactor_open_input(cesium_db *db, struct compaction_job *job, compa
 	return rc;
 }
 
-/* Ends the current output: durable, described in job->outputs. */
-static int compactor_finish_output(struct compaction_job *job, struct output *o)
+/* Ends the current output: durable, described in part->outputs. */
+static int compactor_finish_output(const struct compaction_job *job, struct compaction_part *part,
+                                   struct output *o)
 {
 	int rc = output_finish(o);
 	struct file_desc d;
@@ -58,26 +59,38 @@ static int compactor_finish_output(struct compaction_job *job, struct output *o)
 		rc = db_desc_from_props(seg_writer_props(o->writer), job->output_level, o->number,
 		                        seg_writer_file_size(o->writer), &d);
 	if (!rc)
-		rc = edit_add_file(&job->outputs, &d);
+		rc = edit_add_file(&part->outputs, &d);
 	if (!rc)
-		job->bytes_written += d.file_size;
+		part->bytes_written += d.file_size;
 	mem_free(d.smallest);
 	mem_free(d.largest);
 	output_close(o, rc == 0);
 	return rc;
 }
 
-static int compactor_run(struct compactor *c, struct compaction_job *job)
+/* Whether the iterator has passed the part's end. */
+static bool compactor_past_end(const struct compaction_part *p, keys_slice ikey)
+{
+	return p->hi && keys_compare_bytes(keys_ikey_nskey(ikey), keys_slice_of(p->hi, p->hi_len)) >= 0;
+}
+
+static int compactor_run(struct compactor *c, struct compaction_part *part)
 {
 	cesium_db *db = c->db;
+	const struct compaction_job *job = part->job;
 	compact_iter *ci = NULL;
 	struct output o;
 	bool open = false;
 	char *path = NULL;
-	int rc = compactor_open_input(db, job, &ci);
-	uint64_t target = db->opts->target_file_size;
+	int rc = compactor_open_input(db, job, part, &ci);
+	uint64_t target = job->target_file_size;
 	struct seg_writer_opts wo = db_writer_opts(db, job->output_level);
+	if (!rc && part->lo)
+		compact_iter_seek(ci, part->lo, part->lo_len);
 	for (; !rc && compact_iter_valid(ci); compact_iter_next(ci)) {
+		keys_slice k = compact_iter_key(ci);
+		if (compactor_past_end(part, k))
+			break;
 		if (!open) {
 			uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
 			rc = db_file_path(db, number, "seg", &path);
@@ -89,30 +102,30 @@ static int compactor_run(struct compactor *c, struct compaction_job *job)
 				break;
 			open = true;
 		}
-		rc = output_add(&o, compact_iter_key(ci), compact_iter_value(ci));
+		rc = output_add(&o, k, compact_iter_value(ci));
 		if (!rc && seg_writer_file_size(o.writer) >= target) {
 			open = false;
-			rc = compactor_finish_output(job, &o);
+			rc = compactor_finish_output(job, part, &o);
 		}
 	}
 	if (!rc && ci)
 		rc = compact_iter_status(ci);
 	if (!rc && open) {
 		open = false;
-		rc = compactor_finish_output(job, &o);
+		rc = compactor_finish_output(job, part, &o);
 	}
 	if (open)
 		output_close(&o, false);
 	if (rc) {
-		/* Leave the tree as it was: no output of a failed job stays. */
-		for (size_t i = 0; i < job->outputs.nadded; i++) {
-			if (db_file_path(db, job->outputs.added[i].number, "seg", &path) == 0) {
+		/* Leave the tree as it was: no output of a failed part stays. */
+		for (size_t i = 0; i < part->outputs.nadded; i++) {
+			if (db_file_path(db, part->outputs.added[i].number, "seg", &path) == 0) {
 				io_unlink(path);
 				mem_free(path);
 				path = NULL;
 			}
 		}
-		edit_free(&job->outputs);
+		edit_free(&part->outputs);
 	}
 	compact_iter_free(ci);
 	return rc;
@@ -121,17 +134,21 @@ static int compactor_run(struct compactor *c, struct compaction_job *job)
 static void compactor_handle(struct actor *self, struct actor_msg *msg)
 {
 	struct compactor *c = (struct compactor *)self;
-	struct compaction_job *job = (struct compaction_job *)msg;
-	job->result = compactor_run(c, job);
-	if (job->result) {
-		snprintf(job->errmsg, sizeof(job->errmsg), "%s", cesium_errmsg());
+	struct compaction_part *part = (struct compaction_part *)msg;
+	/* Input bytes are counted once per job, by its first part. */
+	if (!part->lo)
+		for (size_t i = 0; i < part->job->ninputs; i++)
+			part->bytes_read += part->job->inputs[i]->file_size;
+	part->result = compactor_run(c, part);
+	if (part->result) {
+		snprintf(part->errmsg, sizeof(part->errmsg), "%s", cesium_errmsg());
 		c->jobs_failed++;
 	} else {
 		c->jobs_done++;
 	}
-	job->msg.type = SCHED_MSG_JOB_DONE;
-	job->msg.from = self;
-	while (actor_send(&job->sched->actor, &job->msg) == CESIUM_EBUSY)
+	part->msg.type = SCHED_MSG_PART_DONE;
+	part->msg.from = self;
+	while (actor_send(&part->job->sched->actor, &part->msg) == CESIUM_EBUSY)
 		io_ring_poll(reactor_ring(self->home), false);
 }
 

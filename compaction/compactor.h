@@ -9,8 +9,9 @@
  * ring only this job uses. On failure every partial output is removed and
  * the tree is left as it was.
  *
- * Messages it takes: COMPACTOR_MSG_JOB (a struct compaction_job, from the
- * scheduler). Sends: SCHED_MSG_JOB_DONE (the same job back).
+ * Messages it takes: COMPACTOR_MSG_PART (a struct compaction_part: one key
+ * range of a job, from the scheduler). Sends: SCHED_MSG_PART_DONE (the same
+ * part back, with its outputs).
  */
 #ifndef CESIUM_COMPACTION_COMPACTOR_H
 #define CESIUM_COMPACTION_COMPACTOR_H
@@ -18,7 +19,7 @@
 #include "reactor.h"
 #include "scheduler.h"
 
-#define COMPACTOR_MSG_JOB 100
+#define COMPACTOR_MSG_PART 100
 
 struct compactor {
 	struct actor actor;

@@ -1,8 +1,11 @@
 #include "scheduler.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -12,7 +15,17 @@
 #include "file.h"
 #include "log.h"
 #include "mem.h"
+#include "options.h"
 #include "waiter.h"
+
+static void sched_after_change(struct scheduler *s);
+
+static uint64_t sched_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* One manifest append: the edit's record written then fdatasynced. */
 struct sched_io {
@@ -169,57 +182,368 @@ out:
 	mem_free(f->file.smallest);
 	mem_free(f->file.largest);
 	mem_free(f);
+	sched_after_change(s);
 }
 
-static void sched_start_compact(struct scheduler *s, struct sched_compact *c)
+/* ---- statistics, workload, stalls ------------------------------------ */
+
+const char *sched_workload_name(int w)
 {
+	static const char *const names[] = { "idle", "read-heavy", "write-heavy", "scan-heavy",
+		                             "mixed" };
+	return w >= 0 && w <= SCHED_WORKLOAD_MIXED ? names[w] : "?";
+}
+
+/* Classifies the operations since the last tick. */
+static void sched_sample_workload(struct scheduler *s)
+{
+	struct db_stats *st = &s->db->stats;
+	uint64_t gets = atomic_load_explicit(&st->gets, memory_order_relaxed);
+	uint64_t puts = atomic_load_explicit(&st->puts, memory_order_relaxed) +
+	                atomic_load_explicit(&st->deletes, memory_order_relaxed);
+	uint64_t iters = atomic_load_explicit(&st->iters, memory_order_relaxed);
+	uint64_t g = gets - s->last_gets, p = puts - s->last_puts, it = iters - s->last_iters;
+	s->last_gets = gets;
+	s->last_puts = puts;
+	s->last_iters = iters;
+	uint64_t total = g + p + it * 16; /* a scan reads many keys: weigh it */
+	int w = SCHED_WORKLOAD_MIXED;
+	if (total < 100)
+		w = SCHED_WORKLOAD_IDLE;
+	else if (p * 10 >= total * 7)
+		w = SCHED_WORKLOAD_WRITE_HEAVY;
+	else if (g * 10 >= total * 7)
+		w = SCHED_WORKLOAD_READ_HEAVY;
+	else if (it * 16 * 10 >= total * 5)
+		w = SCHED_WORKLOAD_SCAN_HEAVY;
+	atomic_store_explicit(&s->stats.workload, w, memory_order_relaxed);
+}
+
+/* The policy's knobs, adapted to the workload: write-heavy lets L0 and the
+ * tiered levels hold more runs (fewer, larger merges: less write
+ * amplification); read- and scan-heavy merge runs sooner (fewer places for
+ * a read to look). */
+static struct policy_config sched_config(const struct scheduler *s)
+{
+	const cesium_options *o = s->db->opts;
+	struct policy_config c = {
+		.l0_trigger = o->l0_compaction_trigger,
+		.tier_run_trigger = 4,
+		.level_base = o->max_bytes_for_level_base,
+		.level_multiplier = o->level_size_multiplier,
+		.target_file_size = o->target_file_size,
+		.target_file_multiplier = o->target_file_size_multiplier,
+	};
+	int w = atomic_load_explicit(&s->stats.workload, memory_order_relaxed);
+	if (w == SCHED_WORKLOAD_WRITE_HEAVY) {
+		uint32_t l0 = c.l0_trigger * 2;
+		c.l0_trigger = l0 < o->l0_slowdown_trigger ? l0 : o->l0_slowdown_trigger;
+		c.tier_run_trigger = 6;
+	} else if (w == SCHED_WORKLOAD_READ_HEAVY || w == SCHED_WORKLOAD_SCAN_HEAVY) {
+		c.l0_trigger = c.l0_trigger > 2 ? c.l0_trigger / 2 : c.l0_trigger;
+		c.tier_run_trigger = 2;
+	}
+	return c;
+}
+
+/* Publishes scores and run counts, and the stall the writers must obey. */
+static void sched_publish(struct scheduler *s)
+{
+	struct policy_config c = sched_config(s);
+	double scores[VERSION_LEVELS];
+	policy_scores(s->version, &c, &s->inflight, scores);
+	for (int l = 0; l < VERSION_LEVELS; l++) {
+		atomic_store_explicit(&s->stats.score_milli[l], (uint64_t)(scores[l] * 1000.0),
+		                      memory_order_relaxed);
+		atomic_store_explicit(&s->stats.runs[l], policy_level_runs(s->version, l),
+		                      memory_order_relaxed);
+	}
+	const cesium_options *o = s->db->opts;
+	size_t l0 = s->version->nfiles[0];
+	int stall = l0 >= o->l0_stop_trigger       ? DB_STALL_STOP
+	            : l0 >= o->l0_slowdown_trigger ? DB_STALL_SLOWDOWN
+	                                           : DB_STALL_NONE;
+	db_set_stall(s->db, stall);
+}
+
+/* ---- jobs --------------------------------------------------------------- */
+
+static struct compactor *sched_idle_compactor(struct scheduler *s, size_t *index)
+{
+	for (size_t i = 0; i < s->ncompactors; i++) {
+		if (!s->compactor_busy[i]) {
+			*index = i;
+			return s->compactors[i];
+		}
+	}
+	return NULL;
+}
+
+static size_t sched_free_slots(const struct scheduler *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->ncompactors; i++)
+		n += !s->compactor_busy[i];
+	return n;
+}
+
+static int sched_cmp_slices(const void *a, const void *b)
+{
+	return keys_compare_bytes(*(const keys_slice *)a, *(const keys_slice *)b);
+}
+
+/* Split points for a job's parts: the smallest nskeys of its inputs,
+ * spread evenly. Fills up to max-1 points; returns how many. */
+static size_t sched_split_points(const struct compaction_job *job, size_t max, keys_slice *pts)
+{
+	keys_slice *all = mem_calloc(job->ninputs ? job->ninputs : 1, sizeof(*all));
+	if (!all)
+		return 0;
+	size_t n = 0;
+	for (size_t i = 0; i < job->ninputs; i++)
+		all[n++] = keys_ikey_nskey(
+		    keys_slice_of(job->inputs[i]->smallest, job->inputs[i]->smallest_len));
+	qsort(all, n, sizeof(*all), sched_cmp_slices);
+	size_t u = 0; /* unique, and never the very first key (nothing below it) */
+	for (size_t i = 1; i < n; i++)
+		if (keys_compare_bytes(all[i], all[0]) > 0 &&
+		    (u == 0 || keys_compare_bytes(all[i], all[u]) != 0))
+			all[++u] = all[i];
+	size_t k = 0;
+	for (size_t p = 1; p < max && u > 0; p++) {
+		size_t idx = 1 + (p * u) / max;
+		if (idx > u)
+			break;
+		if (k > 0 && keys_compare_bytes(all[idx], pts[k - 1]) == 0)
+			continue;
+		pts[k++] = all[idx];
+	}
+	/* The points borrow the inputs' key memory, which outlives the job. */
+	mem_free(all);
+	return k;
+}
+
+static uint8_t *sched_dup(keys_slice k)
+{
+	uint8_t *p = mem_alloc(k.len ? k.len : 1);
+	if (p && k.len)
+		memcpy(p, k.data, k.len);
+	return p;
+}
+
+static void sched_part_free(struct compaction_part *p)
+{
+	edit_free(&p->outputs);
+	mem_free(p->lo);
+	mem_free(p->hi);
+	mem_free(p);
+}
+
+/* Sends the job's parts to idle compactors. 0 or CESIUM_ENOMEM (nothing
+ * sent then). */
+static int sched_dispatch(struct scheduler *s, struct compaction_job *job, size_t nparts)
+{
+	keys_slice pts[SCHED_MAX_COMPACTORS];
+	size_t npts = nparts > 1 ? sched_split_points(job, nparts, pts) : 0;
+	struct compaction_part *parts[SCHED_MAX_COMPACTORS] = { 0 };
+	nparts = npts + 1;
+	for (size_t i = 0; i < nparts; i++) {
+		struct compaction_part *p = mem_zalloc(sizeof(*p));
+		if (!p)
+			goto nomem;
+		parts[i] = p;
+		p->msg.type = COMPACTOR_MSG_PART;
+		p->msg.from = &s->actor;
+		p->job = job;
+		edit_init(&p->outputs);
+		if (i > 0 && !(p->lo = sched_dup(pts[i - 1])))
+			goto nomem;
+		p->lo_len = i > 0 ? pts[i - 1].len : 0;
+		if (i < npts && !(p->hi = sched_dup(pts[i])))
+			goto nomem;
+		p->hi_len = i < npts ? pts[i].len : 0;
+	}
+	job->nparts = nparts;
+	for (size_t i = 0; i < nparts; i++) {
+		size_t idx = 0;
+		struct compactor *c = sched_idle_compactor(s, &idx);
+		assert(c); /* the caller counted free slots */
+		s->compactor_busy[idx] = true;
+		parts[i]->compactor = c;
+		/* A compactor's mailbox holds more parts than it can ever
+		 * be given (one at a time), so this send is never refused. */
+		actor_send(&c->actor, &parts[i]->msg);
+	}
+	if (nparts > 1)
+		atomic_fetch_add_explicit(&s->stats.subcompactions, nparts, memory_order_relaxed);
+	return 0;
+nomem:
+	for (size_t i = 0; i < nparts; i++)
+		if (parts[i])
+			sched_part_free(parts[i]);
+	return error_set(CESIUM_ENOMEM, "out of memory splitting a compaction");
+}
+
+static void sched_job_free(struct scheduler *s, struct compaction_job *job)
+{
+	for (size_t i = 0; i < job->ninputs; i++) {
+		policy_inflight_remove(&s->inflight, job->inputs[i]->number);
+		file_meta_unref(job->inputs[i], s->env);
+	}
+	mem_free(job->inputs);
+	edit_free(&job->outputs);
+	mem_free(job);
+}
+
+/* Starts a job over `inputs` (borrowed from the version; referenced here)
+ * with up to `slots` parts. */
+static int sched_start_job(struct scheduler *s, struct file_meta **inputs, size_t n, int level,
+                           int output_level, bool bottommost, uint64_t target, bool manual,
+                           size_t slots)
+{
+	struct compaction_job *job = mem_zalloc(sizeof(*job));
+	struct file_meta **in = mem_calloc(n ? n : 1, sizeof(*in));
+	if (!job || !in) {
+		mem_free(job);
+		mem_free(in);
+		return error_set(CESIUM_ENOMEM, "out of memory for a compaction job");
+	}
+	job->sched = s;
+	job->inputs = in;
+	job->level = level;
+	job->output_level = output_level;
+	job->bottommost = bottommost;
+	job->manual = manual;
+	job->target_file_size = target;
+	job->run = atomic_fetch_add(&s->db->next_file_number, 1);
+	job->start_ns = sched_now_ns();
+	edit_init(&job->outputs);
+	uint64_t bytes = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		in[i] = file_meta_ref(inputs[i]);
+		job->ninputs++;
+		bytes += inputs[i]->file_size;
+		if (!rc)
+			rc = policy_inflight_add(&s->inflight, inputs[i]->number);
+	}
+	/* Split when the job is large enough for each part to write at least
+	 * a couple of output segments. */
+	size_t parts = (size_t)(bytes / (2 * (target ? target : 1)));
+	if (parts > slots)
+		parts = slots;
+	if (parts < 1)
+		parts = 1;
+	if (!rc)
+		rc = sched_dispatch(s, job, parts);
+	if (rc) {
+		sched_job_free(s, job);
+		return rc;
+	}
+	if (level == 0 && !manual) {
+		s->l0_running = true;
+		atomic_fetch_add_explicit(&s->stats.l0_jobs, 1, memory_order_relaxed);
+	}
+	job->next = s->running;
+	s->running = job;
+	atomic_fetch_add_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* The full compaction of cesium_compact: everything into one sorted run at
+ * the last non-empty level (at least L3, the first leveled one). */
+static void sched_start_manual(struct scheduler *s)
+{
+	struct sched_compact *c = s->manual;
 	struct version *v = s->version;
 	size_t n = 0;
-	for (int l = 0; l < VERSION_LEVELS; l++)
+	int deepest = -1;
+	for (int l = 0; l < VERSION_LEVELS; l++) {
 		n += v->nfiles[l];
-	bool done = n == 0 || (n == 1 && v->nfiles[VERSION_LEVELS - 1] == 1 &&
-	                       v->files[VERSION_LEVELS - 1][0]->tombstones == 0);
-	if (done) {
+		if (v->nfiles[l])
+			deepest = l;
+	}
+	int out = deepest < VERSION_TIERED_LEVELS ? VERSION_TIERED_LEVELS : deepest;
+	bool done = n == 0 || (n == v->nfiles[out] && v->files[out][0]->tombstones == 0 && n == 1);
+	if (!done) {
+		struct file_meta **all = mem_calloc(n, sizeof(*all));
+		int rc = all ? 0 : error_set(CESIUM_ENOMEM, "out of memory");
+		size_t k = 0;
+		for (int l = 0; all && l < VERSION_LEVELS; l++)
+			for (size_t i = 0; i < v->nfiles[l]; i++)
+				all[k++] = v->files[l][i];
+		struct policy_config cfg = sched_config(s);
+		if (!rc)
+			rc = sched_start_job(s, all, n, -1, out, true,
+			                     policy_target_file_size(&cfg, out), true,
+			                     sched_free_slots(s));
+		mem_free(all);
+		if (!rc)
+			return; /* the waiter is woken when the job ends */
+		waiter_wake_err(c->waiter, rc);
+	} else {
 		waiter_wake(c->waiter, 0);
-		mem_free(c);
-		return;
 	}
-	struct compaction_job *job = mem_zalloc(sizeof(*job));
-	struct file_meta **inputs = mem_calloc(n, sizeof(*inputs));
-	if (!job || !inputs) {
-		mem_free(job);
-		mem_free(inputs);
-		error_set(CESIUM_ENOMEM, "out of memory for a compaction job");
-		waiter_wake_err(c->waiter, CESIUM_ENOMEM);
-		mem_free(c);
-		return;
-	}
-	size_t k = 0;
-	for (int l = 0; l < VERSION_LEVELS; l++)
-		for (size_t i = 0; i < v->nfiles[l]; i++)
-			inputs[k++] = file_meta_ref(v->files[l][i]);
-	job->msg.type = COMPACTOR_MSG_JOB;
-	job->msg.from = &s->actor;
-	job->sched = s;
-	job->inputs = inputs;
-	job->ninputs = n;
-	job->output_level = VERSION_LEVELS - 1;
-	job->bottommost = true;
-	edit_init(&job->outputs);
-	s->running = job;
-	s->waiting = c;
-	/* The compactor's mailbox holds every job the scheduler can have in
-	 * flight, so this send cannot be refused. */
-	actor_send(&s->compactor->actor, &job->msg);
+	s->manual = NULL;
+	mem_free(c);
 }
 
-static void sched_on_job_done(struct scheduler *s, struct compaction_job *job)
+/* Fills free compactor slots with the most urgent non-conflicting jobs. */
+static void sched_pick(struct scheduler *s)
 {
-	struct sched_compact *c = s->waiting;
+	if (s->stopping)
+		return;
+	if (s->manual) {
+		/* A full compaction takes every segment: it waits for the
+		 * running jobs, and nothing new starts meanwhile. */
+		if (!s->running)
+			sched_start_manual(s);
+		return;
+	}
+	if (sched_now_ns() < s->backoff_until_ns)
+		return;
+	size_t free = sched_free_slots(s);
+	if (free == 0)
+		return;
+	struct policy_config cfg = sched_config(s);
+	struct policy_job jobs[POLICY_MAX_JOBS];
+	size_t njobs = 0;
+	size_t max = free < POLICY_MAX_JOBS ? free : POLICY_MAX_JOBS;
+	if (policy_pick(s->version, &cfg, &s->inflight, s->l0_running, max, jobs, &njobs,
+	                s->cursors) != 0)
+		return;
+	double scores[VERSION_LEVELS];
+	policy_scores(s->version, &cfg, &s->inflight, scores);
+	uint64_t queued = 0;
+	for (int l = 0; l < VERSION_LEVELS; l++)
+		queued += scores[l] >= 1.0;
+	for (size_t i = 0; i < njobs; i++) {
+		struct policy_job *j = &jobs[i];
+		/* The spare slots go to the first jobs as subcompactions. */
+		size_t slots = sched_free_slots(s) - (njobs - i - 1);
+		if (sched_free_slots(s) > 0)
+			sched_start_job(s, j->inputs, j->ninputs, j->level, j->output_level,
+			                j->bottommost, j->target_file_size, false, slots ? slots : 1);
+		queued = queued > 0 ? queued - 1 : 0;
+		policy_job_free(j);
+	}
+	atomic_store_explicit(&s->stats.jobs_queued, queued, memory_order_relaxed);
+}
+
+/* After any change of shape: new stall decision, new jobs. */
+static void sched_after_change(struct scheduler *s)
+{
+	sched_pick(s);
+	sched_publish(s);
+}
+
+static void sched_finish_job(struct scheduler *s, struct compaction_job *job)
+{
+	cesium_db *db = s->db;
 	struct edit e;
 	edit_init(&e);
 	int rc = job->result;
-	cesium_db *db = s->db;
+	bool logged = false;
 	atomic_fetch_add_explicit(&db->stats.compaction_bytes_read, job->bytes_read,
 	                          memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->stats.compaction_bytes_written, job->bytes_written,
@@ -232,7 +556,6 @@ static void sched_on_job_done(struct scheduler *s, struct compaction_job *job)
 		rc = edit_delete_file(&e, job->inputs[i]->level, job->inputs[i]->number);
 	for (size_t i = 0; i < job->outputs.nadded && !rc; i++)
 		rc = edit_add_file(&e, &job->outputs.added[i]);
-	bool logged = false;
 	if (!rc)
 		rc = sched_apply(s, &e, 0, &logged);
 	if (rc && !logged) {
@@ -248,25 +571,116 @@ static void sched_on_job_done(struct scheduler *s, struct compaction_job *job)
 		}
 	}
 out:
-	if (rc)
+	if (rc) {
 		atomic_fetch_add_explicit(&db->stats.compaction_failures, 1, memory_order_relaxed);
-	else
+		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
+		/* Back off: 100 ms, doubling to 10 s, so a full disk is not
+		 * hammered; the tick retries. */
+		unsigned f = s->consecutive_failures < 7 ? s->consecutive_failures : 7;
+		uint64_t wait = (100ull * 1000 * 1000) << f;
+		if (wait > 10ull * 1000 * 1000 * 1000)
+			wait = 10ull * 1000 * 1000 * 1000;
+		s->backoff_until_ns = sched_now_ns() + wait;
+		s->consecutive_failures++;
+	} else {
 		atomic_fetch_add_explicit(&db->stats.compactions, 1, memory_order_relaxed);
-	for (size_t i = 0; i < job->ninputs; i++)
-		file_meta_unref(job->inputs[i], s->env);
-	mem_free(job->inputs);
-	edit_free(&job->outputs);
-	mem_free(job);
-	edit_free(&e);
-	s->running = NULL;
-	s->waiting = NULL;
-	if (c) {
-		if (rc)
-			waiter_wake_err(c->waiter, rc);
-		else
-			waiter_wake(c->waiter, 0);
-		mem_free(c);
+		atomic_fetch_add_explicit(&s->stats.jobs_completed, 1, memory_order_relaxed);
+		s->consecutive_failures = 0;
 	}
+	atomic_fetch_add_explicit(&s->stats.busy_ns, sched_now_ns() - job->start_ns,
+	                          memory_order_relaxed);
+	atomic_fetch_sub_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
+	for (struct compaction_job **pp = &s->running; *pp; pp = &(*pp)->next) {
+		if (*pp == job) {
+			*pp = job->next;
+			break;
+		}
+	}
+	if (job->level == 0 && !job->manual)
+		s->l0_running = false;
+	if (job->manual && s->manual) {
+		if (rc)
+			waiter_wake_err(s->manual->waiter, rc);
+		else
+			waiter_wake(s->manual->waiter, 0);
+		mem_free(s->manual);
+		s->manual = NULL;
+	}
+	sched_job_free(s, job);
+	edit_free(&e);
+}
+
+static void sched_on_part_done(struct scheduler *s, struct compaction_part *p)
+{
+	struct compaction_job *job = p->job;
+	for (size_t i = 0; i < s->ncompactors; i++)
+		if (s->compactors[i] == p->compactor)
+			s->compactor_busy[i] = false;
+	job->bytes_read += p->bytes_read;
+	job->bytes_written += p->bytes_written;
+	if (p->result && !job->result) {
+		job->result = p->result;
+		snprintf(job->errmsg, sizeof(job->errmsg), "%s", p->errmsg);
+	}
+	for (size_t i = 0; i < p->outputs.nadded && !job->result; i++) {
+		struct file_desc d = p->outputs.added[i];
+		d.level = job->output_level;
+		d.run = job->run;
+		int rc = edit_add_file(&job->outputs, &d);
+		if (rc) {
+			job->result = rc;
+			snprintf(job->errmsg, sizeof(job->errmsg), "%s", cesium_errmsg());
+		}
+	}
+	if (job->result) {
+		/* This part's outputs are not going into any version. */
+		for (size_t i = 0; i < p->outputs.nadded; i++) {
+			char *path = NULL;
+			if (db_file_path(s->db, p->outputs.added[i].number, "seg", &path) == 0) {
+				io_unlink(path);
+				mem_free(path);
+			}
+		}
+	}
+	sched_part_free(p);
+	if (++job->parts_done == job->nparts) {
+		if (job->result) {
+			/* Parts that succeeded before another failed: their
+			 * outputs went into job->outputs; remove them. */
+			for (size_t i = 0; i < job->outputs.nadded; i++) {
+				char *path = NULL;
+				if (db_file_path(s->db, job->outputs.added[i].number, "seg", &path) ==
+				    0) {
+					io_unlink(path);
+					mem_free(path);
+				}
+			}
+			edit_free(&job->outputs);
+		}
+		sched_finish_job(s, job);
+	}
+	sched_after_change(s);
+}
+
+/* ---- the actor ------------------------------------------------------- */
+
+static void sched_tick_done(struct io_req *req, int res)
+{
+	struct scheduler *s = req->ctx;
+	(void)res;
+	s->tick_armed = false;
+	if (s->stopping)
+		return;
+	sched_sample_workload(s);
+	sched_after_change(s);
+	s->tick_armed = true;
+	reactor_timer(s->actor.home, &s->tick, SCHED_TICK_NS);
+}
+
+static void sched_cancel_done(struct io_req *req, int res)
+{
+	(void)res;
+	mem_free(req);
 }
 
 static void sched_handle(struct actor *self, struct actor_msg *msg)
@@ -278,29 +692,67 @@ static void sched_handle(struct actor *self, struct actor_msg *msg)
 		break;
 	case SCHED_MSG_COMPACT: {
 		struct sched_compact *c = (struct sched_compact *)msg;
-		if (s->running) {
+		if (s->manual) {
 			/* cesium_compact callers are serialized by the db, so at
 			 * most one waits; refuse rather than queue without bound. */
-			error_set(CESIUM_EBUSY, "a full compaction is already running");
+			error_set(CESIUM_EBUSY, "a full compaction is already waiting");
 			waiter_wake_err(c->waiter, CESIUM_EBUSY);
 			mem_free(c);
-		} else {
-			sched_start_compact(s, c);
+			break;
 		}
+		s->manual = c;
+		sched_after_change(s);
 		break;
 	}
-	case SCHED_MSG_JOB_DONE:
-		sched_on_job_done(s, (struct compaction_job *)msg);
+	case SCHED_MSG_PART_DONE:
+		sched_on_part_done(s, (struct compaction_part *)msg);
+		break;
+	case SCHED_MSG_START:
+		s->tick.done = sched_tick_done;
+		s->tick.ctx = s;
+		s->tick_armed = true;
+		reactor_timer(self->home, &s->tick, SCHED_TICK_NS);
+		sched_after_change(s);
 		break;
 	default:
 		break;
 	}
 }
 
+/* Called during shutdown: done once no job runs; cancels the tick. */
 static bool sched_idle(struct actor *self)
 {
 	struct scheduler *s = (struct scheduler *)self;
-	return s->running == NULL;
+	if (!s->stopping) {
+		s->stopping = true;
+		if (s->tick_armed) {
+			struct io_req *cancel = mem_zalloc(sizeof(*cancel));
+			if (cancel) {
+				cancel->done = sched_cancel_done;
+				io_ring_cancel_timeout(reactor_ring(self->home), cancel, &s->tick);
+				io_ring_submit(reactor_ring(self->home));
+			}
+		}
+	}
+	return s->running == NULL && !s->tick_armed;
+}
+
+int scheduler_set_compactors(struct scheduler *s, struct compactor **c, size_t n)
+{
+	if (n > SCHED_MAX_COMPACTORS)
+		n = SCHED_MAX_COMPACTORS;
+	s->compactor_busy = mem_calloc(n ? n : 1, sizeof(bool));
+	if (!s->compactor_busy)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	s->compactors = c;
+	s->ncompactors = n;
+	return 0;
+}
+
+int scheduler_start(struct scheduler *s)
+{
+	s->start_msg.type = SCHED_MSG_START;
+	return actor_send(&s->actor, &s->start_msg);
 }
 
 int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int manifest_fd,
@@ -309,6 +761,11 @@ int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int ma
 	memset(s, 0, sizeof(*s));
 	s->dir_fd = -1;
 	s->manifest_fd = -1;
+	int rc = policy_inflight_init(&s->inflight);
+	if (rc) {
+		io_close(manifest_fd);
+		return rc;
+	}
 	s->manifest_path = mem_alloc(strlen(manifest_path) + 1);
 	if (!s->manifest_path) {
 		io_close(manifest_fd);
@@ -323,6 +780,7 @@ int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int ma
 	s->version = version_ref(v);
 	s->manifest_fd = manifest_fd;
 	s->manifest_size = manifest_size;
+	atomic_store(&s->stats.start_ns, sched_now_ns());
 	s->dir_fd = io_open(db->path, O_RDONLY | O_DIRECTORY, 0);
 	if (s->dir_fd < 0)
 		return error_set(error_from_errno(s->dir_fd), "%s: cannot open the directory",
@@ -332,6 +790,11 @@ int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int ma
 
 void scheduler_fini(struct scheduler *s)
 {
+	while (s->running) {
+		struct compaction_job *j = s->running;
+		s->running = j->next;
+		sched_job_free(s, j);
+	}
 	if (s->version)
 		version_unref(s->version);
 	s->version = NULL;
@@ -341,4 +804,8 @@ void scheduler_fini(struct scheduler *s)
 	s->dir_fd = -1;
 	mem_free(s->manifest_path);
 	s->manifest_path = NULL;
+	mem_free(s->compactor_busy);
+	s->compactor_busy = NULL;
+	policy_inflight_free(&s->inflight);
+	policy_cursor_free(s->cursors);
 }

@@ -1,21 +1,24 @@
 /*
  * scheduler — the actor that alone owns the shape of the LSM-tree: it turns
  * flush and compaction results into version edits, appends them to the
- * MANIFEST (write, then fdatasync, on its ring), installs the new version,
- * owns the set of segments in flight, and hands jobs to compactors.
- * Because only this actor touches that state, none of it needs a mutex.
+ * MANIFEST (write, then fdatasync, on its ring), installs each new version,
+ * owns the set of segments in flight, serializes L0 compactions, picks jobs
+ * (compaction/policy.h) to fill free compactor slots, splits large jobs
+ * into subcompactions, decides write stalls and keeps the compaction
+ * statistics. Because only this actor touches that state, none of it needs
+ * a mutex; other threads read the published figures (struct sched_stats)
+ * through relaxed atomics.
  *
  * Messages it takes:
  *   SCHED_MSG_FLUSHED   from the flush actor: a new L0 segment (or none,
  *                       for an empty memtable) and the WAL it retires.
- *   SCHED_MSG_COMPACT   from a caller (cesium_compact): merge every segment
- *                       into one sorted run at the bottom level; the
- *                       caller's waiter is woken when that is installed.
- *   SCHED_MSG_JOB_DONE  from a compactor: the outputs of a job, or its error.
- * Messages it sends: COMPACTOR_MSG_JOB to a compactor.
- *
- * Compaction picking (scores, tiered and leveled levels) is the compaction
- * issue's work; today only the manual full compaction is scheduled.
+ *   SCHED_MSG_COMPACT   from a caller (cesium_compact): merge everything
+ *                       into one sorted run at the last non-empty level
+ *                       (L3 at least); the caller's waiter is woken then.
+ *   SCHED_MSG_PART_DONE from a compactor: one part of a job finished.
+ *   (timer)             every SCHED_TICK_NS: pick again (retries after a
+ *                       failure's back-off), sample the workload.
+ * Messages it sends: COMPACTOR_MSG_PART to compactors.
  */
 #ifndef CESIUM_COMPACTION_SCHEDULER_H
 #define CESIUM_COMPACTION_SCHEDULER_H
@@ -23,6 +26,7 @@
 #include <stdint.h>
 
 #include "edit.h"
+#include "policy.h"
 #include "reactor.h"
 #include "version.h"
 
@@ -34,23 +38,65 @@ struct compactor;
 enum sched_msg_type {
 	SCHED_MSG_FLUSHED = 1,
 	SCHED_MSG_COMPACT,
-	SCHED_MSG_JOB_DONE,
+	SCHED_MSG_PART_DONE,
+	SCHED_MSG_START,
 };
 
-/* A compaction job: inputs are referenced for the job's lifetime. */
+#define SCHED_MAX_COMPACTORS 64
+#define SCHED_TICK_NS (1000u * 1000u * 1000u)
+
+/* A compaction job: inputs are referenced for the job's lifetime. It runs
+ * as one or more parts (subcompactions by key range), committed together
+ * in one edit. Owned by the scheduler. */
 struct compaction_job {
-	struct actor_msg msg;
 	struct scheduler *sched;
 	struct file_meta **inputs;
 	size_t ninputs;
-	int output_level;
+	int level, output_level;
 	bool bottommost;
+	bool manual;
+	uint64_t target_file_size;
+	uint64_t run; /* run id of the outputs */
+	size_t nparts, parts_done;
+	int result;
+	char errmsg[512];
+	struct edit outputs; /* added files, gathered from the parts */
+	uint64_t bytes_read, bytes_written, start_ns;
+	struct compaction_job *next; /* the scheduler's running list */
+};
+
+/* One part of a job: the keys in [lo, hi) (nskeys; NULL: unbounded). */
+struct compaction_part {
+	struct actor_msg msg;
+	struct compaction_job *job;
+	struct compactor *compactor;
+	uint8_t *lo, *hi;
+	size_t lo_len, hi_len;
 	/* Filled by the compactor. */
 	int result;
 	char errmsg[512];
-	struct edit outputs; /* added files only */
+	struct edit outputs;
 	uint64_t bytes_read, bytes_written;
 };
+
+/* Figures other threads read (cesium_stats): written by the scheduler only. */
+struct sched_stats {
+	_Atomic uint64_t jobs_completed, jobs_failed, jobs_running, jobs_queued;
+	_Atomic uint64_t subcompactions, busy_ns, l0_jobs;
+	_Atomic uint64_t score_milli[VERSION_LEVELS]; /* score x 1000 */
+	_Atomic uint64_t runs[VERSION_LEVELS];
+	_Atomic int workload; /* enum sched_workload */
+	_Atomic uint64_t start_ns;
+};
+
+enum sched_workload {
+	SCHED_WORKLOAD_IDLE,
+	SCHED_WORKLOAD_READ_HEAVY,
+	SCHED_WORKLOAD_WRITE_HEAVY,
+	SCHED_WORKLOAD_SCAN_HEAVY,
+	SCHED_WORKLOAD_MIXED,
+};
+const char *sched_workload_name(int w);
 
 struct sched_flushed {
 	struct actor_msg msg;
@@ -70,22 +116,40 @@ struct sched_compact {
 struct scheduler {
 	struct actor actor;
 	cesium_db *db;
-	struct compactor *compactor;
+	struct compactor **compactors;
+	bool *compactor_busy;
+	size_t ncompactors;
 	struct version *version; /* the installed version (one reference) */
 	int manifest_fd;
 	int dir_fd; /* the database directory, fsynced before edits adding files */
 	char *manifest_path;
 	uint64_t manifest_size;
-	unsigned inflight;         /* manifest I/O on the ring */
-	struct compaction_job *running;
-	struct sched_compact *waiting; /* a cesium_compact waiting for a slot */
 	struct version_env *env;
+
+	struct policy_inflight inflight; /* segments that running jobs read */
+	struct policy_cursor cursors[VERSION_LEVELS];
+	struct compaction_job *running;
+	bool l0_running;
+	struct sched_compact *manual; /* a cesium_compact waiting its turn */
+	uint64_t backoff_until_ns;
+	unsigned consecutive_failures;
+	bool stopping;
+	struct io_req tick;
+	struct actor_msg start_msg;
+	bool tick_armed;
+	uint64_t last_gets, last_puts, last_iters;
+	struct sched_stats stats;
 };
 
 /* Takes over the manifest fd (open for appending at manifest_size) and a
  * reference on v. */
 int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int manifest_fd,
                    const char *manifest_path, uint64_t manifest_size);
+/* The compactor actors the scheduler hands parts to (before start). */
+int scheduler_set_compactors(struct scheduler *s, struct compactor **c, size_t n);
+/* Any thread: arms the tick timer (a message, so that the timer is set
+ * from the scheduler's own reactor). */
+int scheduler_start(struct scheduler *s);
 /* After the reactor stopped. */
 void scheduler_fini(struct scheduler *s);
 

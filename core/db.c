@@ -196,6 +196,42 @@ static int db_report_bg_error(cesium_db *db)
 	                 db->bg_errmsg[0] ? db->bg_errmsg : cesium_strerror(db->bg_error));
 }
 
+void db_set_stall(cesium_db *db, int stall)
+{
+	int old = atomic_exchange_explicit(&db->stall, stall, memory_order_relaxed);
+	if (old == DB_STALL_STOP && stall != DB_STALL_STOP) {
+		pthread_mutex_lock(&db->write_mu);
+		pthread_cond_broadcast(&db->stall_cv);
+		pthread_mutex_unlock(&db->write_mu);
+	}
+}
+
+/* Obeys the scheduler's stall decision before a write joins the queue:
+ * a slowdown delays each write a bounded DB_SLOWDOWN_NS; a stop waits
+ * until compaction has caught up (or the db fails or closes). */
+static void db_throttle(cesium_db *db)
+{
+	int stall = atomic_load_explicit(&db->stall, memory_order_relaxed);
+	if (__builtin_expect(stall == DB_STALL_NONE, 1))
+		return;
+	uint64_t start = db_now_ns();
+	if (stall == DB_STALL_SLOWDOWN) {
+		struct timespec ts = { 0, DB_SLOWDOWN_NS };
+		nanosleep(&ts, NULL);
+		atomic_fetch_add_explicit(&db->stats.slowdowns, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&db->stats.slowdown_ns, db_now_ns() - start,
+		                          memory_order_relaxed);
+		return;
+	}
+	pthread_mutex_lock(&db->write_mu);
+	while (atomic_load_explicit(&db->stall, memory_order_relaxed) == DB_STALL_STOP &&
+	       !db->bg_error && !db->closing)
+		pthread_cond_wait(&db->stall_cv, &db->write_mu);
+	pthread_mutex_unlock(&db->write_mu);
+	atomic_fetch_add_explicit(&db->stats.stops, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->stats.stop_ns, db_now_ns() - start, memory_order_relaxed);
+}
+
 void db_set_bg_error(cesium_db *db, int code)
 {
 	pthread_mutex_lock(&db->write_mu);
@@ -545,6 +581,8 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	struct db_writer w = { .rep = rep, .len = len, .count = count, .sync = sync, .flush = flush };
 	if (count == 0 && !sync && !flush)
 		return 0;
+	if (count)
+		db_throttle(db);
 	if (pthread_cond_init(&w.cv, NULL) != 0)
 		return error_set(CESIUM_ENOMEM, "cannot create a condition variable");
 	pthread_mutex_lock(&db->write_mu);
@@ -1282,36 +1320,52 @@ static int db_replay_wals(cesium_db *db, const uint64_t *wals, size_t nwals, uin
 static int db_start_actors(cesium_db *db, struct version *v, int manifest_fd,
                            const char *manifest_path, uint64_t manifest_size)
 {
+	size_t n = db->opts->compaction_workers;
+	if (n > SCHED_MAX_COMPACTORS)
+		n = SCHED_MAX_COMPACTORS;
 	db->sched = mem_zalloc(sizeof(*db->sched));
 	db->flusher = mem_zalloc(sizeof(*db->flusher));
 	db->cleaner = mem_zalloc(sizeof(*db->cleaner));
-	db->compactor = mem_zalloc(sizeof(*db->compactor));
-	if (!db->sched || !db->flusher || !db->cleaner || !db->compactor) {
+	db->compactors = mem_calloc(n, sizeof(*db->compactors));
+	db->compact_rs = mem_calloc(n, sizeof(*db->compact_rs));
+	if (!db->sched || !db->flusher || !db->cleaner || !db->compactors || !db->compact_rs) {
 		io_close(manifest_fd);
 		return error_set(CESIUM_ENOMEM, "out of memory");
 	}
 	int rc = scheduler_init(db->sched, db, v, manifest_fd, manifest_path, manifest_size);
 	if (rc)
 		return rc;
-	db->sched->compactor = db->compactor;
 	flush_init(db->flusher, db, db->sched);
 	cleanup_init(db->cleaner);
-	compactor_init(db->compactor, db);
 	rc = reactor_new("cesium-bg", &db->bg);
-	if (!rc)
-		rc = reactor_new("cesium-compact", &db->compact_r);
 	if (!rc)
 		rc = reactor_add_actor(db->bg, &db->sched->actor, DB_MAILBOX);
 	if (!rc)
 		rc = reactor_add_actor(db->bg, &db->flusher->actor, DB_MAILBOX);
 	if (!rc)
 		rc = reactor_add_actor(db->bg, &db->cleaner->actor, DB_MAILBOX);
+	for (size_t i = 0; i < n && !rc; i++) {
+		db->compactors[i] = mem_zalloc(sizeof(struct compactor));
+		if (!db->compactors[i]) {
+			rc = error_set(CESIUM_ENOMEM, "out of memory");
+			break;
+		}
+		db->ncompactors = i + 1;
+		compactor_init(db->compactors[i], db);
+		char name[16];
+		snprintf(name, sizeof(name), "cesium-comp%zu", i);
+		rc = reactor_new(name, &db->compact_rs[i]);
+		if (!rc)
+			rc = reactor_add_actor(db->compact_rs[i], &db->compactors[i]->actor, DB_MAILBOX);
+	}
 	if (!rc)
-		rc = reactor_add_actor(db->compact_r, &db->compactor->actor, DB_MAILBOX);
+		rc = scheduler_set_compactors(db->sched, db->compactors, db->ncompactors);
 	if (!rc)
 		rc = reactor_start(db->bg);
+	for (size_t i = 0; i < db->ncompactors && !rc; i++)
+		rc = reactor_start(db->compact_rs[i]);
 	if (!rc)
-		rc = reactor_start(db->compact_r);
+		rc = scheduler_start(db->sched);
 	return rc;
 }
 
@@ -1440,24 +1494,31 @@ out:
 
 static void db_free(cesium_db *db)
 {
+	/* The background reactor first: its scheduler waits for running
+	 * jobs, which need the compactors' reactors still running. */
 	if (db->bg)
 		reactor_stop(db->bg);
-	if (db->compact_r)
-		reactor_stop(db->compact_r);
+	for (size_t i = 0; i < db->ncompactors; i++)
+		if (db->compact_rs[i])
+			reactor_stop(db->compact_rs[i]);
 	/* From here no actor runs: files released later are left for the
 	 * next open's orphan sweep. */
 	db->cleaner_ready = false;
 	if (db->sched)
 		scheduler_fini(db->sched);
 	reactor_free(db->bg);
-	reactor_free(db->compact_r);
+	for (size_t i = 0; i < db->ncompactors; i++) {
+		reactor_free(db->compact_rs[i]);
+		mem_free(db->compactors[i]);
+	}
+	mem_free(db->compact_rs);
+	mem_free(db->compactors);
 	if (db->wal)
 		wal_close(db->wal, true);
 	db_state_unref(atomic_load(&db->current));
 	mem_free(db->sched);
 	mem_free(db->flusher);
 	mem_free(db->cleaner);
-	mem_free(db->compactor);
 	if (db->cache)
 		cache_free(db->cache);
 	if (db->opts)
@@ -1574,9 +1635,43 @@ int cesium_stats(cesium_db *db, char **out)
 	A(compaction_bytes_written);
 	A(compaction_failures);
 	A(wal_bytes);
+	A(slowdowns);
+	A(slowdown_ns);
+	A(stops);
+	A(stop_ns);
+	S("stall_state", atomic_load_explicit(&db->stall, memory_order_relaxed));
+	uint64_t user = atomic_load(&db->stats.wal_bytes);
+	uint64_t written = atomic_load(&db->stats.flush_bytes) +
+	                   atomic_load(&db->stats.compaction_bytes_written);
+	/* Bytes written to segments per byte the user wrote (the log's own
+	 * bytes count as the user's: they are written once either way). */
+	S("write_amplification_milli", user ? (written + user) * 1000 / user : 0);
 	if (db->cleaner) {
 		S("files_deleted", atomic_load(&db->cleaner->files_deleted));
 		S("bytes_freed", atomic_load(&db->cleaner->bytes_freed));
+		S("files_pending_deletion", cleanup_pending(db->cleaner));
+	}
+	if (db->sched) {
+		struct sched_stats *ss = &db->sched->stats;
+		S("compaction_jobs_queued", atomic_load(&ss->jobs_queued));
+		S("compaction_jobs_running", atomic_load(&ss->jobs_running));
+		S("compaction_jobs_completed", atomic_load(&ss->jobs_completed));
+		S("compaction_jobs_failed", atomic_load(&ss->jobs_failed));
+		S("compaction_l0_jobs", atomic_load(&ss->l0_jobs));
+		S("subcompactions", atomic_load(&ss->subcompactions));
+		S("compactors", db->ncompactors);
+		uint64_t up = db_now_ns() - atomic_load(&ss->start_ns);
+		S("compactor_utilization_milli",
+		  up && db->ncompactors ? atomic_load(&ss->busy_ns) * 1000 / (up * db->ncompactors) : 0);
+		len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "workload %s\n",
+		                        sched_workload_name(atomic_load(&ss->workload)));
+		for (int l = 0; l < VERSION_LEVELS; l++) {
+			char name[32];
+			snprintf(name, sizeof(name), "level%d_runs", l);
+			S(name, atomic_load(&ss->runs[l]));
+			snprintf(name, sizeof(name), "level%d_score_milli", l);
+			S(name, atomic_load(&ss->score_milli[l]));
+		}
 	}
 	S("visible_seq", atomic_load(&db->visible_seq));
 	S("block_cache_usage", db->cache ? cache_usage(db->cache) : 0);

@@ -61,6 +61,7 @@ struct db_stats {
 	_Atomic uint64_t flushes, flush_bytes, compactions, compaction_bytes_read,
 	    compaction_bytes_written, compaction_failures;
 	_Atomic uint64_t files_deleted, bytes_freed, wal_bytes;
+	_Atomic uint64_t slowdowns, slowdown_ns, stops, stop_ns;
 };
 
 struct db_writer; /* a caller waiting in the write queue */
@@ -101,18 +102,33 @@ struct cesium_db {
 	pthread_mutex_t compact_mu; /* one cesium_compact at a time */
 
 	/* Actors. */
-	struct reactor *bg;        /* flush, scheduler, cleanup */
-	struct reactor *compact_r; /* compactors */
+	struct reactor *bg;          /* flush, scheduler, cleanup */
+	struct reactor **compact_rs; /* one per compactor */
+	struct compactor **compactors;
+	size_t ncompactors;
 	struct flush_actor *flusher;
 	struct scheduler *sched;
 	struct cleanup_actor *cleaner;
-	struct compactor *compactor;
+
+	/* The scheduler's stall decision (enum db_stall): relaxed, a hint
+	 * that writers read on every write. */
+	_Atomic int stall;
 
 	struct version_env env;
 	atomic_bool cleaner_ready; /* actors run: released files go to cleanup */
 
 	struct db_stats stats;
 };
+
+enum db_stall {
+	DB_STALL_NONE,
+	DB_STALL_SLOWDOWN, /* each write delayed DB_SLOWDOWN_NS */
+	DB_STALL_STOP,     /* writers wait until compaction catches up */
+};
+#define DB_SLOWDOWN_NS (1000u * 1000u)
+
+/* Actor side (scheduler): what writers must do about L0's size. */
+void db_set_stall(cesium_db *db, int stall);
 
 /* Actor side: file naming, shared by every module that touches files. */
 int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **out);

@@ -481,6 +481,16 @@ void io_ring_timeout(struct io_ring *r, struct io_req *req, uint64_t ns)
 	io_uring_sqe_set_data(sqe, req);
 }
 
+void io_ring_cancel_timeout(struct io_ring *r, struct io_req *req, struct io_req *timer)
+{
+	ring_start(r, req, RING_TIMEOUT);
+	struct io_uring_sqe *sqe = ring_sqe_or_defer(req);
+	if (!sqe)
+		return;
+	io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)timer, 0);
+	io_uring_sqe_set_data(sqe, req);
+}
+
 int io_ring_submit(struct io_ring *r)
 {
 	int rc = io_uring_submit(&r->uring);

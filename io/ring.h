@@ -134,6 +134,10 @@ void io_ring_fallocate(struct io_ring *r, struct io_req *req, int fd, int mode, 
 void io_ring_timeout(struct io_ring *r, struct io_req *req, uint64_t ns);
 
 /* Submits queued SQEs; returns how many, or a CESIUM_E* code. */
+/* Cancels a pending io_ring_timeout: `timer` then completes with
+ * -ECANCELED (or 0/-ETIME if it already fired); req completes with 0 or
+ * -ENOENT. */
+void io_ring_cancel_timeout(struct io_ring *r, struct io_req *req, struct io_req *timer);
 int io_ring_submit(struct io_ring *r);
 /* Submits, waits for at least one completion if wait (and none is already
  * deferred), then calls done for every available completion, deferred ones

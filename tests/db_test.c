@@ -410,7 +410,7 @@ static void check_compact_fault(int err, int want_rc)
 	assert_int_equal(stat_of(db, "compaction_failures"), failures + 1);
 	/* The tree is as it was and no partial output is left. */
 	assert_int_equal(stat_of(db, "level0_segments"), 3);
-	assert_int_equal(stat_of(db, "level7_segments"), 0);
+	assert_int_equal(stat_of(db, "level3_segments"), 0);
 	assert_int_equal(access(f.path, F_OK), -1);
 	assert_int_equal(count_files(dir, ".seg"), 3);
 	model_check(db, &m);
@@ -423,7 +423,7 @@ static void check_compact_fault(int err, int want_rc)
 		fprintf(stderr, "compaction: %s\n", cesium_errmsg());
 	assert_int_equal(rc, 0);
 	assert_int_equal(total_segments(db), 1);
-	assert_int_equal(stat_of(db, "level7_segments"), 1);
+	assert_int_equal(stat_of(db, "level3_segments"), 1);
 	assert_int_equal(wait_files(dir, ".seg", 1), 1);
 	assert_true(stat_of(db, "files_deleted") >= 4); /* 4 segments (one flushed by compact) */
 	model_check(db, &m);
