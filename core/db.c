@@ -1352,8 +1352,8 @@ static int db_start_actors(cesium_db *db, struct version *v, int manifest_fd,
 		}
 		db->ncompactors = i + 1;
 		compactor_init(db->compactors[i], db);
-		char name[16];
-		snprintf(name, sizeof(name), "cesium-comp%zu", i);
+		char name[24]; /* the reactor keeps 15 bytes: it names the thread */
+		snprintf(name, sizeof(name), "cesium-comp%u", (unsigned)i);
 		rc = reactor_new(name, &db->compact_rs[i]);
 		if (!rc)
 			rc = reactor_add_actor(db->compact_rs[i], &db->compactors[i]->actor, DB_MAILBOX);

@@ -458,7 +458,8 @@ static void test_background_flushes_keep_newest_values(void **state)
 			model_put(db, &m, i, gen);
 	assert_int_equal(cesium_flush(db), 0);
 	assert_true(stat_of(db, "flushes") >= 2);
-	assert_int_equal(stat_of(db, "level0_segments"), stat_of(db, "flushes"));
+	/* Background compaction may already have merged some of them. */
+	assert_true(stat_of(db, "level0_segments") <= stat_of(db, "flushes"));
 	model_check(db, &m);
 	assert_int_equal(cesium_close(db), 0);
 	free(m.gen);
