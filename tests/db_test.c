@@ -842,7 +842,10 @@ static void rw_scan(struct rw_thread *t)
 		const char *gk = cesium_iter_key(it, &gkl);
 		const void *gv = cesium_iter_value(it, &gvl);
 		unsigned key, vk, ver;
-		if (gkl != 9 || sscanf(gk, "key%6u", &key) != 1 || key < expect) {
+		char kbuf[16] = { 0 }; /* iterator keys are not NUL-terminated */
+		if (gkl == 9)
+			memcpy(kbuf, gk, 9);
+		if (gkl != 9 || sscanf(kbuf, "key%6u", &key) != 1 || key < expect) {
 			rw_error(s, "scan: key out of order", expect);
 			break;
 		}
