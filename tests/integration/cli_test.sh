@@ -1,0 +1,127 @@
+#!/bin/bash
+# cli_test — the `cesium` command-line tool end to end: data commands in
+# text and hex and across namespaces, dump of each file kind, check on a
+# healthy and on a corrupted database, and usage errors.
+# Usage: cli_test.sh <build root> [source root]
+set -u
+build="${1:?usage: cli_test.sh <build root> [source root]}"
+src="${2:-}"
+cesium="$build/tools/cesium"
+if [ ! -x "$cesium" ]; then
+	echo "FAIL: $cesium not built"
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cesium-cli-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+db="$tmp/db"
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_rc WANT CMD...: runs CMD, output in $out, checks the exit code.
+expect_rc() {
+	local want=$1; shift
+	out=$("$@" 2>&1)
+	local rc=$?
+	if [ "$rc" -eq "$want" ]; then ok; else bad "exit $rc, wanted $want: $* -> $out"; fi
+}
+expect_out() {
+	local want=$1; shift
+	out=$("$@" 2>/dev/null)
+	local rc=$?
+	if [ "$rc" -eq 0 ] && [ "$out" = "$want" ]; then ok; else
+		bad "wanted '$want' (exit 0), got '$out' (exit $rc): $*"
+	fi
+}
+
+# Data commands, text.
+expect_rc 0 "$cesium" put "$db" apple red
+expect_rc 0 "$cesium" put "$db" banana yellow
+expect_rc 0 "$cesium" put "$db" cherry dark
+expect_out red "$cesium" get "$db" apple
+expect_rc 1 "$cesium" get "$db" durian
+expect_rc 0 "$cesium" delete "$db" banana
+expect_rc 1 "$cesium" get "$db" banana
+expect_out $'apple\tred\ncherry\tdark' "$cesium" scan "$db"
+# Ranges: --from inclusive, --to exclusive, --limit.
+expect_rc 0 "$cesium" put "$db" date brown
+expect_out $'cherry\tdark' "$cesium" scan "$db" --from=b --to=date
+expect_out $'apple\tred\ncherry\tdark' "$cesium" scan "$db" --limit=2
+# Hex, and escaping of non-printable bytes in text output.
+expect_rc 0 "$cesium" put --hex "$db" 00ff01 0a5c41
+expect_out 0a5c41 "$cesium" get --hex "$db" 00ff01
+expect_rc 0 "$cesium" put "$db" bin $'\x01ab\\'
+expect_out '\x01ab\\' "$cesium" get "$db" bin
+# Namespaces are separate.
+expect_rc 0 "$cesium" put --ns=7 "$db" apple green
+expect_out green "$cesium" get --ns=7 "$db" apple
+expect_out red "$cesium" get "$db" apple
+expect_out $'apple\tgreen' "$cesium" scan --ns=7 "$db"
+expect_out $'6170706c65\t677265656e' "$cesium" scan --ns=7 --hex "$db"
+
+# stats and compact.
+expect_rc 0 "$cesium" stats "$db"
+[ -n "$out" ] && ok || bad "stats printed nothing"
+expect_rc 0 "$cesium" compact "$db"
+expect_out red "$cesium" get "$db" apple
+
+# check on a healthy database.
+expect_rc 0 "$cesium" check "$db"
+
+# dump: a segment, the MANIFEST, a WAL.
+seg=$(ls "$db"/*.seg | head -1)
+man=$(ls "$db"/MANIFEST-* | head -1)
+expect_rc 0 "$cesium" dump "$seg"
+echo "$out" | grep -q '^footer at offset' && echo "$out" | grep -q '^props:' &&
+	echo "$out" | grep -q '^index 0:' && echo "$out" | grep -q 'entry: ns=0 key="apple"' &&
+	ok || bad "segment dump lacks footer/props/index/entries: $out"
+expect_rc 0 "$cesium" dump "$man"
+echo "$out" | grep -q 'added L' && ok || bad "manifest dump lacks an added file: $out"
+wal=$(ls "$db"/*.wal | head -1)
+expect_rc 0 "$cesium" dump "$wal"
+echo "$out" | grep -q 'records' && ok || bad "wal dump: $out"
+if [ -n "$src" ] && [ -f "$src/fuzz/corpus/wal_replay/four-records" ]; then
+	cp "$src/fuzz/corpus/wal_replay/four-records" "$tmp/000001.wal"
+	expect_rc 0 "$cesium" dump "$tmp/000001.wal"
+	echo "$out" | grep -q 'seq=1 kind=put ns=0 key="k0" vsize=0' && ok ||
+		bad "wal dump lacks batch entries: $out"
+fi
+
+# check after flipping a byte inside the first data block of a segment.
+cp -r "$db" "$tmp/bad"
+bseg="$tmp/bad/$(basename "$seg")"
+byte=$(od -An -tu1 -j5 -N1 "$bseg" | tr -d ' ')
+printf "$(printf '\\%03o' $(( (byte ^ 0x55) & 255 )))" |
+	dd of="$bseg" bs=1 seek=5 count=1 conv=notrunc 2>/dev/null
+expect_rc 1 "$cesium" check "$tmp/bad"
+echo "$out" | grep -q "PROBLEM $bseg: .*offset [0-9]" && ok ||
+	bad "check did not name the file and an offset: $out"
+# An orphan segment is a problem too.
+cp -r "$db" "$tmp/orphan"
+cp "$seg" "$tmp/orphan/999999.seg"
+expect_rc 1 "$cesium" check "$tmp/orphan"
+echo "$out" | grep -q "999999.seg.*orphan" && ok || bad "orphan not reported: $out"
+
+# Usage errors exit 2; help exits 0.
+expect_rc 2 "$cesium"
+expect_rc 2 "$cesium" frobnicate "$db"
+expect_rc 2 "$cesium" get "$db"
+expect_rc 2 "$cesium" put "$db" k
+expect_rc 2 "$cesium" get --hex "$db" zz
+expect_rc 2 "$cesium" scan "$db" --limit=abc
+expect_rc 2 "$cesium" get "$db" k --bogus
+expect_rc 2 "$cesium" check "$db" --from=a
+expect_rc 0 "$cesium" help
+expect_rc 0 "$cesium" --help
+for c in get put delete scan dump check stats compact; do
+	expect_rc 0 "$cesium" "$c" --help
+	echo "$out" | grep -q "usage: cesium $c" && ok || bad "$c --help: $out"
+done
+# Engine errors exit 3: a database that does not exist (get does not create).
+expect_rc 3 "$cesium" get "$tmp/missing" k
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
