@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (installing what it needs first): a release
-# build with warnings as errors, an ASan+UBSan debug build, and a TSan build
-# of the concurrency tests. Prints meson's log for failures and ends with
+# build with warnings as errors, an ASan+UBSan debug build, a TSan build
+# of the concurrency tests, and each fuzzer for a bounded time. Prints meson's log for failures and ends with
 # "N passed, N failed" summed over both builds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +40,18 @@ run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 MESON_TEST_ARGS=(epoch memtable arena mailbox reactor waiter cache cleanup db flush api)
 export TSAN_OPTIONS="halt_on_error=1"
 run_build tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
+# Each libFuzzer target for a bounded time over its corpus and the kept
+# regressions (clang).
+if rm -rf build-ci-fuzz && CC=clang meson setup build-ci-fuzz -Dfuzz=true -Dtests=false \
+	>build-ci-fuzz.setup.log 2>&1 && ninja -C build-ci-fuzz >build-ci-fuzz.build.log 2>&1; then
+	./tests/fuzz_smoke.sh build-ci-fuzz "${CESIUM_FUZZ_SECONDS:-20}" | tee build-ci-fuzz.log
+	line=$(tail -n 1 build-ci-fuzz.log)
+	passed=$((passed + $(echo "$line" | awk '{print $1}')))
+	failed=$((failed + $(echo "$line" | awk '{print $3}')))
+else
+	tail -n 40 build-ci-fuzz.setup.log build-ci-fuzz.build.log 2>/dev/null
+	failed=$((failed + 1))
+fi
+
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
