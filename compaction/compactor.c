@@ -87,10 +87,24 @@ static int compactor_run(struct compactor *c, struct compaction_part *part)
 	struct seg_writer_opts wo = db_writer_opts(db, job->output_level);
 	if (!rc && part->lo)
 		compact_iter_seek(ci, part->lo, part->lo_len);
+	/* A full output is cut only where the user key changes: every version
+	 * of a key stays in one segment, so a leveled level never has two
+	 * segments sharing a key (the policy moves one segment at a time). */
+	uint8_t *last = NULL;
+	size_t last_len = 0, last_cap = 0;
+	bool full = false;
 	for (; !rc && compact_iter_valid(ci); compact_iter_next(ci)) {
 		keys_slice k = compact_iter_key(ci);
 		if (compactor_past_end(part, k))
 			break;
+		keys_slice nk = keys_ikey_nskey(k);
+		if (full && keys_compare_bytes(nk, keys_slice_of(last, last_len)) != 0) {
+			full = false;
+			open = false;
+			rc = compactor_finish_output(job, part, &o);
+			if (rc)
+				break;
+		}
 		if (!open) {
 			uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
 			rc = db_file_path(db, number, "seg", &path);
@@ -103,11 +117,23 @@ static int compactor_run(struct compactor *c, struct compaction_part *part)
 			open = true;
 		}
 		rc = output_add(&o, k, compact_iter_value(ci));
-		if (!rc && seg_writer_file_size(o.writer) >= target) {
-			open = false;
-			rc = compactor_finish_output(job, part, &o);
+		if (!rc && !full && seg_writer_file_size(o.writer) >= target)
+			full = true;
+		if (!rc && full) {
+			if (nk.len > last_cap) {
+				uint8_t *p = mem_realloc(last, nk.len);
+				if (!p) {
+					rc = error_set(CESIUM_ENOMEM, "out of memory");
+					break;
+				}
+				last = p;
+				last_cap = nk.len;
+			}
+			memcpy(last, nk.data, nk.len);
+			last_len = nk.len;
 		}
 	}
+	mem_free(last);
 	if (!rc && ci)
 		rc = compact_iter_status(ci);
 	if (!rc && open) {
