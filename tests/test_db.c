@@ -1,0 +1,275 @@
+/* Database-level unit-test helpers; see test_db.h. */
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "test_db.h"
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Opens dir with name=value option pairs (NULL-terminated). */
+cesium_db *open_db(const char *dir, ...)
+{
+	cesium_options *o = NULL;
+	assert_int_equal(cesium_options_new(&o), 0);
+	va_list ap;
+	va_start(ap, dir);
+	const char *name;
+	while ((name = va_arg(ap, const char *)) != NULL) {
+		const char *value = va_arg(ap, const char *);
+		assert_int_equal(cesium_options_set(o, name, value), 0);
+	}
+	va_end(ap);
+	cesium_db *db = NULL;
+	int rc = cesium_open(dir, o, &db);
+	if (rc)
+		fprintf(stderr, "cesium_open: %s: %s\n", cesium_strerror(rc), cesium_errmsg());
+	assert_int_equal(rc, 0);
+	cesium_options_free(o);
+	return db;
+}
+
+size_t key_of(char *buf, unsigned id)
+{
+	return (size_t)snprintf(buf, 32, "key%06u", id);
+}
+
+size_t value_of(char *buf, size_t cap, unsigned id, unsigned gen)
+{
+	/* Padded, so that segments have some bulk. */
+	static const char pad[] =
+	    "................................................................";
+	int n = snprintf(buf, cap, "v%u-%06u-", gen, id);
+	size_t len = (size_t)n;
+	for (size_t i = 0; i + 1 < sizeof(pad) && len + 1 < cap; i++)
+		buf[len++] = pad[i];
+	buf[len] = '\0';
+	return len;
+}
+
+void put_kv(cesium_db *db, unsigned id, unsigned gen)
+{
+	char k[32], v[128];
+	size_t kl = key_of(k, id), vl = value_of(v, sizeof(v), id, gen);
+	int rc = cesium_put(db, k, kl, v, vl);
+	if (rc)
+		fprintf(stderr, "put %u: %s\n", id, cesium_errmsg());
+	assert_int_equal(rc, 0);
+}
+
+void model_init(struct model *m, unsigned n)
+{
+	m->n = n;
+	m->gen = calloc(n, sizeof(unsigned));
+	assert_non_null(m->gen);
+}
+
+void model_put(cesium_db *db, struct model *m, unsigned id, unsigned gen)
+{
+	put_kv(db, id, gen);
+	m->gen[id] = gen;
+}
+
+void model_delete(cesium_db *db, struct model *m, unsigned id)
+{
+	char k[32];
+	size_t kl = key_of(k, id);
+	assert_int_equal(cesium_delete(db, k, kl), 0);
+	m->gen[id] = 0;
+}
+
+/* From its first entry, it yields exactly the model's present keys. */
+unsigned model_check_iter(cesium_iter *it, const struct model *m)
+{
+	unsigned id = 0, count = 0;
+	for (cesium_iter_seek_first(it); cesium_iter_valid(it); cesium_iter_next(it)) {
+		while (id < m->n && m->gen[id] == 0)
+			id++;
+		assert_true(id < m->n);
+		char k[32], want[128];
+		size_t kl = key_of(k, id), wl = value_of(want, sizeof(want), id, m->gen[id]);
+		size_t gkl, gvl;
+		const void *gk = cesium_iter_key(it, &gkl);
+		const void *gv = cesium_iter_value(it, &gvl);
+		if (gkl != kl || memcmp(gk, k, kl) != 0)
+			fprintf(stderr, "iterator: want %.*s got %.*s\n", (int)kl, k, (int)gkl,
+			        (const char *)gk);
+		assert_int_equal(gkl, kl);
+		assert_memory_equal(gk, k, kl);
+		assert_int_equal(gvl, wl);
+		assert_memory_equal(gv, want, wl);
+		id++;
+		count++;
+	}
+	assert_int_equal(cesium_iter_status(it), 0);
+	while (id < m->n && m->gen[id] == 0)
+		id++;
+	assert_int_equal(id, m->n);
+	return count;
+}
+
+/* Every key of the model reads back through get and through an iterator. */
+void model_check(cesium_db *db, const struct model *m)
+{
+	for (unsigned id = 0; id < m->n; id++) {
+		char k[32], want[128];
+		size_t kl = key_of(k, id);
+		void *val = NULL;
+		size_t vlen = 0;
+		int rc = cesium_get(db, k, kl, &val, &vlen);
+		if (m->gen[id] == 0) {
+			if (rc != CESIUM_ENOTFOUND)
+				fprintf(stderr, "key %u: want absent, got %d\n", id, rc);
+			assert_int_equal(rc, CESIUM_ENOTFOUND);
+			continue;
+		}
+		if (rc)
+			fprintf(stderr, "key %u: get %d %s\n", id, rc, cesium_errmsg());
+		assert_int_equal(rc, 0);
+		size_t wl = value_of(want, sizeof(want), id, m->gen[id]);
+		assert_int_equal(vlen, wl);
+		assert_memory_equal(val, want, wl);
+		cesium_free(val);
+	}
+	cesium_iter *it = NULL;
+	assert_int_equal(cesium_iter_new(db, 0, &it), 0);
+	model_check_iter(it, m);
+	cesium_iter_free(it);
+}
+
+uint64_t stat_of(cesium_db *db, const char *name)
+{
+	char *text = NULL;
+	assert_int_equal(cesium_stats(db, &text), 0);
+	size_t n = strlen(name);
+	uint64_t v = UINT64_MAX;
+	for (char *line = text; line && *line;) {
+		if (strncmp(line, name, n) == 0 && line[n] == ' ') {
+			v = strtoull(line + n + 1, NULL, 10);
+			break;
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	cesium_free(text);
+	if (v == UINT64_MAX)
+		fprintf(stderr, "no statistic %s\n", name);
+	assert_true(v != UINT64_MAX);
+	return v;
+}
+
+uint64_t total_segments(cesium_db *db)
+{
+	uint64_t n = 0;
+	for (int l = 0; l < 8; l++) {
+		char name[32];
+		snprintf(name, sizeof(name), "level%d_segments", l);
+		n += stat_of(db, name);
+	}
+	return n;
+}
+
+int count_files(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	size_t sl = strlen(suffix);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Waits (cleanup is asynchronous) until dir holds want files ending in suffix. */
+int wait_files(const char *dir, const char *suffix, int want)
+{
+	uint64_t deadline = now_ns() + 5000000000ull;
+	int n;
+	while ((n = count_files(dir, suffix)) != want && now_ns() < deadline)
+		usleep(2000);
+	return n;
+}
+
+static bool fd_matches(int fd, const char *suffix, char *out, size_t cap)
+{
+	if (fd < 0)
+		return false;
+	char link[64], target[512];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	if (!strstr(target, suffix))
+		return false;
+	snprintf(out, cap, "%s", target);
+	return true;
+}
+
+static int file_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len)
+{
+	struct file_fault *f = arg;
+	char target[512];
+	if (op != f->op || !atomic_load(&f->armed))
+		return 0;
+	if (path) {
+		if (!strstr(path, f->suffix))
+			return 0;
+		snprintf(target, sizeof(target), "%s", path);
+	} else if (!fd_matches(fd, f->suffix, target, sizeof(target))) {
+		return 0;
+	}
+	unsigned k = atomic_fetch_add(&f->seen, 1) + 1;
+	if (k < f->nth || (k > f->nth && !f->every))
+		return 0;
+	if (atomic_fetch_add(&f->failed, 1) == 0) {
+		pthread_mutex_lock(&f->mu);
+		snprintf(f->path, sizeof(f->path), "%s", target);
+		pthread_mutex_unlock(&f->mu);
+	}
+	if (f->err)
+		return f->err;
+	*len /= 2;
+	return 0;
+}
+
+void file_fault_arm(struct file_fault *f, enum io_op op, const char *suffix, int err, unsigned nth)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->mu, NULL);
+	f->op = op;
+	f->suffix = suffix;
+	f->err = err;
+	f->nth = nth;
+	io_fault_set(file_fault_hook, f);
+	atomic_store(&f->armed, true);
+}
+
+void file_fault_disarm(struct file_fault *f)
+{
+	atomic_store(&f->armed, false);
+	io_fault_set(NULL, NULL);
+	pthread_mutex_destroy(&f->mu);
+}
+
