@@ -541,13 +541,10 @@ static int db_make_room(cesium_db *db, bool force)
  * failure (sync, memtable) leaves log and memtable apart, which only a
  * reopen mends. */
 static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_writer *last,
-                           uint64_t seq, bool sync, uint8_t *buf, size_t len, bool *appended)
+                           uint64_t seq, bool sync, size_t len, bool *appended)
 {
-	size_t off = BATCH_HEADER_SIZE;
 	uint32_t count = 0;
 	for (struct db_writer *w = first;; w = w->next) {
-		memcpy(buf + off, w->rep + BATCH_HEADER_SIZE, w->len - BATCH_HEADER_SIZE);
-		off += w->len - BATCH_HEADER_SIZE;
 		count += w->count;
 		if (w == last)
 			break;
@@ -556,11 +553,24 @@ static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_wri
 		*appended = sync; /* a failed sync is as sticky as a write's */
 		return sync ? wal_sync(db->wal) : 0;
 	}
+	/* The group's batches are copied once, straight into the mapped log;
+	 * the memtable is filled from there. */
+	uint8_t *buf;
+	int rc = wal_reserve(db->wal, len, &buf);
+	if (rc)
+		return rc;
+	size_t off = BATCH_HEADER_SIZE;
+	for (struct db_writer *w = first;; w = w->next) {
+		memcpy(buf + off, w->rep + BATCH_HEADER_SIZE, w->len - BATCH_HEADER_SIZE);
+		off += w->len - BATCH_HEADER_SIZE;
+		if (w == last)
+			break;
+	}
 	batch_set_seq(buf, seq);
 	keys_put_u32le(buf + 8, count);
-	int rc = wal_append(db->wal, buf, len);
-	*appended = rc == 0;
-	if (!rc && sync) {
+	wal_commit(db->wal, len);
+	*appended = true;
+	if (sync) {
 		rc = wal_sync(db->wal);
 		atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
 	}
@@ -631,13 +641,9 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	db->next_seq += group_count;
 	pthread_mutex_unlock(&db->write_mu);
 
-	uint8_t *buf = NULL;
-	if (!rc && !(buf = mem_alloc(total)))
-		rc = error_set(CESIUM_ENOMEM, "out of memory for a write group of %zu bytes", total);
 	bool appended = false;
 	if (!rc)
-		rc = db_commit_group(db, &w, last, seq, gsync, buf, total, &appended);
-	mem_free(buf);
+		rc = db_commit_group(db, &w, last, seq, gsync, total, &appended);
 	if (!rc)
 		atomic_store_explicit(&db->visible_seq, seq + group_count - 1, memory_order_release);
 	atomic_fetch_add_explicit(&db->stats.write_groups, 1, memory_order_relaxed);

@@ -35,14 +35,19 @@ static uint64_t log_checksum(const uint8_t len_bytes[4], const uint8_t *payload,
 	return XXH3_64bits_digest(&st);
 }
 
-void log_encode(uint8_t *dst, const void *payload, size_t len)
+void log_seal(uint8_t *dst, size_t len)
 {
 	assert(len <= LOG_MAX_PAYLOAD);
 	uint8_t *body = dst + LOG_HEADER_SIZE;
-	if (len)
-		memcpy(body, payload, len);
 	keys_put_u32le(dst + LOG_LENGTH_OFFSET, (uint32_t)len);
 	keys_put_u64le(dst + LOG_CHECKSUM_OFFSET, log_checksum(dst + LOG_LENGTH_OFFSET, body, len));
+}
+
+void log_encode(uint8_t *dst, const void *payload, size_t len)
+{
+	if (len)
+		memcpy(dst + LOG_HEADER_SIZE, payload, len);
+	log_seal(dst, len);
 }
 
 void log_reader_init(struct log_reader *r, const uint8_t *buf, size_t size, const char *path)

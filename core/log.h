@@ -28,6 +28,9 @@
 size_t log_record_size(size_t payload_len);
 /* Writes the framed record (log_record_size(len) bytes) at dst.
  * len must be <= LOG_MAX_PAYLOAD (asserted: callers check first). */
+/* Writes the header of a record whose len payload bytes are already at
+ * dst + LOG_HEADER_SIZE (so a caller can build the payload in place). */
+void log_seal(uint8_t *dst, size_t len);
 void log_encode(uint8_t *dst, const void *payload, size_t len);
 
 struct log_reader {

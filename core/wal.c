@@ -149,7 +149,7 @@ static int wal_grow(wal *w, size_t need)
 	return 0;
 }
 
-int wal_append(wal *w, const void *payload, size_t len)
+int wal_reserve(wal *w, size_t len, uint8_t **payload)
 {
 	if (w->poisoned)
 		return wal_poisoned_error(w);
@@ -163,8 +163,28 @@ int wal_append(wal *w, const void *payload, size_t len)
 		if (rc < 0)
 			return rc;
 	}
-	log_encode(w->map + used, payload, len);
-	atomic_store_explicit(&w->used, used + need, memory_order_release);
+	*payload = w->map + used + LOG_HEADER_SIZE;
+	return 0;
+}
+
+void wal_commit(wal *w, size_t len)
+{
+	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);
+	/* The header goes last: until it is written the record reads as the
+	 * zeroed end of the log, so a crash mid-copy leaves nothing torn. */
+	log_seal(w->map + used, len);
+	atomic_store_explicit(&w->used, used + log_record_size(len), memory_order_release);
+}
+
+int wal_append(wal *w, const void *payload, size_t len)
+{
+	uint8_t *p;
+	int rc = wal_reserve(w, len, &p);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(p, payload, len);
+	wal_commit(w, len);
 	return 0;
 }
 

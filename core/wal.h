@@ -36,6 +36,11 @@ int wal_create(const char *path, size_t prealloc, wal **out);
 /* Appends one record (len <= LOG_MAX_PAYLOAD, else CESIUM_EINVAL); grows the
  * file by another prealloc chunk when full (CESIUM_ENOSPC if the disk is
  * full: the log is unchanged and the append may be retried). */
+/* Two-step append, for a payload built in place: wal_reserve returns where
+ * len payload bytes go (valid until wal_commit); wal_commit seals the
+ * record. Same caller rules as wal_append; nothing in between may append. */
+int wal_reserve(wal *w, size_t len, uint8_t **payload);
+void wal_commit(wal *w, size_t len);
 int wal_append(wal *w, const void *payload, size_t len);
 /* Everything appended before the call is durable on return. */
 int wal_sync(wal *w);
