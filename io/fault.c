@@ -43,3 +43,33 @@ const char *io_op_name(enum io_op op)
 	};
 	return (unsigned)op < IO_OP_COUNT ? names[op] : "?";
 }
+
+struct fault_done_hook {
+	io_fault_done_fn fn;
+	void *arg;
+};
+
+/* Published like the check hook: one pointer, acquire/release. */
+static struct fault_done_hook fault_done_slots[2];
+static _Atomic(struct fault_done_hook *) fault_done_current;
+static unsigned fault_done_next;
+
+void io_fault_set_done(io_fault_done_fn fn, void *arg)
+{
+	if (!fn) {
+		atomic_store_explicit(&fault_done_current, NULL, memory_order_release);
+		return;
+	}
+	struct fault_done_hook *h = &fault_done_slots[fault_done_next++ & 1];
+	h->fn = fn;
+	h->arg = arg;
+	atomic_store_explicit(&fault_done_current, h, memory_order_release);
+}
+
+void io_fault_done(enum io_op op, int fd, int res)
+{
+	struct fault_done_hook *h =
+	    atomic_load_explicit(&fault_done_current, memory_order_acquire);
+	if (__builtin_expect(h != NULL, 0))
+		h->fn(h->arg, op, fd, res);
+}

@@ -38,4 +38,13 @@ void io_fault_set(io_fault_fn fn, void *arg);
 int io_fault_check(enum io_op op, int fd, const char *path, size_t *len);
 const char *io_op_name(enum io_op op);
 
+/* A second, optional hook called after an operation completed, with its
+ * result (0 or -errno), on the thread that learns of the completion and
+ * before the caller does. Today only IO_OP_FSYNC reports: a simulated
+ * power loss (tests/integration/powerloss_test.c) records what each
+ * successful sync made durable. */
+typedef void (*io_fault_done_fn)(void *arg, enum io_op op, int fd, int res);
+void io_fault_set_done(io_fault_done_fn fn, void *arg);
+void io_fault_done(enum io_op op, int fd, int res);
+
 #endif

@@ -73,7 +73,9 @@ int io_fsync(int fd)
 	int rc = io_fault_check(IO_OP_FSYNC, fd, NULL, NULL);
 	if (rc < 0)
 		return rc;
-	return fsync(fd) < 0 ? -errno : 0;
+	rc = fsync(fd) < 0 ? -errno : 0;
+	io_fault_done(IO_OP_FSYNC, fd, rc);
+	return rc;
 }
 
 int io_fdatasync(int fd)
@@ -81,7 +83,9 @@ int io_fdatasync(int fd)
 	int rc = io_fault_check(IO_OP_FSYNC, fd, NULL, NULL);
 	if (rc < 0)
 		return rc;
-	return fdatasync(fd) < 0 ? -errno : 0;
+	rc = fdatasync(fd) < 0 ? -errno : 0;
+	io_fault_done(IO_OP_FSYNC, fd, rc);
+	return rc;
 }
 
 int io_fsync_dir(const char *dir)

@@ -375,6 +375,7 @@ static void ring_on_sync_cqe(struct io_req *req, int res)
 		}
 		return;
 	}
+	io_fault_done(IO_OP_FSYNC, req->fd, res);
 	ring_complete(req, res);
 }
 
