@@ -236,8 +236,11 @@ static struct policy_config sched_config(const struct scheduler *s)
 	};
 	int w = atomic_load_explicit(&s->stats.workload, memory_order_relaxed);
 	if (w == SCHED_WORKLOAD_WRITE_HEAVY) {
+		/* Larger L0 merges, but the trigger stays halfway below the
+		 * slowdown, so compaction starts before writers are slowed. */
 		uint32_t l0 = c.l0_trigger * 2;
-		c.l0_trigger = l0 < o->l0_slowdown_trigger ? l0 : o->l0_slowdown_trigger;
+		uint32_t cap = (c.l0_trigger + o->l0_slowdown_trigger) / 2;
+		c.l0_trigger = l0 < cap ? l0 : (cap > c.l0_trigger ? cap : c.l0_trigger);
 		c.tier_run_trigger = 6;
 	} else if (w == SCHED_WORKLOAD_READ_HEAVY || w == SCHED_WORKLOAD_SCAN_HEAVY) {
 		c.l0_trigger = c.l0_trigger > 2 ? c.l0_trigger / 2 : c.l0_trigger;
