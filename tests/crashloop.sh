@@ -16,9 +16,14 @@
 #
 # CRASHLOOP_ARGS adds options to every stress run (e.g. "--keys=500 --ns=2
 # --compact=50"; --keys and --ns only matter when the oracle is created).
+# The body is one function, read whole before it runs, so that editing this
+# file while a loop is running cannot derail it.
+#
 # CRASHLOOP_SEED makes the cycle choices (durations, delays, seeds)
 # repeatable; the engine's timing still varies from run to run.
 set -u
+
+main() {
 
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then
 	echo "usage: $0 BUILD_DIR [SECONDS] [DBDIR]" >&2
@@ -63,6 +68,7 @@ verify() {
 }
 
 fail() {
+	[ -n "$vline" ] && mm=$(field mismatches "$vline")
 	echo "crashloop: FAILED: $*" >&2
 	for f in "$logdir"/stress.out "$logdir"/stress.err "$logdir"/verify.out "$logdir"/verify.err; do
 		[ -s "$f" ] && { echo "--- $f" >&2; tail -n 40 "$f" >&2; }
@@ -125,4 +131,7 @@ echo "crashloop: cycles=$cycles kills=$kills clean_exits=$clean_exits" \
 if [ $own_dir -eq 1 ]; then
 	rm -rf "$dbdir"
 fi
-exit 0
+}
+
+main "$@"
+exit $?
