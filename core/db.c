@@ -1646,12 +1646,12 @@ int cesium_stats(cesium_db *db, char **out)
 	A(stops);
 	A(stop_ns);
 	S("stall_state", atomic_load_explicit(&db->stall, memory_order_relaxed));
-	uint64_t user = atomic_load(&db->stats.wal_bytes);
-	uint64_t written = atomic_load(&db->stats.flush_bytes) +
-	                   atomic_load(&db->stats.compaction_bytes_written);
-	/* Bytes written to segments per byte the user wrote (the log's own
-	 * bytes count as the user's: they are written once either way). */
-	S("write_amplification_milli", user ? (written + user) * 1000 / user : 0);
+	uint64_t flushed = atomic_load(&db->stats.flush_bytes);
+	uint64_t written = flushed + atomic_load(&db->stats.compaction_bytes_written);
+	/* Segment bytes written (flushes and compactions) per segment byte
+	 * flushed: RocksDB's W-Amp, so the two compare directly. The WAL,
+	 * written once per user byte in both engines, is left out. */
+	S("write_amplification_milli", flushed ? written * 1000 / flushed : 0);
 	if (db->cleaner) {
 		S("files_deleted", atomic_load(&db->cleaner->files_deleted));
 		S("bytes_freed", atomic_load(&db->cleaner->bytes_freed));
