@@ -173,8 +173,10 @@ static void sched_on_flushed(struct scheduler *s, struct sched_flushed *f)
 	bool logged;
 	if (!rc)
 		rc = sched_apply(s, &e, 1, &logged);
-	if (!rc)
+	if (!rc) {
+		db_retire_wals(s->db, f->next_log_number);
 		sched_retire_wals(s, old_log, f->next_log_number);
+	}
 out:
 	if (rc)
 		db_set_bg_error(s->db, rc);

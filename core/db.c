@@ -442,12 +442,23 @@ static int db_seal(cesium_db *db)
 		goto fail;
 	}
 	/* The old log keeps the sealed memtable's data until its flush is
-	 * installed; it needs no more room. Closing syncs it: if that fails,
-	 * the kernel may have dropped its pages, and no later sync may claim
-	 * durability (the fsyncgate rule), so the failure is sticky. */
-	int close_rc = wal_close(db->wal, true);
-	if (close_rc)
-		db_note_bg_error(db, close_rc);
+	 * installed. It stays open, unsynced: the next sync write syncs it
+	 * before the new log (db_sync_sealed), so a seal never waits for an
+	 * fsync of a whole memtable's worth of log. */
+	pthread_mutex_lock(&db->wal_mu);
+	if (db->nsealed_wals < DB_MAX_SEALED) {
+		db->sealed_wals[db->nsealed_wals].w = db->wal;
+		db->sealed_wals[db->nsealed_wals].number = db->wal_number;
+		db->nsealed_wals++;
+	} else {
+		/* Cannot happen while max_memtables < DB_MAX_SEALED; if it
+		 * did, syncing now keeps the contract. A failed sync is sticky
+		 * (the fsyncgate rule). */
+		int close_rc = wal_close(db->wal, true);
+		if (close_rc)
+			db_note_bg_error(db, close_rc);
+	}
+	pthread_mutex_unlock(&db->wal_mu);
 	db->wal = w;
 	db->wal_number = number;
 	req->msg.type = FLUSH_MSG_MEMTABLE;
@@ -535,6 +546,39 @@ static int db_make_room(cesium_db *db, bool force)
 	return rc;
 }
 
+/* Makes the sealed, not yet flushed WALs durable: a sync write must not
+ * become durable while an earlier write in an older log is not. */
+static int db_sync_sealed(cesium_db *db)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->wal_mu);
+	for (size_t i = 0; i < db->nsealed_wals && !rc; i++)
+		rc = wal_sync(db->sealed_wals[i].w);
+	pthread_mutex_unlock(&db->wal_mu);
+	return rc;
+}
+
+/* Syncs every log, sealed ones first. */
+static int db_sync_logs(cesium_db *db)
+{
+	int rc = db_sync_sealed(db);
+	return rc ? rc : wal_sync(db->wal);
+}
+
+void db_retire_wals(cesium_db *db, uint64_t below)
+{
+	pthread_mutex_lock(&db->wal_mu);
+	size_t k = 0;
+	for (size_t i = 0; i < db->nsealed_wals; i++) {
+		if (db->sealed_wals[i].number < below)
+			wal_close(db->sealed_wals[i].w, false); /* its data is in segments */
+		else
+			db->sealed_wals[k++] = db->sealed_wals[i];
+	}
+	db->nsealed_wals = k;
+	pthread_mutex_unlock(&db->wal_mu);
+}
+
 /* The group leader's work, outside write_mu: one WAL record for the group,
  * one sync if any member asked, then the memtable. */
 /* *appended tells whether the record reached the log: after that, a
@@ -551,7 +595,7 @@ static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_wri
 	}
 	if (count == 0) { /* a bare sync or flush */
 		*appended = sync; /* a failed sync is as sticky as a write's */
-		return sync ? wal_sync(db->wal) : 0;
+		return sync ? db_sync_logs(db) : 0;
 	}
 	/* The group's batches are copied once, straight into the mapped log;
 	 * the memtable is filled from there. */
@@ -571,7 +615,7 @@ static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_wri
 	wal_commit(db->wal, len);
 	*appended = true;
 	if (sync) {
-		rc = wal_sync(db->wal);
+		rc = db_sync_logs(db);
 		atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
 	}
 	if (rc)
@@ -1521,6 +1565,9 @@ static void db_free(cesium_db *db)
 	mem_free(db->compactors);
 	if (db->wal)
 		wal_close(db->wal, true);
+	for (size_t i = 0; i < db->nsealed_wals; i++)
+		wal_close(db->sealed_wals[i].w, false); /* synced by cesium_close */
+	db->nsealed_wals = 0;
 	db_state_unref(atomic_load(&db->current));
 	mem_free(db->sched);
 	mem_free(db->flusher);
@@ -1535,6 +1582,7 @@ static void db_free(cesium_db *db)
 	pthread_mutex_destroy(&db->state_mu);
 	pthread_mutex_destroy(&db->snap_mu);
 	pthread_mutex_destroy(&db->compact_mu);
+	pthread_mutex_destroy(&db->wal_mu);
 	pthread_cond_destroy(&db->stall_cv);
 	mem_free(db->snaps);
 	free(db->path);
@@ -1558,6 +1606,7 @@ int cesium_open(const char *path, const cesium_options *o, cesium_db **out)
 	pthread_mutex_init(&db->state_mu, NULL);
 	pthread_mutex_init(&db->snap_mu, NULL);
 	pthread_mutex_init(&db->compact_mu, NULL);
+	pthread_mutex_init(&db->wal_mu, NULL);
 	pthread_cond_init(&db->stall_cv, NULL);
 	epoch_init(&db->epoch);
 	db->env.file_release = db_file_release;
@@ -1597,7 +1646,7 @@ int cesium_close(cesium_db *db)
 		return error_set(CESIUM_EINVAL, "database handle is NULL");
 	pthread_mutex_lock(&db->write_mu);
 	db->closing = true;
-	int rc = db->wal ? wal_sync(db->wal) : 0;
+	int rc = db->wal ? db_sync_logs(db) : 0;
 	pthread_mutex_unlock(&db->write_mu);
 	char msg[ERROR_MSG_MAX];
 	snprintf(msg, sizeof(msg), "%s", cesium_errmsg());

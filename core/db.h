@@ -78,6 +78,17 @@ struct cesium_db {
 	struct db_writer *queue_head, *queue_tail;
 	struct wal *wal;
 	uint64_t wal_number;
+
+	/* Sealed WALs whose memtables are not flushed yet: kept open so that
+	 * a sync write (or cesium_sync) can make them durable first, without
+	 * the seal itself paying for an fsync. Under wal_mu: sync writers
+	 * sync them, the scheduler retires them once flushed. */
+	pthread_mutex_t wal_mu;
+	struct {
+		struct wal *w;
+		uint64_t number;
+	} sealed_wals[DB_MAX_SEALED];
+	size_t nsealed_wals;
 	uint64_t next_seq;     /* next sequence number to hand out */
 	int bg_error;          /* sticky background error, returned to writers */
 	char bg_errmsg[ERROR_MSG_MAX]; /* its message, as the failing thread set it */
@@ -129,6 +140,10 @@ enum db_stall {
 
 /* Actor side (scheduler): what writers must do about L0's size. */
 void db_set_stall(cesium_db *db, int stall);
+
+/* Actor side (scheduler): closes the sealed WALs numbered below `below`,
+ * whose data is now in durable segments. */
+void db_retire_wals(cesium_db *db, uint64_t below);
 
 /* Actor side: file naming, shared by every module that touches files. */
 int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **out);
