@@ -3,7 +3,8 @@
 # with sudo when not root). Quiet when everything is already there.
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev
-      libzstd-dev libxxhash-dev libcmocka-dev clang libclang-rt-14-dev binutils)
+      libzstd-dev libxxhash-dev libcmocka-dev clang libclang-rt-14-dev binutils
+      librocksdb-dev libleveldb-dev liblmdb-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

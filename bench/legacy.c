@@ -1,5 +1,7 @@
 /*
- * cesium-bench — a db_bench-style driver over the public API.
+ * legacy.c — cesium-bench's original db_bench-style mode and the demo.
+ * main.c sends a command line here when it holds --demo or --benchmarks=,
+ * so the commands in README.md and bench/RESULTS.md keep their meaning.
  *
  *   cesium-bench [--db=DIR] [--num=N] [--value_size=100] [--key_size=16]
  *                [--benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,seekrandom]
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include "cesium.h"
+#include "legacy.h"
 
 #define MAX_OPTS 64
 #define RANDBUF_SIZE (1u << 20)
@@ -829,7 +832,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 	return 0;
 }
 
-int main(int argc, char **argv)
+int legacy_main(int argc, char **argv)
 {
 	struct config c = {
 	    .num = 100000,
