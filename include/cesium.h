@@ -34,6 +34,13 @@
  *    cesium_open fails with CESIUM_ENOTSUP and cesium_errmsg() says why.
  *  - An iterator sees the database as it was when the iterator was created;
  *    it pins the files it reads, so a long-lived iterator holds disk space.
+ *  - Allocator: libcesium allocates with mimalloc, whose shared library also
+ *    defines malloc, free and C++ operator new/delete. Depending on link
+ *    order, the dynamic linker may bind some of those to mimalloc for the
+ *    whole process and others to libc; code that mixes them (for example
+ *    malloc_usable_size on memory from operator new) then breaks. Link
+ *    mimalloc first (-lmimalloc before other libraries) or not at all
+ *    besides libcesium. Memory cesium returns is freed with cesium_free.
  */
 #ifndef CESIUM_H
 #define CESIUM_H
