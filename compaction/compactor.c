@@ -144,13 +144,7 @@ static int compactor_run(struct compactor *c, struct compaction_part *part)
 		output_close(&o, false);
 	if (rc) {
 		/* Leave the tree as it was: no output of a failed part stays. */
-		for (size_t i = 0; i < part->outputs.nadded; i++) {
-			if (db_file_path(db, part->outputs.added[i].number, "seg", &path) == 0) {
-				io_unlink(path);
-				mem_free(path);
-				path = NULL;
-			}
-		}
+		db_remove_segments(db, &part->outputs, false);
 		edit_free(&part->outputs);
 	}
 	compact_iter_free(ci);

@@ -567,13 +567,7 @@ static void sched_finish_job(struct scheduler *s, struct compaction_job *job)
 		/* The outputs never reached a version: remove them. (If the
 		 * edit may be in the MANIFEST they stay; the next open's sweep
 		 * removes whatever the MANIFEST does not name.) */
-		for (size_t i = 0; i < job->outputs.nadded; i++) {
-			char *path = NULL;
-			if (db_file_path(db, job->outputs.added[i].number, "seg", &path) == 0) {
-				cleanup_push(db->cleaner, path, job->outputs.added[i].file_size);
-				mem_free(path);
-			}
-		}
+		db_remove_segments(db, &job->outputs, true);
 	}
 out:
 	if (rc) {
@@ -639,27 +633,14 @@ static void sched_on_part_done(struct scheduler *s, struct compaction_part *p)
 	}
 	if (job->result) {
 		/* This part's outputs are not going into any version. */
-		for (size_t i = 0; i < p->outputs.nadded; i++) {
-			char *path = NULL;
-			if (db_file_path(s->db, p->outputs.added[i].number, "seg", &path) == 0) {
-				io_unlink(path);
-				mem_free(path);
-			}
-		}
+		db_remove_segments(s->db, &p->outputs, false);
 	}
 	sched_part_free(p);
 	if (++job->parts_done == job->nparts) {
 		if (job->result) {
 			/* Parts that succeeded before another failed: their
 			 * outputs went into job->outputs; remove them. */
-			for (size_t i = 0; i < job->outputs.nadded; i++) {
-				char *path = NULL;
-				if (db_file_path(s->db, job->outputs.added[i].number, "seg", &path) ==
-				    0) {
-					io_unlink(path);
-					mem_free(path);
-				}
-			}
+			db_remove_segments(s->db, &job->outputs, false);
 			edit_free(&job->outputs);
 		}
 		sched_finish_job(s, job);

@@ -64,6 +64,20 @@ int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **o
 	return 0;
 }
 
+void db_remove_segments(cesium_db *db, const struct edit *added, bool via_cleanup)
+{
+	for (size_t i = 0; i < added->nadded; i++) {
+		char *path = NULL;
+		if (db_file_path(db, added->added[i].number, "seg", &path) != 0)
+			continue; /* left for the next open's orphan sweep */
+		if (via_cleanup)
+			cleanup_push(db->cleaner, path, added->added[i].file_size);
+		else
+			io_unlink(path);
+		mem_free(path);
+	}
+}
+
 struct seg_writer_opts db_writer_opts(const cesium_db *db, int level)
 {
 	(void)level;

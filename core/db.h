@@ -145,6 +145,10 @@ void db_set_stall(cesium_db *db, int stall);
  * whose data is now in durable segments. */
 void db_retire_wals(cesium_db *db, uint64_t below);
 
+/* Actor side: removes the segments an edit adds (outputs that will never
+ * be part of a version), now (unlink) or through the cleanup actor. */
+void db_remove_segments(cesium_db *db, const struct edit *added, bool via_cleanup);
+
 /* Actor side: file naming, shared by every module that touches files. */
 int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **out);
 
