@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -349,6 +350,12 @@ struct seg_reader {
 	size_t index_len, filter_len, props_len;
 	uint64_t data_end; /* data blocks lie in [0, data_end) */
 	uint64_t file_size;
+	/* The data blocks mapped read-only, so that a get reads an
+	 * uncompressed block from the page cache without a system call or a
+	 * copy (its checksum is still verified on every read). NULL when the
+	 * mapping failed: reads then use pread. Segments are immutable and
+	 * only ever unlinked, which keeps the mapping valid. */
+	const uint8_t *map;
 	struct seg_props props;
 };
 
@@ -518,6 +525,14 @@ out:
 
 static int seg_load_block(seg_reader *r, struct seg_handle h, bool fill, struct seg_block *b)
 {
+	if (r->map && h.off <= r->data_end && SEG_TRAILER_SIZE <= r->data_end - h.off &&
+	    h.size <= r->data_end - h.off - SEG_TRAILER_SIZE &&
+	    r->map[h.off + h.size + SEG_TRAILER_TYPE] == SEG_COMPRESS_NONE) {
+		/* Uncompressed and mapped: read in place (verified there);
+		 * the page cache is its cache, so the block cache keeps its
+		 * budget for decompressed blocks. */
+		return seg_load_miss(r, h, false, r->map + h.off, b);
+	}
 	cache_handle *ch = r->cache ? cache_lookup(r->cache, r->id, h.off) : NULL;
 	if (ch) {
 		memset(b, 0, sizeof(*b));
@@ -628,6 +643,8 @@ out:
 
 static void seg_reader_destroy(seg_reader *r)
 {
+	if (r->map)
+		munmap((void *)r->map, r->data_end);
 	if (r->fd >= 0)
 		io_close(r->fd);
 	mem_free(r->index);
@@ -698,6 +715,13 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 		goto out;
 	r->filter_len = fh.size;
 	r->data_end = fh.off;
+	if (r->data_end > 0) {
+		void *m = mmap(NULL, r->data_end, PROT_READ, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED) {
+			madvise(m, r->data_end, MADV_RANDOM); /* gets touch one block */
+			r->map = m;
+		}
+	}
 	if ((rc = seg_read_pinned(r, ph, foff, &r->props_raw)))
 		goto out;
 	r->props_len = ph.size;
@@ -900,8 +924,14 @@ static bool seg_iter_load(struct seg_iter *it)
 	it->have_blk = false;
 	keys_slice v = iter_value(&it->index.base);
 	struct seg_handle h = seg_get_handle(v.data); /* shape checked at open */
-	cache_handle *ch = r->cache ? cache_lookup(r->cache, r->id, h.off) : NULL;
-	if (ch) {
+	cache_handle *ch = NULL;
+	if (it->o.readahead == 0) {
+		/* Point reads and short scans: the mapped path, as gets. */
+		if ((rc = seg_load_block(r, h, it->o.fill_cache, &it->blk))) {
+			seg_iter_fail(it, rc);
+			return false;
+		}
+	} else if ((ch = r->cache ? cache_lookup(r->cache, r->id, h.off) : NULL)) {
 		it->blk.h = ch;
 		it->blk.data = cache_value(ch, &it->blk.len);
 	} else {

@@ -34,6 +34,10 @@
  *    cesium_open fails with CESIUM_ENOTSUP and cesium_errmsg() says why.
  *  - An iterator sees the database as it was when the iterator was created;
  *    it pins the files it reads, so a long-lived iterator holds disk space.
+ *  - Segment files are read through read-only memory mappings: do not
+ *    truncate or rewrite files inside an open database (the process would
+ *    get SIGBUS). Deleting or moving a database directory is safe once
+ *    cesium_close returned.
  *  - Allocator: libcesium allocates with mimalloc, whose shared library also
  *    defines malloc, free and C++ operator new/delete. Depending on link
  *    order, the dynamic linker may bind some of those to mimalloc for the
