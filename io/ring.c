@@ -403,16 +403,25 @@ static void ring_dispatch(struct io_ring *r, uint64_t data, int res)
 	}
 }
 
+/* The start every path/fd operation shares: account the request, pass the
+ * fault seam (an injected error completes it at the next poll), take an
+ * SQE. NULL means the request is already on its way to completion. */
+static struct io_uring_sqe *ring_begin_other(struct io_ring *r, struct io_req *req, enum io_op op,
+                                             int fd, const char *path)
+{
+	ring_start(r, req, RING_OTHER);
+	int rc = io_fault_check(op, fd, path, NULL);
+	if (rc < 0) {
+		ring_defer(req, rc);
+		return NULL;
+	}
+	return ring_sqe_or_defer(req);
+}
+
 void io_ring_openat(struct io_ring *r, struct io_req *req, int dirfd, const char *path, int flags,
                     mode_t mode)
 {
-	ring_start(r, req, RING_OTHER);
-	int rc = io_fault_check(IO_OP_OPEN, -1, path, NULL);
-	if (rc < 0) {
-		ring_defer(req, rc);
-		return;
-	}
-	struct io_uring_sqe *sqe = ring_sqe_or_defer(req);
+	struct io_uring_sqe *sqe = ring_begin_other(r, req, IO_OP_OPEN, -1, path);
 	if (!sqe)
 		return;
 	io_uring_prep_openat(sqe, dirfd, path, flags | O_CLOEXEC, mode);
@@ -422,13 +431,7 @@ void io_ring_openat(struct io_ring *r, struct io_req *req, int dirfd, const char
 void io_ring_renameat(struct io_ring *r, struct io_req *req, int olddirfd, const char *oldpath,
                       int newdirfd, const char *newpath)
 {
-	ring_start(r, req, RING_OTHER);
-	int rc = io_fault_check(IO_OP_RENAME, -1, oldpath, NULL);
-	if (rc < 0) {
-		ring_defer(req, rc);
-		return;
-	}
-	struct io_uring_sqe *sqe = ring_sqe_or_defer(req);
+	struct io_uring_sqe *sqe = ring_begin_other(r, req, IO_OP_RENAME, -1, oldpath);
 	if (!sqe)
 		return;
 	io_uring_prep_renameat(sqe, olddirfd, oldpath, newdirfd, newpath, 0);
@@ -437,13 +440,7 @@ void io_ring_renameat(struct io_ring *r, struct io_req *req, int olddirfd, const
 
 void io_ring_unlinkat(struct io_ring *r, struct io_req *req, int dirfd, const char *path, int flags)
 {
-	ring_start(r, req, RING_OTHER);
-	int rc = io_fault_check(IO_OP_UNLINK, -1, path, NULL);
-	if (rc < 0) {
-		ring_defer(req, rc);
-		return;
-	}
-	struct io_uring_sqe *sqe = ring_sqe_or_defer(req);
+	struct io_uring_sqe *sqe = ring_begin_other(r, req, IO_OP_UNLINK, -1, path);
 	if (!sqe)
 		return;
 	io_uring_prep_unlinkat(sqe, dirfd, path, flags);

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cesium.h"
+
 char *test_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
@@ -73,4 +75,29 @@ void test_require_io_uring(void)
 		exit(77);
 	}
 	io_uring_queue_exit(&ring);
+}
+
+int test_fx_setup(void **state, const char *tag)
+{
+	struct test_fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	f->dir = test_tmpdir(tag);
+	if (!f->dir) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+int test_fx_teardown(void **state)
+{
+	struct test_fx *f = *state;
+	if (f->db)
+		cesium_close(f->db);
+	test_rmtree(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
 }

@@ -18,6 +18,16 @@ void test_rmtree(const char *path);
 uint64_t test_seed(const char *tag);
 /* xorshift64* generator. */
 uint64_t test_rand(uint64_t *state);
+/* A cmocka fixture: a fresh directory and the database a test opens in it
+ * (closed, and the directory removed, by test_fx_teardown). */
+struct cesium_db;
+struct test_fx {
+	char *dir;
+	struct cesium_db *db;
+};
+int test_fx_setup(void **state, const char *tag);
+int test_fx_teardown(void **state);
+
 /* Exits 77 (meson: skipped) when io_uring cannot be set up here. */
 void test_require_io_uring(void);
 

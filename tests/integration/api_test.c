@@ -22,35 +22,11 @@
 #include "cesium.h"
 #include "test_util.h"
 
-struct fx {
-	char *dir;
-	cesium_db *db;
-};
-
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	f->dir = test_tmpdir("api");
-	if (!f->dir) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
+	return test_fx_setup(state, "api");
 }
 
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-	if (f->db)
-		cesium_close(f->db);
-	test_rmtree(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
 
 static cesium_db *open_db(const char *dir, const cesium_options *o)
 {
@@ -63,7 +39,7 @@ static cesium_db *open_db(const char *dir, const cesium_options *o)
 	return db;
 }
 
-static void reopen(struct fx *f, const cesium_options *o)
+static void reopen(struct test_fx *f, const cesium_options *o)
 {
 	int rc = cesium_close(f->db);
 	f->db = NULL;
@@ -154,7 +130,7 @@ static void valname(char *buf, size_t n, unsigned i, unsigned gen)
 /* A put is readable, an overwrite replaces it, a delete removes it. */
 static void test_put_get_delete_roundtrip(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	f->db = open_db(f->dir, NULL);
 	void *v = NULL;
 	size_t vl = 0;
@@ -174,7 +150,7 @@ static void test_put_get_delete_roundtrip(void **state)
 /* What was written before a clean close is there after reopening. */
 static void test_data_survives_close_and_reopen(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char k[32], v[96];
 	f->db = open_db(f->dir, NULL);
 	for (unsigned i = 0; i < 1000; i++) {
@@ -205,7 +181,7 @@ static void test_data_survives_close_and_reopen(void **state)
  * deletes in one batch apply in order, and a cleared batch writes nothing. */
 static void test_batch_applies_all_or_nothing(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	cesium_batch *b = NULL;
 	f->db = open_db(f->dir, NULL);
 	put_s(f->db, 0, "old", "x");
@@ -262,7 +238,7 @@ static void test_batch_applies_all_or_nothing(void **state)
  * deleting or iterating one namespace does not touch the others. */
 static void test_namespaces_are_separate(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	const uint64_t ns[] = {0, 1, UINT64_MAX};
 	const char *vals[] = {"zero", "one", "max"};
 	f->db = open_db(f->dir, NULL);
@@ -305,7 +281,7 @@ static void test_namespaces_are_separate(void **state)
 /* An empty value is stored and read back as a value, not as a delete. */
 static void test_empty_value_is_a_value(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	f->db = open_db(f->dir, NULL);
 	check_ok(cesium_put(f->db, "empty", 5, "", 0), "put empty");
 	for (int round = 0; round < 3; round++) {
@@ -345,7 +321,7 @@ static void fill_keys(cesium_db *db, unsigned n, unsigned step, unsigned gen)
  * walks in order, and the end is reported as invalid with status 0. */
 static void test_iter_seek_and_next(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char k[32], v[96];
 	f->db = open_db(f->dir, NULL);
 	fill_keys(f->db, 200, 2, 0); /* even keys only */
@@ -383,7 +359,7 @@ static void test_iter_seek_and_next(void **state)
 /* The upper bound is exclusive, can be moved and removed. */
 static void test_iter_upper_bound(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char v[96];
 	f->db = open_db(f->dir, NULL);
 	fill_keys(f->db, 20, 1, 0);
@@ -426,7 +402,7 @@ static void test_iter_upper_bound(void **state)
  * are invisible to that iterator, and visible to a new one. */
 static void test_iter_snapshot_ignores_later_writes(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	f->db = open_db(f->dir, NULL);
 	put_s(f->db, 0, "b", "b0");
 	put_s(f->db, 0, "d", "d0");
@@ -472,7 +448,7 @@ static void test_iter_snapshot_ignores_later_writes(void **state)
  * returning its snapshot while (and after) the files under it change. */
 static void test_iter_survives_flush_and_compact(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char k[32], v[96];
 	f->db = open_db(f->dir, NULL);
 	fill_keys(f->db, 3000, 1, 0);
@@ -518,7 +494,7 @@ static void test_iter_survives_flush_and_compact(void **state)
  * writes that are only in the log. */
 static void test_flush_then_reopen(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char k[32], v[96];
 	f->db = open_db(f->dir, NULL);
 	fill_keys(f->db, 2000, 1, 0);
@@ -549,7 +525,7 @@ static void test_flush_then_reopen(void **state)
  * and no deleted key comes back, before and after reopening. */
 static void test_compact_keeps_all_data(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char k[32], v[96];
 	f->db = open_db(f->dir, NULL);
 	for (unsigned gen = 0; gen < 4; gen++) {
@@ -600,7 +576,7 @@ static void test_compact_keeps_all_data(void **state)
  * through memtable, segment and reopen; one byte more is refused. */
 static void test_large_value_and_max_key(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	size_t vlen = 1u << 20;
 	unsigned char *big = malloc(vlen);
 	char *key = malloc(CESIUM_MAX_KEY_SIZE + 1);
@@ -770,7 +746,7 @@ static cesium_options *make_opts(const char *const *kv)
  * with another (memtable size, cache size, compression), both ways. */
 static void test_reopen_with_changed_options(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char k[32], v[96];
 	static const char *const small[] = {
 	    "memtable_size", "64KiB", "block_cache_size", "256KiB", "compression", "none", NULL};
@@ -807,7 +783,7 @@ static void test_reopen_with_changed_options(void **state)
 /* cesium_stats returns non-empty "name value" lines. */
 static void test_stats_returns_text(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	f->db = open_db(f->dir, NULL);
 	fill_keys(f->db, 100, 1, 0);
 	check_ok(cesium_flush(f->db), "flush");
@@ -823,7 +799,7 @@ static void test_stats_returns_text(void **state)
 /* A second handle on an open database in this process is refused. */
 static void test_second_open_in_process_is_busy(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	f->db = open_db(f->dir, NULL);
 	cesium_db *db2 = NULL;
 	int rc = cesium_open(f->dir, NULL, &db2);
@@ -841,7 +817,7 @@ static void test_second_open_in_process_is_busy(void **state)
 /* Another process cannot open a database this process holds. */
 static void test_second_open_from_child_is_busy(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	f->db = open_db(f->dir, NULL);
 	put_s(f->db, 0, "k", "v");
 	fflush(NULL);
@@ -865,7 +841,7 @@ static void test_second_open_from_child_is_busy(void **state)
 /* create_if_missing=false on a missing directory fails and creates nothing. */
 static void test_missing_db_without_create_fails(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/not-there", f->dir);
 	static const char *const kv[] = {"create_if_missing", "false", NULL};
@@ -882,7 +858,7 @@ static void test_missing_db_without_create_fails(void **state)
 /* error_if_exists=true on an existing database fails and leaves it intact. */
 static void test_existing_db_with_error_if_exists_fails(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	f->db = open_db(f->dir, NULL);
 	put_s(f->db, 0, "k", "v");
 	check_ok(cesium_close(f->db), "close");
@@ -902,7 +878,7 @@ static void test_existing_db_with_error_if_exists_fails(void **state)
 /* A path that is a regular file is not a database: a clear error. */
 static void test_regular_file_path_is_rejected(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/plain-file", f->dir);
 	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
@@ -923,36 +899,36 @@ int main(void)
 {
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_put_get_delete_roundtrip, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_put_get_delete_roundtrip, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_data_survives_close_and_reopen, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_applies_all_or_nothing, fx_setup,
-	                                    fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_namespaces_are_separate, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_empty_value_is_a_value, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_iter_seek_and_next, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_iter_upper_bound, fx_setup, fx_teardown),
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_namespaces_are_separate, fx_setup, test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_value_is_a_value, fx_setup, test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_iter_seek_and_next, fx_setup, test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_iter_upper_bound, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_iter_snapshot_ignores_later_writes, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_iter_survives_flush_and_compact, fx_setup,
-	                                    fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_flush_then_reopen, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_compact_keeps_all_data, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_large_value_and_max_key, fx_setup, fx_teardown),
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_then_reopen, fx_setup, test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_compact_keeps_all_data, fx_setup, test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_large_value_and_max_key, fx_setup, test_fx_teardown),
 	    cmocka_unit_test(test_options_round_trip),
 	    cmocka_unit_test_setup_teardown(test_reopen_with_changed_options, fx_setup,
-	                                    fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_stats_returns_text, fx_setup, fx_teardown),
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stats_returns_text, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_second_open_in_process_is_busy, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_second_open_from_child_is_busy, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_db_without_create_fails, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_existing_db_with_error_if_exists_fails, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_regular_file_path_is_rejected, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,35 +35,11 @@
 		assert_true(cesium_errmsg()[0] != '\0');                                           \
 	} while (0)
 
-struct fx {
-	char *dir;
-	cesium_db *db;
-};
-
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	f->dir = test_tmpdir("badinput");
-	if (!f->dir) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
+	return test_fx_setup(state, "badinput");
 }
 
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-	if (f->db)
-		cesium_close(f->db);
-	test_rmtree(f->dir);
-	free(f->dir);
-	free(f);
-	return 0;
-}
 
 static void check_ok(int rc, const char *what)
 {
@@ -80,7 +56,7 @@ static cesium_db *open_db(const char *dir, const cesium_options *o)
 	return db;
 }
 
-static void close_db(struct fx *f)
+static void close_db(struct test_fx *f)
 {
 	check_ok(cesium_close(f->db), "close");
 	f->db = NULL;
@@ -231,7 +207,7 @@ static void test_null_option_args_are_einval(void **state)
 /* Database calls with a NULL handle or NULL out-pointers return EINVAL. */
 static void test_null_db_args_are_einval(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	cesium_db *db = NULL;
 	void *v = NULL;
 	size_t vl = 0;
@@ -282,7 +258,7 @@ static void test_null_db_args_are_einval(void **state)
  * the void ones do nothing and the accessors report "no entry". */
 static void test_null_batch_and_iter_args_are_einval(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	cesium_batch *b = NULL;
 	expect_err(cesium_batch_new(NULL), CESIUM_EINVAL);
 	expect_err(cesium_batch_put(NULL, 0, "k", 1, "v", 1), CESIUM_EINVAL);
@@ -348,7 +324,7 @@ static void test_strerror_names_every_code(void **state)
  * everywhere, and nothing is written. */
 static void test_bad_key_and_value_sizes_are_einval(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	size_t big_key = (size_t)CESIUM_MAX_KEY_SIZE + 1;
 	size_t big_val = (size_t)CESIUM_MAX_VALUE_SIZE + 1;
 	char *k = calloc(1, big_key);
@@ -456,7 +432,7 @@ static void test_bad_option_names_and_values_are_einval(void **state)
 /* A path that is a regular file is refused with a message. */
 static void test_regular_file_path_is_rejected(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char path[4096];
 	cesium_db *db = NULL;
 	snprintf(path, sizeof(path), "%s/file", f->dir);
@@ -472,7 +448,7 @@ static void test_regular_file_path_is_rejected(void **state)
  * not opened (and not overwritten) but reported. */
 static void test_foreign_directory_is_rejected(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char path[4096];
 	cesium_db *db = NULL;
 	unsigned char junk[300];
@@ -505,7 +481,7 @@ static void test_foreign_directory_is_rejected(void **state)
 /* An open database is locked: a second open is CESIUM_EBUSY. */
 static void test_locked_database_is_busy(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	cesium_db *db = NULL;
 	f->db = open_db(f->dir, NULL);
 	expect_err(cesium_open(f->dir, NULL, &db), CESIUM_EBUSY);
@@ -518,7 +494,7 @@ static void test_locked_database_is_busy(void **state)
  * recovery survive another reopen. */
 static void test_torn_wal_tail_loses_only_the_torn_write(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	char k[32], v[128];
 	void *out = NULL;
 	size_t ol = 0;
@@ -556,7 +532,7 @@ static void test_torn_wal_tail_loses_only_the_torn_write(void **state)
  * corruption, reported with the file's name, not a torn tail. */
 static void test_wal_bit_flip_is_corruption(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	cesium_db *db = NULL;
 	f->db = open_db(f->dir, NULL);
 	fill_pattern(f->db, "walval", 100, 64);
@@ -582,7 +558,7 @@ static cesium_options *no_compression(void)
 /* Reopens a database whose segment was damaged and reads every key: each
  * read gives the right value or CESIUM_ECORRUPT naming the file, and at
  * least one read (or the open itself) reports the damage. */
-static void expect_segment_damage_reported(struct fx *f, const cesium_options *o, const char *name,
+static void expect_segment_damage_reported(struct test_fx *f, const cesium_options *o, const char *name,
                                            unsigned n, size_t vsize)
 {
 	char k[32], v[512];
@@ -632,7 +608,7 @@ static void expect_segment_damage_reported(struct fx *f, const cesium_options *o
  * the segment's name, never returned as data. */
 static void test_segment_bit_flip_is_corruption(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	cesium_options *o = no_compression();
 	f->db = open_db(f->dir, o);
 	fill_pattern(f->db, "segval", 2000, 200);
@@ -647,7 +623,7 @@ static void test_segment_bit_flip_is_corruption(void **state)
 /* A segment cut short is reported as CESIUM_ECORRUPT with its name. */
 static void test_truncated_segment_is_corruption(void **state)
 {
-	struct fx *f = *state;
+	struct test_fx *f = *state;
 	cesium_options *o = no_compression();
 	f->db = open_db(f->dir, o);
 	fill_pattern(f->db, "segval", 2000, 200);
@@ -664,26 +640,26 @@ int main(void)
 	test_require_io_uring();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_null_option_args_are_einval),
-	    cmocka_unit_test_setup_teardown(test_null_db_args_are_einval, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_null_db_args_are_einval, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_null_batch_and_iter_args_are_einval, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test(test_void_functions_accept_null),
 	    cmocka_unit_test(test_strerror_names_every_code),
 	    cmocka_unit_test_setup_teardown(test_bad_key_and_value_sizes_are_einval, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test(test_bad_option_names_and_values_are_einval),
 	    cmocka_unit_test_setup_teardown(test_regular_file_path_is_rejected, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_directory_is_rejected, fx_setup,
-	                                    fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_locked_database_is_busy, fx_setup, fx_teardown),
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_locked_database_is_busy, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_wal_tail_loses_only_the_torn_write, fx_setup,
-	                                    fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_wal_bit_flip_is_corruption, fx_setup, fx_teardown),
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_bit_flip_is_corruption, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_segment_bit_flip_is_corruption, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_truncated_segment_is_corruption, fx_setup,
-	                                    fx_teardown),
+	                                    test_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
