@@ -90,7 +90,8 @@ static void random_build(random_setup *s, uint64_t *rng)
 			free(k);
 		}
 	}
-	qsort(s->model, s->nmodel, sizeof(*s->model), model_cmp);
+	if (s->nmodel > 0) /* qsort's base must not be NULL, even for 0 items */
+		qsort(s->model, s->nmodel, sizeof(*s->model), model_cmp);
 }
 
 static iter *random_merge(const random_setup *s)
