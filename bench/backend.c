@@ -55,6 +55,10 @@ int backend_common_opts(struct backend_cfg *cfg, const char *engine, bool peers_
 		else if (strcmp(n, "bloom_bits_per_key") == 0 || strcmp(n, "bloom_bits") == 0) {
 			ok = job_parse_size(v, &u) && u <= 64;
 			cfg->bloom_bits = (unsigned)u;
+		} else if (strcmp(n, "statistics") == 0) {
+			ok = strcmp(v, "0") == 0 || strcmp(v, "1") == 0 ||
+			     strcmp(v, "false") == 0 || strcmp(v, "true") == 0;
+			cfg->statistics = strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
 		} else if (strcmp(n, "compression") == 0) {
 			ok = strcmp(v, "none") == 0 || strcmp(v, "zstd") == 0;
 			cfg->compression = strcmp(v, "none") != 0;

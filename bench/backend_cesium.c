@@ -1,5 +1,6 @@
 /* backend_cesium.c — cesium through its public API (include/cesium.h). */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,13 @@ static int bcs_open(const struct backend_cfg *cfg, void **out)
 	if ((rc = bcs_set(o, "sync_writes", cfg->sync ? "true" : "false")))
 		goto out;
 	/* Pass-through options last, so that any cesium name wins. */
-	for (unsigned i = 0; i < cfg->nopts; i++)
+	for (unsigned i = 0; i < cfg->nopts; i++) {
+		/* cesium always counts; the switch is for the peers. */
+		if (strcmp(cfg->opt_name[i], "statistics") == 0)
+			continue;
 		if ((rc = bcs_set(o, cfg->opt_name[i], cfg->opt_value[i])))
 			goto out;
+	}
 	rc = cesium_open(cfg->dir, o, &db);
 	if (rc)
 		bcs_error("open", rc);
@@ -92,6 +97,41 @@ static int bcs_get(void *db, const void *k, size_t kl, void **v, size_t *vl)
 	if (rc)
 		bcs_error("get", rc);
 	return rc ? -1 : 0;
+}
+
+static int bcs_multi_get(void *db, size_t n, const void *const *keys, const size_t *klens,
+                         void **vals, size_t *vlens, int *st)
+{
+	/* A status the call left untouched (it failed before that key) takes
+	 * the call's error. */
+	for (size_t i = 0; i < n; i++) {
+		vals[i] = NULL;
+		st[i] = INT_MIN;
+	}
+	int rc = cesium_multi_get(db, 0, n, keys, klens, vals, vlens, st);
+	int out = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (st[i] == INT_MIN)
+			st[i] = rc ? rc : CESIUM_EIO;
+		if (st[i] == 0)
+			continue;
+		if (st[i] == CESIUM_ENOTFOUND) {
+			st[i] = 1;
+			continue;
+		}
+		if (out == 0)
+			bcs_error("multi_get", st[i]);
+		if (vals[i])
+			cesium_free(vals[i]);
+		vals[i] = NULL;
+		st[i] = -1;
+		out = -1;
+	}
+	if (rc && out == 0) {
+		bcs_error("multi_get", rc);
+		out = -1;
+	}
+	return out;
 }
 
 static int bcs_iter_new(void *db, void **it)
@@ -180,6 +220,7 @@ const struct backend backend_cesium = {
     .put = bcs_put,
     .del = bcs_del,
     .get = bcs_get,
+    .multi_get = bcs_multi_get,
     .vfree = cesium_free,
     .iter_new = bcs_iter_new,
     .iter_seek = bcs_iter_seek,

@@ -16,6 +16,7 @@ struct brk_db {
 	rocksdb_cache_t *cache;
 	rocksdb_writeoptions_t *wo;
 	rocksdb_readoptions_t *ro;
+	bool statistics;
 };
 
 struct brk_iter {
@@ -65,6 +66,11 @@ static int brk_open(const struct backend_cfg *cfg, void **out)
 	d->wo = rocksdb_writeoptions_create();
 	d->ro = rocksdb_readoptions_create();
 	rocksdb_options_set_create_if_missing(d->opts, 1);
+	/* Only on request: the statistics object costs ~5 % of the get rate
+	 * (measured on readrandom), which would tilt the comparison. */
+	d->statistics = c.statistics;
+	if (c.statistics)
+		rocksdb_options_enable_statistics(d->opts);
 	rocksdb_options_set_write_buffer_size(d->opts, c.memtable_size);
 	rocksdb_options_set_compression(d->opts, c.compression ? rocksdb_zstd_compression
 	                                                       : rocksdb_no_compression);
@@ -111,6 +117,52 @@ static int brk_get(void *p, const void *k, size_t kl, void **v, size_t *vl)
 		return 1;
 	*v = r;
 	return 0;
+}
+
+static int brk_multi_get(void *p, size_t n, const void *const *keys, const size_t *klens,
+                         void **vals, size_t *vlens, int *st)
+{
+	struct brk_db *d = p;
+	/* The C API fills char * arrays; small batches use the stack. */
+	char *vbuf[64], *ebuf[64];
+	char **v = n <= 64 ? vbuf : malloc(n * sizeof(*v));
+	char **e = n <= 64 ? ebuf : calloc(n, sizeof(*e));
+	int out = 0;
+	if (!v || !e) {
+		fprintf(stderr, "cesium-bench: rocksdb multi_get: out of memory\n");
+		for (size_t i = 0; i < n; i++) {
+			vals[i] = NULL;
+			st[i] = -1;
+		}
+		out = -1;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+		e[i] = NULL;
+	rocksdb_multi_get(d->db, d->ro, n, (const char *const *)keys, klens, v, vlens, e);
+	for (size_t i = 0; i < n; i++) {
+		vals[i] = NULL;
+		if (e[i]) {
+			if (out == 0)
+				fprintf(stderr, "cesium-bench: rocksdb multi_get: %s\n", e[i]);
+			rocksdb_free(e[i]);
+			if (v[i])
+				rocksdb_free(v[i]);
+			st[i] = -1;
+			out = -1;
+		} else if (v[i]) {
+			vals[i] = v[i];
+			st[i] = 0;
+		} else {
+			st[i] = 1;
+		}
+	}
+done:
+	if (v != vbuf)
+		free(v);
+	if (e != ebuf)
+		free(e);
+	return out;
 }
 
 static void brk_vfree(void *v)
@@ -169,12 +221,42 @@ static int brk_iter_free(void *p)
 	return rc;
 }
 
+/* The COUNT of ticker name in RocksDB's statistics dump ("name COUNT :
+ * 123" lines), or -1 when it is not there. */
+static double brk_ticker(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, name, n) == 0 && strncmp(p + n, " COUNT : ", 9) == 0)
+			return strtod(p + n + 9, NULL);
+	return -1;
+}
+
 static void brk_stats(void *p, struct backend_stats *st)
 {
-	(void)p;
-	/* The C API exposes these only through statistics objects that slow
-	 * every call down; left unknown rather than measured unequally. */
+	struct brk_db *d = p;
 	st->write_amp = st->compaction_bytes = st->stall_sec = st->cache_hit_rate = -1;
+	if (!d->statistics)
+		return;
+	char *text = rocksdb_options_statistics_get_string(d->opts);
+	if (!text)
+		return;
+	double hit = brk_ticker(text, "rocksdb.block.cache.hit");
+	double miss = brk_ticker(text, "rocksdb.block.cache.miss");
+	double flushed = brk_ticker(text, "rocksdb.flush.write.bytes");
+	double cr = brk_ticker(text, "rocksdb.compact.read.bytes");
+	double cw = brk_ticker(text, "rocksdb.compact.write.bytes");
+	double stall = brk_ticker(text, "rocksdb.stall.micros");
+	if (hit >= 0 && miss >= 0 && hit + miss > 0)
+		st->cache_hit_rate = hit / (hit + miss);
+	/* cesium's definition: segment bytes written per segment byte flushed. */
+	if (flushed > 0 && cw >= 0)
+		st->write_amp = (flushed + cw) / flushed;
+	if (cr >= 0 && cw >= 0)
+		st->compaction_bytes = cr + cw;
+	if (stall >= 0)
+		st->stall_sec = stall / 1e6;
+	rocksdb_free(text);
 }
 
 const struct backend backend_rocksdb = {
@@ -184,6 +266,7 @@ const struct backend backend_rocksdb = {
     .put = brk_put,
     .del = brk_del,
     .get = brk_get,
+    .multi_get = brk_multi_get,
     .vfree = brk_vfree,
     .iter_new = brk_iter_new,
     .iter_seek = brk_iter_seek,

@@ -147,6 +147,12 @@ static bool job_parse_dist(const char *s, struct job *j)
 		if (p <= 0 || p >= 1)
 			return false;
 		j->dist = JOB_DIST_ZIPF;
+	} else if (n == 6 && strncmp(s, "latest", n) == 0) {
+		if (!colon)
+			p = 0.99;
+		if (p <= 0 || p >= 1)
+			return false;
+		j->dist = JOB_DIST_LATEST;
 	} else if (n == 6 && strncmp(s, "pareto", n) == 0) {
 		if (!colon)
 			p = 0.2;
@@ -260,13 +266,26 @@ int job_set(struct job *j, const char *name, const char *value, char *err, size_
 			expect = "a boolean";
 	} else if (IS("random_distribution")) {
 		if (!job_parse_dist(v, j))
-			expect = "random, zipf:theta (0<theta<1), pareto:h (0<h<1) or "
-			         "normal:stddev% (0<s<=100)";
+			expect = "random, zipf:theta (0<theta<1), latest[:theta], pareto:h "
+			         "(0<h<1) or normal:stddev% (0<s<=100)";
 	} else if (IS("scan_length")) {
 		if (job_parse_uint(v, 0, 1000000, &u))
 			j->scan_length = (unsigned)u;
 		else
 			expect = "0..1000000";
+	} else if (IS("scan_length_distribution")) {
+		if (strcmp(v, "fixed") == 0)
+			j->scan_uniform = false;
+		else if (strcmp(v, "uniform") == 0)
+			j->scan_uniform = true;
+		else
+			expect = "fixed|uniform";
+	} else if (IS("insert")) {
+		if (!job_parse_bool(value, &j->insert))
+			expect = "a boolean";
+	} else if (IS("invalidate")) {
+		if (!job_parse_bool(value, &j->invalidate))
+			expect = "a boolean";
 	} else if (IS("directory")) {
 		if (!*v || job_copy(j->directory, sizeof(j->directory), v))
 			expect = "a path";

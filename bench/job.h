@@ -31,14 +31,22 @@ enum job_rw {
 	JOB_RMW,       /* get then put of the same random key (YCSB F) */
 };
 
-enum job_dist { JOB_DIST_RANDOM, JOB_DIST_ZIPF, JOB_DIST_PARETO, JOB_DIST_NORMAL };
+/* latest: YCSB's "latest" generator, a zipfian over recency: the newest
+ * key is drawn most, then the one before it, and so on. */
+enum job_dist {
+	JOB_DIST_RANDOM,
+	JOB_DIST_ZIPF,
+	JOB_DIST_PARETO,
+	JOB_DIST_NORMAL,
+	JOB_DIST_LATEST,
+};
 
 struct job {
 	char name[JOB_NAME_MAX];
 	enum job_rw rw;
 	unsigned rwmixread;  /* percent of reads in randrw/readwrite */
 	unsigned numjobs;    /* clones of this job, each a thread */
-	unsigned iodepth;    /* accepted for fio compatibility; every engine runs 1 */
+	unsigned iodepth;    /* randread: keys per multi-get batch */
 	double runtime;      /* seconds; 0 = until the ops are done */
 	bool time_based;     /* keep going until runtime even when ops are done */
 	double ramp_time;    /* seconds run before statistics start */
@@ -49,8 +57,11 @@ struct job {
 	size_t value_size;
 	bool sync; /* every write durable before it returns */
 	enum job_dist dist;
-	double dist_param;    /* zipf theta, pareto h, normal stddev in % of keys */
+	double dist_param;    /* zipf/latest theta, pareto h, normal stddev in % of keys */
 	unsigned scan_length; /* nexts per scan; in randrw, >0 makes reads scans */
+	bool scan_uniform;    /* each scan's length drawn from 1..scan_length */
+	bool insert;          /* writes put new keys nrkeys, nrkeys+1, ... in order */
+	bool invalidate;      /* reopen the engine with a cold page cache first */
 	char directory[JOB_PATH_MAX];
 	bool group_reporting;
 	bool stonewall; /* wait for the jobs before this one to finish */

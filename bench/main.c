@@ -59,7 +59,8 @@ static void main_usage(FILE *f)
 	        "job options: rw=write|randwrite|read|randread|randrw|readwrite|scan|delete|\n"
 	        "  readmodifywrite, rwmixread, numjobs, iodepth, runtime, time_based,\n"
 	        "  ramp_time, size, nrkeys, number_ios, key_size, value_size (bs), sync,\n"
-	        "  random_distribution=random|zipf:T|pareto:H|normal:S, scan_length,\n"
+	        "  random_distribution=random|zipf:T|latest[:T]|pareto:H|normal:S,\n"
+	        "  scan_length, scan_length_distribution=fixed|uniform, insert, invalidate,\n"
 	        "  directory, group_reporting, stonewall, verify, engine, randseed,\n"
 	        "  write_bw_log, write_lat_log, opt=NAME=VALUE (engine option)\n"
 	        "engines built in: %s\n",
@@ -411,11 +412,13 @@ static int main_parse(int argc, char **argv, struct main_args *a, struct job_lis
 			        l->jobs[j].name);
 			return -1;
 		}
-		if (l->jobs[j].iodepth > 1 && j == 0)
+		/* Only gets batch; engines without a multi-get say so when
+		 * they run (run.c). */
+		if (l->jobs[j].iodepth > 1 && l->jobs[j].rw != JOB_RANDREAD)
 			fprintf(stderr,
-			        "cesium-bench: note: iodepth %u runs as 1 (every engine's "
-			        "API is synchronous; use numjobs for concurrency)\n",
-			        l->jobs[j].iodepth);
+			        "cesium-bench: note: job %s: iodepth %u applies to randread "
+			        "only; rw=%s runs at 1 (use numjobs for concurrency)\n",
+			        l->jobs[j].name, l->jobs[j].iodepth, job_rw_name(l->jobs[j].rw));
 	}
 	return 0;
 }

@@ -179,9 +179,12 @@ void report_normal(FILE *f, const struct run_result *res)
 		const struct job *j = r->job;
 		fprintf(f,
 		        "%s: (groupid=%u, jobs=%u): engine=%s, rw=%s, keys=%" PRIu64
-		        ", key=%zuB, value=%zuB, err=%" PRIu64 "\n",
+		        ", key=%zuB, value=%zuB, err=%" PRIu64,
 		        r->name, r->group, r->clones, res->engine, job_rw_name(j->rw), j->nrkeys,
 		        j->key_size, j->value_size, r->errors + r->verify_errors);
+		if (j->rw == JOB_RANDREAD && j->iodepth > 1)
+			fprintf(f, ", iodepth=%u", j->iodepth);
+		fprintf(f, "\n");
 		for (int d = 0; d < DIR_N; d++)
 			if (r->d[d].ios)
 				report_dir_text(f, r, d);

@@ -1,25 +1,49 @@
 /* run.c — see run.h. */
 #include "run.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define RANDBUF_SIZE (1u << 20)
 
-/* Per-job state shared by its clones, read-only while they run. */
+/* New keys of insert=1 jobs, shared by every job of a run. Key nrkeys + i
+ * is the i-th insert; acked says up to where all inserts are done, so that
+ * latest reads only keys already written (YCSB's acknowledged counter). */
+struct run_inserts {
+	_Atomic uint64_t next;  /* inserts handed out */
+	_Atomic uint64_t acked; /* inserts 0..acked-1 have all completed */
+};
+
+/* Per-job state shared by its clones, read-only while they run (ins is
+ * changed only through its atomics). */
 struct run_shared {
 	const struct job *job;
-	const unsigned char *randbuf;    /* values are slices of it */
-	double zetan, zeta2, eta, alpha; /* zipf */
-	double pareto_pow;
+	const unsigned char *randbuf; /* values are slices of it */
+	struct run_keys keys;         /* template of the clones' draws */
+	struct run_inserts *ins;
+};
+
+/* Buffers of one iodepth batch (randread with iodepth > 1). */
+struct run_batch {
+	char *keybuf;
+	const void **keys;
+	size_t *klens;
+	void **vals;
+	size_t *vlens;
+	int *st;
+	uint64_t *idx;
 };
 
 struct worker {
@@ -30,7 +54,7 @@ struct worker {
 	unsigned clone;
 	uint64_t lo, hi; /* sequential key range of this clone */
 	uint64_t ops;    /* ops this clone performs (unless time_based) */
-	uint64_t rng;
+	struct run_keys keys;
 	struct dir_stats d[DIR_N];
 	struct sec_sample *secs;
 	unsigned nsecs, capsecs;
@@ -88,59 +112,110 @@ static const unsigned char *run_value(const struct run_shared *sh, uint64_t k)
 	return sh->randbuf + run_mix(k) % RANDBUF_SIZE;
 }
 
-static void run_shared_init(struct run_shared *sh)
+static double run_zeta_add(double z, uint64_t from, uint64_t to, double theta)
 {
-	const struct job *j = sh->job;
-	double n = (double)j->nrkeys;
-	if (j->dist == JOB_DIST_ZIPF) {
+	for (uint64_t i = from; i <= to; i++)
+		z += 1.0 / pow((double)i, theta);
+	return z;
+}
+
+static void run_keys_eta(struct run_keys *g)
+{
+	g->eta = (1.0 - pow(2.0 / (double)g->n, 1.0 - g->theta)) / (1.0 - g->zeta2 / g->zetan);
+}
+
+void run_keys_init(struct run_keys *g, const struct job *j, uint64_t seed)
+{
+	memset(g, 0, sizeof(*g));
+	g->dist = j->dist;
+	g->nrkeys = j->nrkeys;
+	g->n = j->nrkeys;
+	g->rng = run_mix(seed) | 1;
+	if (j->dist == JOB_DIST_ZIPF || j->dist == JOB_DIST_LATEST) {
 		/* Gray et al.'s generator, as YCSB uses; zeta(n) is O(n) once. */
-		double th = j->dist_param, z = 0;
-		for (uint64_t i = 1; i <= j->nrkeys; i++)
-			z += 1.0 / pow((double)i, th);
-		sh->zetan = z;
-		sh->zeta2 = 1.0 + 1.0 / pow(2.0, th);
-		sh->alpha = 1.0 / (1.0 - th);
-		sh->eta = (1.0 - pow(2.0 / n, 1.0 - th)) / (1.0 - sh->zeta2 / z);
+		g->theta = j->dist_param;
+		g->zetan = run_zeta_add(0, 1, g->n, g->theta);
+		g->zeta2 = 1.0 + 1.0 / pow(2.0, g->theta);
+		g->alpha = 1.0 / (1.0 - g->theta);
+		run_keys_eta(g);
 	} else if (j->dist == JOB_DIST_PARETO) {
 		/* u^pow puts a fraction 1-h of the draws in the first h of keys. */
-		sh->pareto_pow = log(j->dist_param) / log(1.0 - j->dist_param);
+		g->pareto_pow = log(j->dist_param) / log(1.0 - j->dist_param);
+	} else if (j->dist == JOB_DIST_NORMAL) {
+		g->normal_sd = j->dist_param / 100.0;
 	}
 }
 
-static uint64_t run_random_key(struct worker *w)
+uint64_t run_keys_rand(struct run_keys *g)
 {
-	const struct job *j = w->sh->job;
-	uint64_t n = j->nrkeys;
+	return run_rnd(&g->rng);
+}
+
+/* A zipfian rank in 0..n-1, 0 the most frequent. */
+static uint64_t run_zipf_rank(struct run_keys *g)
+{
+	double u = run_unit(&g->rng), uz = u * g->zetan;
+	uint64_t rank;
+	if (uz < 1.0)
+		rank = 0;
+	else if (uz < g->zeta2)
+		rank = 1;
+	else
+		rank = (uint64_t)((double)g->n * pow(g->eta * u - g->eta + 1.0, g->alpha));
+	return rank < g->n ? rank : g->n - 1;
+}
+
+uint64_t run_keys_next(struct run_keys *g, uint64_t newest)
+{
+	uint64_t n = g->nrkeys;
 	double r;
-	switch (j->dist) {
+	switch (g->dist) {
 	case JOB_DIST_RANDOM:
-		return run_rnd(&w->rng) % n;
-	case JOB_DIST_ZIPF: {
-		double u = run_unit(&w->rng), uz = u * w->sh->zetan;
-		uint64_t rank;
-		if (uz < 1.0)
-			rank = 0;
-		else if (uz < w->sh->zeta2)
-			rank = 1;
-		else
-			rank = (uint64_t)((double)n *
-			                  pow(w->sh->eta * u - w->sh->eta + 1.0, w->sh->alpha));
+		return run_rnd(&g->rng) % n;
+	case JOB_DIST_ZIPF:
 		/* Scatter the popular ranks over the key space, as YCSB does. */
-		return run_mix(rank < n ? rank : n - 1) % n;
+		return run_mix(run_zipf_rank(g)) % n;
+	case JOB_DIST_LATEST: {
+		/* YCSB grows its zipfian with the record count: zeta gains the
+		 * new terms, so each insert costs O(1) here. */
+		if (newest + 1 > g->n) {
+			g->zetan = run_zeta_add(g->zetan, g->n + 1, newest + 1, g->theta);
+			g->n = newest + 1;
+			run_keys_eta(g);
+		}
+		uint64_t rank = run_zipf_rank(g);
+		return rank <= newest ? newest - rank : 0;
 	}
 	case JOB_DIST_PARETO:
-		r = (double)n * pow(run_unit(&w->rng), w->sh->pareto_pow);
+		r = (double)n * pow(run_unit(&g->rng), g->pareto_pow);
 		return run_mix(r < (double)n ? (uint64_t)r : n - 1) % n;
 	case JOB_DIST_NORMAL: {
-		double u1 = run_unit(&w->rng), u2 = run_unit(&w->rng);
-		double g = sqrt(-2.0 * log(u1 > 0 ? u1 : 1e-300)) * cos(2 * M_PI * u2);
-		r = (double)n / 2 + g * (double)n * j->dist_param / 100.0;
+		double u1 = run_unit(&g->rng), u2 = run_unit(&g->rng);
+		double gs = sqrt(-2.0 * log(u1 > 0 ? u1 : 1e-300)) * cos(2 * M_PI * u2);
+		r = (double)n / 2 + gs * (double)n * g->normal_sd;
 		if (r < 0)
 			r = 0;
 		return r < (double)n ? (uint64_t)r : n - 1;
 	}
 	}
 	return 0;
+}
+
+unsigned run_keys_scan_length(struct run_keys *g, const struct job *j)
+{
+	if (!j->scan_uniform || j->scan_length <= 1)
+		return j->scan_length;
+	return 1 + (unsigned)(run_rnd(&g->rng) % j->scan_length);
+}
+
+/* The next key a read (or non-insert write) of w touches. */
+static uint64_t run_draw(struct worker *w)
+{
+	uint64_t newest = 0;
+	if (w->keys.dist == JOB_DIST_LATEST)
+		newest = w->sh->job->nrkeys - 1 +
+		         atomic_load_explicit(&w->sh->ins->acked, memory_order_acquire);
+	return run_keys_next(&w->keys, newest);
 }
 
 static void run_record(struct worker *w, int dir, uint64_t t0, uint64_t t1, uint64_t bytes)
@@ -180,6 +255,25 @@ static int run_put(struct worker *w, uint64_t k)
 	int rc = w->p->be->put(w->db, key, j->key_size, run_value(w->sh, k), j->value_size);
 	run_record(w, DIR_WRITE, t0, run_now_ns(), j->key_size + j->value_size);
 	return rc;
+}
+
+/* Puts the next new key (nrkeys + i) and acknowledges it once every
+ * earlier insert is done too, so acked never covers a missing key. */
+static int run_insert(struct worker *w)
+{
+	struct run_inserts *ins = w->sh->ins;
+	uint64_t i = atomic_fetch_add_explicit(&ins->next, 1, memory_order_relaxed);
+	int rc = run_put(w, w->sh->job->nrkeys + i);
+	while (atomic_load_explicit(&ins->acked, memory_order_acquire) != i)
+		sched_yield();
+	atomic_store_explicit(&ins->acked, i + 1, memory_order_release);
+	return rc;
+}
+
+/* A write of randwrite/randrw: a new key with insert=1, else a drawn one. */
+static int run_write(struct worker *w)
+{
+	return w->sh->job->insert ? run_insert(w) : run_put(w, run_draw(w));
 }
 
 static int run_del(struct worker *w, uint64_t k)
@@ -227,6 +321,94 @@ static int run_get(struct worker *w, uint64_t k)
 	return rc;
 }
 
+static bool run_time_left(struct worker *w, uint64_t done)
+{
+	const struct job *j = w->sh->job;
+	if (j->runtime > 0 && run_now_ns() >= w->t_end)
+		return false;
+	return j->time_based || done < w->ops;
+}
+
+/* One randread batch of n keys: a multi-get when the engine has one, else
+ * a loop of gets. Every key counts as one op whose latency is the whole
+ * batch's, as fio's clat at iodepth n. */
+static int run_get_batch(struct worker *w, struct run_batch *b, unsigned n)
+{
+	const struct job *j = w->sh->job;
+	const struct backend *be = w->p->be;
+	int rc = 0;
+	for (unsigned i = 0; i < n; i++) {
+		b->idx[i] = run_draw(w);
+		run_make_key(b->keybuf + (size_t)i * j->key_size, j->key_size, b->idx[i]);
+		b->keys[i] = b->keybuf + (size_t)i * j->key_size;
+		b->klens[i] = j->key_size;
+		b->vals[i] = NULL;
+		b->vlens[i] = 0;
+	}
+	uint64_t t0 = run_now_ns();
+	if (be->multi_get) {
+		rc = be->multi_get(w->db, n, b->keys, b->klens, b->vals, b->vlens, b->st);
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			b->st[i] =
+			    be->get(w->db, b->keys[i], b->klens[i], &b->vals[i], &b->vlens[i]);
+			if (b->st[i] < 0)
+				rc = -1;
+		}
+	}
+	uint64_t t1 = run_now_ns();
+	for (unsigned i = 0; i < n; i++) {
+		run_record(w, DIR_READ, t0, t1, j->key_size + (b->st[i] == 0 ? b->vlens[i] : 0));
+		if (b->st[i] == 1) {
+			w->not_found++;
+		} else if (b->st[i] == 0) {
+			if (j->verify)
+				run_verify(w, b->idx[i], b->vals[i], b->vlens[i]);
+			be->vfree(b->vals[i]);
+		}
+	}
+	return rc;
+}
+
+static int run_batch_loop(struct worker *w)
+{
+	const struct job *j = w->sh->job;
+	size_t d = j->iodepth;
+	struct run_batch b = {
+	    .keybuf = malloc(d * j->key_size),
+	    .keys = malloc(d * sizeof(*b.keys)),
+	    .klens = malloc(d * sizeof(*b.klens)),
+	    .vals = malloc(d * sizeof(*b.vals)),
+	    .vlens = malloc(d * sizeof(*b.vlens)),
+	    .st = malloc(d * sizeof(*b.st)),
+	    .idx = malloc(d * sizeof(*b.idx)),
+	};
+	uint64_t done = 0;
+	int rc = 0;
+	if (!b.keybuf || !b.keys || !b.klens || !b.vals || !b.vlens || !b.st || !b.idx) {
+		fprintf(stderr, "cesium-bench: out of memory\n");
+		rc = -1;
+		goto out;
+	}
+	while (rc == 0 && run_time_left(w, done)) {
+		uint64_t n = d;
+		if (!j->time_based && w->ops - done < n)
+			n = w->ops - done;
+		rc = run_get_batch(w, &b, (unsigned)n);
+		done += n;
+		atomic_store_explicit(&w->live_done, done, memory_order_relaxed);
+	}
+out:
+	free(b.keybuf);
+	free(b.keys);
+	free(b.klens);
+	free(b.vals);
+	free(b.vlens);
+	free(b.st);
+	free(b.idx);
+	return rc;
+}
+
 /* Parses a key this tool wrote back into its index. */
 static uint64_t run_key_index(const void *k, size_t kl)
 {
@@ -242,10 +424,11 @@ static int run_scan(struct worker *w, void *it, uint64_t k)
 	const struct backend *be = w->p->be;
 	char key[64];
 	uint64_t bytes = 0;
+	unsigned len = run_keys_scan_length(&w->keys, j);
 	run_make_key(key, j->key_size, k);
 	uint64_t t0 = run_now_ns();
 	be->iter_seek(it, key, j->key_size);
-	for (unsigned i = 0; i < j->scan_length && be->iter_valid(it); i++) {
+	for (unsigned i = 0; i < len && be->iter_valid(it); i++) {
 		size_t kl = 0, vl = 0;
 		const void *kp = be->iter_key(it, &kl);
 		const void *vp = be->iter_value(it, &vl);
@@ -256,14 +439,6 @@ static int run_scan(struct worker *w, void *it, uint64_t k)
 	}
 	run_record(w, DIR_READ, t0, run_now_ns(), bytes);
 	return 0;
-}
-
-static bool run_time_left(struct worker *w, uint64_t done)
-{
-	const struct job *j = w->sh->job;
-	if (j->runtime > 0 && run_now_ns() >= w->t_end)
-		return false;
-	return j->time_based || done < w->ops;
 }
 
 static int run_readseq(struct worker *w)
@@ -309,41 +484,43 @@ static int run_loop(struct worker *w)
 	uint64_t span = w->hi - w->lo;
 	if (j->rw == JOB_READ)
 		return run_readseq(w);
+	if (j->rw == JOB_RANDREAD && j->iodepth > 1)
+		return run_batch_loop(w);
 	if ((j->rw == JOB_SCAN || (j->rw == JOB_RANDRW && j->scan_length)) &&
 	    w->p->be->iter_new(w->db, &it))
 		return -1;
 	for (uint64_t i = 0; rc == 0 && run_time_left(w, i); i++) {
 		uint64_t seq = w->lo + (span ? i % span : 0);
-		bool rd = run_rnd(&w->rng) % 100 < j->rwmixread;
+		bool rd = run_keys_rand(&w->keys) % 100 < j->rwmixread;
 		switch (j->rw) {
 		case JOB_WRITE:
 			rc = run_put(w, seq);
 			break;
 		case JOB_RANDWRITE:
-			rc = run_put(w, run_random_key(w));
+			rc = run_write(w);
 			break;
 		case JOB_RANDREAD:
-			rc = run_get(w, run_random_key(w));
+			rc = run_get(w, run_draw(w));
 			break;
 		case JOB_RANDRW:
 			if (!rd)
-				rc = run_put(w, run_random_key(w));
+				rc = run_write(w);
 			else if (it)
-				rc = run_scan(w, it, run_random_key(w));
+				rc = run_scan(w, it, run_draw(w));
 			else
-				rc = run_get(w, run_random_key(w));
+				rc = run_get(w, run_draw(w));
 			break;
 		case JOB_READWRITE:
 			rc = rd ? run_get(w, seq) : run_put(w, seq);
 			break;
 		case JOB_SCAN:
-			rc = run_scan(w, it, run_random_key(w));
+			rc = run_scan(w, it, run_draw(w));
 			break;
 		case JOB_DELETE:
 			rc = run_del(w, seq);
 			break;
 		case JOB_RMW: {
-			uint64_t k = run_random_key(w);
+			uint64_t k = run_draw(w);
 			rc = run_get(w, k);
 			if (rc == 0)
 				rc = run_put(w, k);
@@ -430,7 +607,8 @@ static void run_collect(struct job_result *r, struct worker *w)
 
 /* Runs jobs [first, last) at once. */
 static int run_group(const struct run_params *p, void *db, const struct job *jobs, unsigned first,
-                     unsigned last, const unsigned char *randbuf, struct job_result *res)
+                     unsigned last, const unsigned char *randbuf, struct run_inserts *ins,
+                     struct job_result *res)
 {
 	unsigned nw = 0;
 	int rc = 0;
@@ -451,7 +629,8 @@ static int run_group(const struct run_params *p, void *db, const struct job *job
 		struct run_shared *s = &sh[i - first];
 		s->job = j;
 		s->randbuf = randbuf;
-		run_shared_init(s);
+		s->ins = ins;
+		run_keys_init(&s->keys, j, j->seed);
 		uint64_t ops = j->number_ios ? j->number_ios : j->nrkeys;
 		total_ops += j->time_based ? 0 : ops;
 		if (j->runtime > 0 && j->ramp_time + j->runtime > budget)
@@ -466,7 +645,8 @@ static int run_group(const struct run_params *p, void *db, const struct job *job
 			wk->lo = j->nrkeys * c / j->numjobs;
 			wk->hi = j->nrkeys * (c + 1) / j->numjobs;
 			wk->ops = ops * (c + 1) / j->numjobs - ops * c / j->numjobs;
-			wk->rng = run_mix(j->seed ^ run_mix(i * 1024 + c + 1)) | 1;
+			wk->keys = s->keys;
+			wk->keys.rng = run_mix(j->seed ^ run_mix(i * 1024 + c + 1)) | 1;
 			for (int d = 0; d < DIR_N; d++)
 				hist_init(&wk->d[d].lat);
 		}
@@ -522,6 +702,48 @@ static int run_du_entry(const char *path, const struct stat *st, int flag, struc
 	return 0;
 }
 
+static _Atomic unsigned run_drop_failures;
+
+static int run_drop_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag != FTW_F || !S_ISREG(st->st_mode))
+		return 0;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int err = 0;
+	const char *what = "open";
+	if (fd < 0) {
+		err = errno;
+	} else {
+		/* Dirty pages are not dropped: write them back first. */
+		what = "fdatasync";
+		if (fdatasync(fd) != 0) {
+			err = errno;
+		} else {
+			what = "posix_fadvise";
+			err = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		}
+		close(fd);
+	}
+	/* A file the engine removed meanwhile has nothing to drop. */
+	if (err && err != ENOENT) {
+		fprintf(stderr, "cesium-bench: invalidate: %s: %s: %s\n", path, what,
+		        strerror(err));
+		atomic_fetch_add(&run_drop_failures, 1);
+	}
+	return 0;
+}
+
+int run_drop_cache(const char *dir)
+{
+	atomic_store(&run_drop_failures, 0);
+	if (nftw(dir, run_drop_entry, 16, FTW_PHYS) != 0) {
+		fprintf(stderr, "cesium-bench: invalidate: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	return atomic_load(&run_drop_failures) ? -1 : 0;
+}
+
 uint64_t run_disk_usage(const char *dir)
 {
 	atomic_store(&run_du_total, 0);
@@ -545,6 +767,7 @@ int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
 	for (unsigned i = 0; i < njobs; i++)
 		if (jobs[i].value_size > maxv)
 			maxv = jobs[i].value_size;
+	struct run_inserts ins = {0};
 	unsigned char *randbuf = malloc(RANDBUF_SIZE + maxv + 8);
 	res->jobs = calloc(njobs, sizeof(*res->jobs));
 	if (!randbuf || !res->jobs) {
@@ -574,10 +797,33 @@ int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
 		goto out;
 	unsigned group = 0;
 	int status = 0;
+	for (unsigned i = 0; i < njobs; i++)
+		if (jobs[i].rw == JOB_RANDREAD && jobs[i].iodepth > 1 && !p->be->multi_get) {
+			fprintf(stderr,
+			        "cesium-bench: note: %s has no multi-get: iodepth %u runs as a "
+			        "loop of %u gets per batch\n",
+			        p->be->name, jobs[i].iodepth, jobs[i].iodepth);
+			break;
+		}
 	for (unsigned first = 0; first < njobs;) {
 		unsigned last = first + 1;
+		bool invalidate = false;
 		while (last < njobs && !jobs[last].stonewall)
 			last++;
+		for (unsigned i = first; i < last; i++)
+			invalidate |= jobs[i].invalidate;
+		if (invalidate) {
+			/* Cold start: the engine's own cache goes with the close, the
+			 * page cache with the fadvise. */
+			int crc = p->be->close(db);
+			db = NULL;
+			if (crc || run_drop_cache(p->dir))
+				status = 1;
+			if (p->be->open(&cfg, &db)) {
+				db = NULL;
+				goto out;
+			}
+		}
 		for (unsigned i = first; i < last; i++) {
 			struct job_result *r = &res->jobs[i];
 			snprintf(r->name, sizeof(r->name), "%s", jobs[i].name);
@@ -587,13 +833,15 @@ int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
 			for (int d = 0; d < DIR_N; d++)
 				hist_init(&r->d[d].lat);
 		}
-		if (run_group(p, db, jobs, first, last, randbuf, res->jobs))
+		if (run_group(p, db, jobs, first, last, randbuf, &ins, res->jobs))
 			status = 1;
 		first = last;
 		group++;
 	}
 	p->be->stats(db, &res->est);
-	if (p->be->close(db))
+	int crc = p->be->close(db);
+	db = NULL;
+	if (crc)
 		status = 1;
 	res->total_sec = (double)(run_now_ns() - t0) / 1e9;
 	res->disk_bytes = run_disk_usage(p->dir);

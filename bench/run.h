@@ -58,6 +58,20 @@ struct run_result {
 	int status; /* 0, or 1 if any error or verify failure */
 };
 
+/* Key draws of one worker thread: random_distribution over the job's
+ * nrkeys keys, or for latest over the keys 0..newest. Plain memory; copy
+ * an initialized one to give each thread its own (and reseed it). */
+struct run_keys {
+	enum job_dist dist;
+	uint64_t nrkeys;
+	uint64_t n;   /* keys the zipf constants cover (latest: grows) */
+	double theta; /* zipf, latest */
+	double zetan, zeta2, eta, alpha;
+	double pareto_pow;
+	double normal_sd; /* normal: stddev as a fraction of the keys */
+	uint64_t rng;     /* xorshift state, never 0 */
+};
+
 struct run_params {
 	const struct backend *be;
 	const char *dir;
@@ -69,6 +83,21 @@ struct run_params {
 int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
              struct run_result *res);
 void run_result_free(struct run_result *res);
+/* Draws over j's keys seeded with seed; zipf and latest sum zeta(nrkeys)
+ * once here (O(nrkeys)). */
+void run_keys_init(struct run_keys *g, const struct job *j, uint64_t seed);
+/* A key index in 0..nrkeys-1; for latest, newest - zipf rank, in
+ * 0..newest (newest: the index of the newest key that exists). */
+uint64_t run_keys_next(struct run_keys *g, uint64_t newest);
+/* The next raw 64-bit random number of g. */
+uint64_t run_keys_rand(struct run_keys *g);
+/* A scan's length: j->scan_length, or with scan_uniform a draw from
+ * 1..scan_length. */
+unsigned run_keys_scan_length(struct run_keys *g, const struct job *j);
+/* Writes back and drops from the page cache every regular file under dir
+ * (recursively): fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED).
+ * Returns 0, or -1 (message on stderr) if a file could not be handled. */
+int run_drop_cache(const char *dir);
 /* Bytes the directory tree takes on disk. */
 uint64_t run_disk_usage(const char *dir);
 /* The key of index k, zero-padded decimal in exactly len bytes. */

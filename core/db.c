@@ -125,7 +125,7 @@ int db_desc_from_props(const struct seg_props *p, int level, uint64_t number, ui
 
 /* ---- read state ---------------------------------------------------- */
 
-static void db_state_unref(struct db_state *st)
+void db_state_unref(struct db_state *st)
 {
 	if (!st || atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
 		return;
@@ -164,8 +164,7 @@ static void db_publish(cesium_db *db, struct db_state *st)
 	db_state_unref(old);
 }
 
-/* A reference on the current state, for iterators. */
-static struct db_state *db_state_acquire(cesium_db *db)
+struct db_state *db_state_acquire(cesium_db *db)
 {
 	epoch_guard g = epoch_enter(&db->epoch);
 	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
@@ -340,6 +339,9 @@ int db_file_reader(cesium_db *db, struct file_meta *f, seg_reader **out)
 	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		seg_reader_unref(r);
 		r = expected;
+	} else {
+		atomic_fetch_add(&db->stats.pinned_bytes, seg_reader_pinned_bytes(r));
+		atomic_fetch_add(&db->stats.mapped_bytes, seg_reader_mapped_bytes(r));
 	}
 	*out = r;
 out:
@@ -352,8 +354,11 @@ static void db_file_release(void *ctx, struct file_meta *f)
 {
 	cesium_db *db = ctx;
 	seg_reader *r = f->reader;
-	if (r)
+	if (r) {
+		atomic_fetch_sub(&db->stats.pinned_bytes, seg_reader_pinned_bytes(r));
+		atomic_fetch_sub(&db->stats.mapped_bytes, seg_reader_mapped_bytes(r));
 		seg_reader_unref(r);
+	}
 	f->reader = NULL;
 	if (db->cache)
 		cache_erase_segment(db->cache, f->number);
@@ -366,7 +371,7 @@ static void db_file_release(void *ctx, struct file_meta *f)
 	}
 }
 
-static bool db_file_may_hold(const struct file_meta *f, keys_slice nskey)
+bool db_file_may_hold(const struct file_meta *f, keys_slice nskey)
 {
 	keys_slice lo = keys_ikey_nskey(keys_slice_of(f->smallest, f->smallest_len));
 	keys_slice hi = keys_ikey_nskey(keys_slice_of(f->largest, f->largest_len));
@@ -375,7 +380,7 @@ static bool db_file_may_hold(const struct file_meta *f, keys_slice nskey)
 
 /* ---- argument checks --------------------------------------------------- */
 
-static int db_check_key(const void *key, size_t klen)
+int db_check_key(const void *key, size_t klen)
 {
 	if (!key || klen == 0)
 		return error_set(CESIUM_EINVAL, "key is NULL or empty");
@@ -395,7 +400,7 @@ static int db_check_value(const void *val, size_t vlen)
 	return 0;
 }
 
-static int db_check_open(const cesium_db *db)
+int db_check_open(const cesium_db *db)
 {
 	if (!db)
 		return error_set(CESIUM_EINVAL, "database handle is NULL");
@@ -799,7 +804,7 @@ int cesium_sync(cesium_db *db)
 /* ---- read path -------------------------------------------------------- */
 
 /* The nskey of (ns, key) in buf if it fits, else on the heap. */
-static uint8_t *db_nskey(uint8_t *buf, size_t cap, uint64_t ns, const void *key, size_t klen)
+uint8_t *db_nskey(uint8_t *buf, size_t cap, uint64_t ns, const void *key, size_t klen)
 {
 	uint8_t *p = klen + KEYS_NS_SIZE <= cap ? buf : mem_alloc(klen + KEYS_NS_SIZE);
 	if (p)
@@ -807,7 +812,7 @@ static uint8_t *db_nskey(uint8_t *buf, size_t cap, uint64_t ns, const void *key,
 	return p;
 }
 
-static int db_copy_value(keys_slice v, void **val, size_t *vlen)
+int db_copy_value(keys_slice v, void **val, size_t *vlen)
 {
 	void *p = mem_alloc(v.len ? v.len : 1);
 	if (!p)
@@ -819,8 +824,8 @@ static int db_copy_value(keys_slice v, void **val, size_t *vlen)
 }
 
 /* Looks nskey up in the segments of one level, newest first. */
-static int db_get_level(cesium_db *db, const struct version *v, int level, keys_slice nskey,
-                        uint64_t snap, enum keys_kind *kind, void **val, size_t *vlen)
+int db_get_level(cesium_db *db, const struct version *v, int level, keys_slice nskey, uint64_t snap,
+                 enum keys_kind *kind, void **val, size_t *vlen)
 {
 	size_t n = v->nfiles[level];
 	size_t i = 0;
@@ -1672,6 +1677,51 @@ int cesium_close(cesium_db *db)
 
 /* ---- statistics --------------------------------------------------------- */
 
+/* Resident anonymous memory of the whole process (resident minus
+ * file-backed pages, from /proc/self/statm): the heap of cesium and of its
+ * host program, without the page cache that mappings make resident. 0 when
+ * /proc is not there. */
+static uint64_t db_process_anon_bytes(void)
+{
+	unsigned long long size = 0, resident = 0, shared = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return 0;
+	int n = fscanf(f, "%llu %llu %llu", &size, &resident, &shared);
+	fclose(f);
+	if (n != 3 || shared > resident)
+		return 0;
+	return (resident - shared) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * Memory by purpose (docs/options.md, "Memory"): what cesium holds on the
+ * heap for each use, then the process's resident anonymous memory, so that
+ * the rest (compaction and flush buffers, iterators, the host program) is
+ * visible too.
+ */
+static size_t db_stats_memory(cesium_db *db, const struct db_state *st, char *buf, size_t cap,
+                              size_t len)
+{
+	size_t memtables = memtable_memory_usage(st->active);
+	for (size_t i = 0; i < st->nsealed; i++)
+		memtables += memtable_memory_usage(st->sealed[i]);
+	struct {
+		const char *name;
+		uint64_t val;
+	} m[] = {
+	    {"mem_memtables", memtables},
+	    {"mem_block_cache", db->cache ? cache_usage(db->cache) : 0},
+	    {"mem_index_filter", atomic_load(&db->stats.pinned_bytes)},
+	    {"mem_segment_maps", atomic_load(&db->stats.mapped_bytes)},
+	    {"mem_process_anon", db_process_anon_bytes()},
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s %llu\n", m[i].name,
+		                        (unsigned long long)m[i].val);
+	return len;
+}
+
 int cesium_stats(cesium_db *db, char **out)
 {
 	int rc = db_check_open(db);
@@ -1744,9 +1794,12 @@ int cesium_stats(cesium_db *db, char **out)
 	}
 	S("visible_seq", atomic_load(&db->visible_seq));
 	S("block_cache_usage", db->cache ? cache_usage(db->cache) : 0);
+	S("block_cache_hits", db->cache ? cache_hits(db->cache) : 0);
+	S("block_cache_misses", db->cache ? cache_misses(db->cache) : 0);
 	struct db_state *st = db_state_acquire(db);
 	S("memtable_bytes", memtable_memory_usage(st->active));
 	S("sealed_memtables", st->nsealed);
+	len = db_stats_memory(db, st, buf, cap, len);
 	for (int l = 0; l < VERSION_LEVELS; l++) {
 		char name[32];
 		snprintf(name, sizeof(name), "level%d_segments", l);

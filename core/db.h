@@ -62,6 +62,10 @@ struct db_stats {
 	    compaction_bytes_written, compaction_failures;
 	_Atomic uint64_t files_deleted, bytes_freed, wal_bytes;
 	_Atomic uint64_t slowdowns, slowdown_ns, stops, stop_ns;
+	/* Memory by purpose: index, filter and props blocks pinned by open
+	 * segment readers, and the bytes of segment data mapped for in-place
+	 * reads (virtual; resident pages are page cache the kernel reclaims). */
+	_Atomic uint64_t pinned_bytes, mapped_bytes;
 };
 
 struct db_writer; /* a caller waiting in the write queue */
@@ -168,6 +172,26 @@ void db_set_bg_error(cesium_db *db, int code);
  * share it. Returns a borrowed pointer valid while f is referenced. */
 int db_file_reader(cesium_db *db, struct file_meta *f, struct seg_reader **out);
 
+/* Caller side, shared with multiget: argument checks (0 or CESIUM_EINVAL
+ * with a message). */
+int db_check_open(const cesium_db *db);
+int db_check_key(const void *key, size_t klen);
+/* The nskey of (ns, key) in buf if it fits, else mem_alloc'd (the caller
+ * frees it when it is not buf); NULL when out of memory. */
+uint8_t *db_nskey(uint8_t *buf, size_t cap, uint64_t ns, const void *key, size_t klen);
+/* A mem_alloc'd copy of v (never NULL, even for an empty value). */
+int db_copy_value(keys_slice v, void **val, size_t *vlen);
+/* A counted reference on the current read state (memtables and version),
+ * for readers that may block: iterators and multi_get. Any thread; drop
+ * it with db_state_unref. */
+struct db_state *db_state_acquire(cesium_db *db);
+void db_state_unref(struct db_state *st);
+/* Whether nskey lies within f's key range. */
+bool db_file_may_hold(const struct file_meta *f, keys_slice nskey);
+/* Looks nskey up in the segments of one level of v, newest first, at
+ * sequence snap (seg_reader_get's contract). */
+int db_get_level(cesium_db *db, const struct version *v, int level, keys_slice nskey, uint64_t snap,
+                 enum keys_kind *kind, void **val, size_t *vlen);
 
 /* Actor side: writer options from the db's options for an output level. */
 struct seg_writer_opts db_writer_opts(const cesium_db *db, int level);

@@ -352,10 +352,15 @@ struct seg_reader {
 	uint64_t file_size;
 	/* The data blocks mapped read-only, so that a get reads an
 	 * uncompressed block from the page cache without a system call or a
-	 * copy (its checksum is still verified on every read). NULL when the
-	 * mapping failed: reads then use pread. Segments are immutable and
-	 * only ever unlinked, which keeps the mapping valid. */
+	 * copy. NULL when the mapping failed: reads then use pread.
+	 * Segments are immutable and only ever unlinked, which keeps the
+	 * mapping valid. */
 	const uint8_t *map;
+	/* Mapped blocks whose checksum this reader has verified: slot
+	 * off / SEG_VERIFIED_GRAIN holds off + 1 once the block at off passed.
+	 * Two blocks sharing a slot only cost re-verification. NULL (verify
+	 * every read) when the data region is 4 GiB or more. */
+	_Atomic uint32_t *verified;
 	struct seg_props props;
 };
 
@@ -367,6 +372,23 @@ struct seg_block {
 	cache_handle *h;
 	void *owned;
 };
+
+#define SEG_VERIFIED_GRAIN_SHIFT 12 /* data blocks are about 4 KiB apart */
+
+static bool seg_block_verified(const seg_reader *r, uint64_t off)
+{
+	return r->verified && atomic_load_explicit(&r->verified[off >> SEG_VERIFIED_GRAIN_SHIFT],
+	                                           memory_order_relaxed) == (uint32_t)off + 1;
+}
+
+/* Relaxed is enough: the mapped bytes never change, so a reader that sees
+ * the mark can trust them without seeing anything else this thread did. */
+static void seg_block_mark_verified(seg_reader *r, uint64_t off)
+{
+	if (r->verified)
+		atomic_store_explicit(&r->verified[off >> SEG_VERIFIED_GRAIN_SHIFT],
+		                      (uint32_t)off + 1, memory_order_relaxed);
+}
 
 static void seg_block_release(seg_reader *r, struct seg_block *b)
 {
@@ -528,10 +550,19 @@ static int seg_load_block(seg_reader *r, struct seg_handle h, bool fill, struct 
 	if (r->map && h.off <= r->data_end && SEG_TRAILER_SIZE <= r->data_end - h.off &&
 	    h.size <= r->data_end - h.off - SEG_TRAILER_SIZE &&
 	    r->map[h.off + h.size + SEG_TRAILER_TYPE] == SEG_COMPRESS_NONE) {
-		/* Uncompressed and mapped: read in place (verified there);
-		 * the page cache is its cache, so the block cache keeps its
-		 * budget for decompressed blocks. */
-		return seg_load_miss(r, h, false, r->map + h.off, b);
+		/* Uncompressed and mapped: read in place, the checksum
+		 * verified on this reader's first read of the block (as a
+		 * block cache verifies on insert, not on every hit); the page
+		 * cache is its cache, so the block cache keeps its budget for
+		 * decompressed blocks. */
+		if (seg_block_verified(r, h.off)) {
+			*b = (struct seg_block){.data = r->map + h.off, .len = h.size};
+			return 0;
+		}
+		int rc = seg_load_miss(r, h, false, r->map + h.off, b);
+		if (!rc)
+			seg_block_mark_verified(r, h.off);
+		return rc;
 	}
 	cache_handle *ch = r->cache ? cache_lookup(r->cache, r->id, h.off) : NULL;
 	if (ch) {
@@ -645,6 +676,7 @@ static void seg_reader_destroy(seg_reader *r)
 {
 	if (r->map)
 		munmap((void *)r->map, r->data_end);
+	mem_free((void *)r->verified);
 	if (r->fd >= 0)
 		io_close(r->fd);
 	mem_free(r->index);
@@ -720,6 +752,11 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 		if (m != MAP_FAILED) {
 			madvise(m, r->data_end, MADV_RANDOM); /* gets touch one block */
 			r->map = m;
+			/* Without the slots (too large, or no memory) every
+			 * read verifies: slower, never wrong. */
+			if (r->data_end < UINT32_MAX)
+				r->verified = mem_zalloc(
+				    ((r->data_end >> SEG_VERIFIED_GRAIN_SHIFT) + 1) * sizeof(uint32_t));
 		}
 	}
 	if ((rc = seg_read_pinned(r, ph, foff, &r->props_raw)))
@@ -758,7 +795,14 @@ const struct seg_props *seg_reader_props(const seg_reader *r)
 
 size_t seg_reader_pinned_bytes(const seg_reader *r)
 {
-	return r->index_len + r->filter_len + r->props_len + 3 * SEG_TRAILER_SIZE;
+	size_t verified =
+	    r->verified ? ((r->data_end >> SEG_VERIFIED_GRAIN_SHIFT) + 1) * sizeof(uint32_t) : 0;
+	return r->index_len + r->filter_len + r->props_len + 3 * SEG_TRAILER_SIZE + verified;
+}
+
+size_t seg_reader_mapped_bytes(const seg_reader *r)
+{
+	return r->map ? (size_t)r->data_end : 0;
 }
 
 const char *seg_reader_path(const seg_reader *r)
@@ -778,33 +822,44 @@ bool seg_reader_may_contain(seg_reader *r, keys_slice nskey)
 	return bloom_may_contain(r->filter, r->filter_len, bloom_hash(nskey));
 }
 
-int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
-                   void **val, size_t *vlen)
+/* The internal key a point lookup seeks: nskey at the snapshot, in a
+ * stack buffer when it fits. */
+struct seg_lookup {
+	uint8_t stack[256];
+	uint8_t *buf;
+	keys_slice target;
+};
+
+static int seg_lookup_init(const seg_reader *r, struct seg_lookup *lu, keys_slice nskey,
+                           uint64_t snapshot_seq)
 {
-	int rc = CESIUM_ENOTFOUND;
-	uint8_t stackkey[256];
-	uint8_t *lk = stackkey;
-	struct block_iter ii, di;
-	struct seg_block blk = {0};
-	block_iter_init(&ii, true);
-	block_iter_init(&di, true);
-	*val = NULL;
-	*vlen = 0;
-	if (r->props.entries == 0 || !seg_reader_may_contain(r, nskey))
-		goto out;
-	if (nskey.len + KEYS_TRAILER_SIZE > sizeof(stackkey)) {
-		lk = mem_alloc(nskey.len + KEYS_TRAILER_SIZE);
-		if (!lk) {
-			rc = error_set(CESIUM_ENOMEM, "%s: out of memory", r->path);
-			goto out;
-		}
+	lu->buf = lu->stack;
+	if (nskey.len + KEYS_TRAILER_SIZE > sizeof(lu->stack)) {
+		lu->buf = mem_alloc(nskey.len + KEYS_TRAILER_SIZE);
+		if (!lu->buf)
+			return error_set(CESIUM_ENOMEM, "%s: out of memory", r->path);
 	}
 	if (snapshot_seq > KEYS_MAX_SEQ)
 		snapshot_seq = KEYS_MAX_SEQ;
 	/* The highest kind sorts first among versions of one seq. */
-	keys_make_ikey(lk, nskey.data, nskey.len, snapshot_seq, KEYS_KIND_VALUE);
-	keys_slice target = keys_slice_of(lk, nskey.len + KEYS_TRAILER_SIZE);
+	keys_make_ikey(lu->buf, nskey.data, nskey.len, snapshot_seq, KEYS_KIND_VALUE);
+	lu->target = keys_slice_of(lu->buf, nskey.len + KEYS_TRAILER_SIZE);
+	return 0;
+}
 
+static void seg_lookup_cleanup(struct seg_lookup *lu)
+{
+	if (lu->buf != lu->stack)
+		mem_free(lu->buf);
+}
+
+/* The data block that holds the first entry >= target, if any: 0 with *h,
+ * CESIUM_ENOTFOUND past the last block, CESIUM_ECORRUPT. */
+static int seg_index_find(seg_reader *r, keys_slice target, struct seg_handle *h)
+{
+	int rc = CESIUM_ENOTFOUND;
+	struct block_iter ii;
+	block_iter_init(&ii, true);
 	block_iter_reset(&ii, r->index, r->index_len);
 	iter_seek(&ii.base, target);
 	if (!iter_valid(&ii.base)) {
@@ -814,12 +869,24 @@ int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum 
 	}
 	/* The first block whose last key >= target holds the first entry >=
 	 * target: the newest visible version, if nskey is here at all. */
-	struct seg_handle h = seg_get_handle(iter_value(&ii.base).data);
-	if ((rc = seg_load_block(r, h, true, &blk)))
-		goto out;
-	block_iter_reset(&di, blk.data, blk.len);
+	*h = seg_get_handle(iter_value(&ii.base).data);
+	rc = 0;
+out:
+	block_iter_cleanup(&ii);
+	return rc;
+}
+
+/* Searches the decoded block blk (at h) for the newest version of nskey
+ * at or below target's sequence; seg_reader_get's results. */
+static int seg_block_search(seg_reader *r, struct seg_handle h, const struct seg_block *blk,
+                            keys_slice target, keys_slice nskey, enum keys_kind *kind, void **val,
+                            size_t *vlen)
+{
+	int rc = CESIUM_ENOTFOUND;
+	struct block_iter di;
+	block_iter_init(&di, true);
+	block_iter_reset(&di, blk->data, blk->len);
 	iter_seek(&di.base, target);
-	rc = CESIUM_ENOTFOUND;
 	if (!iter_valid(&di.base)) {
 		if (iter_status(&di.base))
 			rc = seg_corrupt(r, h.off, "malformed data block");
@@ -848,12 +915,90 @@ int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum 
 	*kind = kd;
 	rc = 0;
 out:
-	block_iter_cleanup(&ii);
 	block_iter_cleanup(&di);
-	seg_block_release(r, &blk);
-	if (lk != stackkey)
-		mem_free(lk);
 	return rc;
+}
+
+int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
+                   void **val, size_t *vlen)
+{
+	int rc = CESIUM_ENOTFOUND;
+	struct seg_lookup lu;
+	struct seg_block blk = {0};
+	struct seg_handle h;
+	*val = NULL;
+	*vlen = 0;
+	lu.buf = lu.stack;
+	if (r->props.entries == 0 || !seg_reader_may_contain(r, nskey))
+		goto out;
+	if ((rc = seg_lookup_init(r, &lu, nskey, snapshot_seq)))
+		goto out;
+	if ((rc = seg_index_find(r, lu.target, &h)))
+		goto out;
+	if ((rc = seg_load_block(r, h, true, &blk)))
+		goto out;
+	rc = seg_block_search(r, h, &blk, lu.target, nskey, kind, val, vlen);
+out:
+	seg_block_release(r, &blk);
+	seg_lookup_cleanup(&lu);
+	return rc;
+}
+
+int seg_reader_locate(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq,
+                      struct seg_block_loc *loc)
+{
+	int rc = CESIUM_ENOTFOUND;
+	struct seg_lookup lu;
+	struct seg_handle h;
+	lu.buf = lu.stack;
+	if (r->props.entries == 0 || !seg_reader_may_contain(r, nskey))
+		goto out;
+	if ((rc = seg_lookup_init(r, &lu, nskey, snapshot_seq)))
+		goto out;
+	if ((rc = seg_index_find(r, lu.target, &h)))
+		goto out;
+	loc->off = h.off;
+	loc->size = h.size;
+	loc->len = (size_t)h.size + SEG_TRAILER_SIZE;
+out:
+	seg_lookup_cleanup(&lu);
+	return rc;
+}
+
+int seg_reader_get_in_block(seg_reader *r, const struct seg_block_loc *loc, const void *bytes,
+                            keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
+                            void **val, size_t *vlen)
+{
+	struct seg_lookup lu;
+	struct seg_block blk = {0};
+	struct seg_handle h = {loc->off, loc->size};
+	*val = NULL;
+	*vlen = 0;
+	lu.buf = lu.stack;
+	int rc = seg_lookup_init(r, &lu, nskey, snapshot_seq);
+	if (rc)
+		goto out;
+	/* Verifies the checksum (and inflates a compressed block) in the
+	 * caller's bytes, exactly as a get reading them itself would. */
+	if ((rc = seg_load_miss(r, h, false, bytes, &blk)))
+		goto out;
+	rc = seg_block_search(r, h, &blk, lu.target, nskey, kind, val, vlen);
+out:
+	seg_block_release(r, &blk);
+	seg_lookup_cleanup(&lu);
+	return rc;
+}
+
+const void *seg_reader_mapped(const seg_reader *r, const struct seg_block_loc *loc)
+{
+	if (!r->map || loc->off > r->data_end || loc->len > r->data_end - loc->off)
+		return NULL;
+	return r->map + loc->off;
+}
+
+int seg_reader_fd(const seg_reader *r)
+{
+	return r->fd;
 }
 
 /* ================= iterator ================= */

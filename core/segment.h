@@ -8,8 +8,11 @@
  * seg_writer_take and writes asynchronously at the given file offset.
  *
  * Reader: opened once, shared by every thread (gets, iterators,
- * compactors) through a reference count; all its state is immutable after
- * open, and blocks are read with pread (io/file.h) through the block cache.
+ * compactors) through a reference count; its state is immutable after open
+ * except the relaxed-atomic marks of blocks already verified. Uncompressed
+ * blocks are read in place from a read-only mapping (checksum verified on
+ * the reader's first read of each block), compressed ones with pread
+ * (io/file.h) through the block cache.
  * Index, filter and props stay pinned in memory for the reader's lifetime.
  * A segment iterator belongs to one thread and holds a reader reference.
  */
@@ -87,6 +90,37 @@ int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum 
                    void **val, size_t *vlen);
 bool seg_reader_may_contain(seg_reader *r, keys_slice nskey);
 
+/*
+ * Split lookups, for callers that read data blocks themselves (multiget
+ * batches the reads of many keys on its own ring): seg_reader_locate
+ * finds the one block that may hold nskey, the caller brings its loc->len
+ * bytes (block and trailer) from seg_reader_fd at loc->off, and
+ * seg_reader_get_in_block verifies and searches them. Together they give
+ * exactly seg_reader_get's results, minus its block cache.
+ */
+struct seg_block_loc {
+	uint64_t off;  /* file offset of the block */
+	uint32_t size; /* stored bytes before the trailer */
+	size_t len;    /* bytes to read: size plus the trailer */
+};
+/* 0 with *loc; CESIUM_ENOTFOUND when the filter or the index rules nskey
+ * out; CESIUM_ECORRUPT (malformed index) or CESIUM_ENOMEM. No file I/O. */
+int seg_reader_locate(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq,
+                      struct seg_block_loc *loc);
+/* bytes: loc->len bytes read from the file at loc->off (only read here,
+ * not kept). Results as seg_reader_get; CESIUM_ECORRUPT names the file and
+ * offset on a checksum mismatch or a malformed block. */
+int seg_reader_get_in_block(seg_reader *r, const struct seg_block_loc *loc, const void *bytes,
+                            keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
+                            void **val, size_t *vlen);
+/* The block's bytes in the reader's read-only mapping of the data region,
+ * or NULL when it is not mapped. Touching them may fault pages in. Valid
+ * while the caller holds the reader. */
+const void *seg_reader_mapped(const seg_reader *r, const struct seg_block_loc *loc);
+/* The reader's file descriptor, for reads of located blocks; owned by the
+ * reader, valid while the caller holds it. */
+int seg_reader_fd(const seg_reader *r);
+
 struct seg_iter_opts {
 	bool fill_cache;  /* insert blocks read into the cache */
 	size_t readahead; /* >0: read this many bytes per pread on sequential scans */
@@ -97,6 +131,8 @@ int seg_reader_iter_new(seg_reader *r, const struct seg_iter_opts *o, iter **out
 const struct seg_props *seg_reader_props(const seg_reader *r);
 /* Bytes of index, filter and props held for the reader's lifetime. */
 size_t seg_reader_pinned_bytes(const seg_reader *r);
+/* Bytes of the data region mapped for in-place reads (0 when unmapped). */
+size_t seg_reader_mapped_bytes(const seg_reader *r);
 const char *seg_reader_path(const seg_reader *r);
 uint64_t seg_reader_id(const seg_reader *r);
 

@@ -116,6 +116,15 @@ int cesium_put_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen, cons
 int cesium_get_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen, void **val,
                   size_t *vlen);
 int cesium_delete_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen);
+/*
+ * Looks up n keys of namespace ns at one snapshot, issuing the block reads
+ * they need in parallel. For each i, statuses[i] is 0 with vals[i] and
+ * vlens[i] set (free vals[i] with cesium_free), CESIUM_ENOTFOUND with
+ * vals[i] NULL, or an error code. Returns 0 when every lookup completed,
+ * found or not; otherwise the first error (the others still hold theirs).
+ */
+int cesium_multi_get(cesium_db *db, uint64_t ns, size_t n, const void *const *keys,
+                     const size_t *klens, void **vals, size_t *vlens, int *statuses);
 void cesium_free(void *p);
 
 /* Batches: applied atomically by cesium_write. */

@@ -697,6 +697,49 @@ static void test_iterator_snapshot_survives_flush_and_compaction(void **state)
 	free(dir);
 }
 
+/* ---- memory accounting ---------------------------------------------------- */
+
+/* cesium_stats accounts memory by purpose: memtable bytes follow writes and
+ * return to near zero after a flush, an open segment pins its index and
+ * filter and maps its data, and zstd blocks go through the cache, whose
+ * hits and misses are counted. */
+static void test_stats_account_memory_by_purpose(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("memstats");
+	cesium_db *db = open_db(dir, "memtable_size", "64MiB", "compression", "zstd", NULL);
+	uint64_t empty = stat_of(db, "mem_memtables");
+	char key[32], val[200];
+	memset(val, 'v', sizeof(val));
+	for (unsigned i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "key%08u", i);
+		assert_int_equal(cesium_put(db, key, strlen(key), val, sizeof(val)), 0);
+	}
+	/* 5000 entries of over 200 bytes each live in the memtable arena. */
+	assert_true(stat_of(db, "mem_memtables") >= empty + 5000u * 200u);
+	assert_int_equal(stat_of(db, "mem_index_filter"), 0);
+	assert_true(stat_of(db, "mem_process_anon") > 0);
+
+	assert_int_equal(cesium_flush(db), 0);
+	assert_true(stat_of(db, "mem_memtables") < 5000u * 200u);
+	uint64_t misses = stat_of(db, "block_cache_misses");
+	void *v;
+	size_t vlen;
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(cesium_get(db, "key00000042", 11, &v, &vlen), 0);
+		assert_int_equal(vlen, sizeof(val));
+		cesium_free(v);
+	}
+	assert_true(stat_of(db, "mem_index_filter") > 0);
+	assert_true(stat_of(db, "block_cache_misses") >= misses + 1);
+	assert_true(stat_of(db, "block_cache_hits") >= 1);
+	assert_true(stat_of(db, "mem_block_cache") > 0);
+	assert_int_equal(stat_of(db, "mem_block_cache"), stat_of(db, "block_cache_usage"));
+	assert_int_equal(cesium_close(db), 0);
+	test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -712,6 +755,7 @@ int main(void)
 	    cmocka_unit_test(test_stalled_writers_all_succeed),
 	    cmocka_unit_test(test_concurrent_readers_see_latest_writes),
 	    cmocka_unit_test(test_iterator_snapshot_survives_flush_and_compaction),
+	    cmocka_unit_test(test_stats_account_memory_by_purpose),
 	};
 	/* Once, before any test: a skip (exit 77) in the middle of the run
 	 * would hide earlier failures. */

@@ -88,6 +88,15 @@ static void test_file_structural_errors(void **state)
 	    {"[j]\nengine=berkeleydb\n", ":2: option 'engine'"},
 	    {"[j]\nruntime=10 parsecs\n", ":2: option 'runtime'"},
 	    {"[j]\nopt=noequals\n", ":2: option 'opt'"},
+	    {"[j]\nrw=randread\nrandom_distribution=latest:1.5\n",
+	     ":3: option 'random_distribution': bad value 'latest:1.5'"},
+	    {"[j]\nrandom_distribution=latest:\n", ":2: option 'random_distribution'"},
+	    {"[j]\nrandom_distribution=latests\n", ":2: option 'random_distribution'"},
+	    {"[global]\nscan_length_distribution=normal\n",
+	     ":2: option 'scan_length_distribution': bad value 'normal' (expected fixed|uniform)"},
+	    {"[j]\ninsert=sometimes\n", ":2: option 'insert': bad value 'sometimes'"},
+	    {"[j]\n\ninvalidate=2\n", ":3: option 'invalidate': bad value '2'"},
+	    {"[j]\niodepth=0\n", ":2: option 'iodepth': bad value '0'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct job_list l;
@@ -154,6 +163,39 @@ static void test_option_values(void **state)
 	assert_string_equal(j.opt_value[0], "2");
 }
 
+/* latest, scan_length_distribution, insert and invalidate parse from a
+ * file, [global] ones reaching every job, and default to off. */
+static void test_file_new_options(void **state)
+{
+	(void)state;
+	struct job_list l;
+	char err[512] = "";
+	job_list_init(&l);
+	char *p = write_tmp("[global]\ninsert=1\nscan_length_distribution=uniform\n"
+	                    "[a]\nrandom_distribution=latest\ninvalidate\niodepth=64\n"
+	                    "[b]\nrandom_distribution=latest:0.5\ninsert=0\n"
+	                    "scan_length_distribution=fixed\n");
+	assert_int_equal(job_parse_file(p, &l, err, sizeof(err)), 0);
+	unlink(p);
+	assert_int_equal(l.njobs, 2);
+	assert_int_equal(l.jobs[0].dist, JOB_DIST_LATEST);
+	assert_true(l.jobs[0].dist_param > 0.989 && l.jobs[0].dist_param < 0.991);
+	assert_true(l.jobs[0].insert);
+	assert_true(l.jobs[0].scan_uniform);
+	assert_true(l.jobs[0].invalidate);
+	assert_int_equal(l.jobs[0].iodepth, 64);
+	assert_int_equal(l.jobs[1].dist, JOB_DIST_LATEST);
+	assert_true(l.jobs[1].dist_param > 0.49 && l.jobs[1].dist_param < 0.51);
+	assert_false(l.jobs[1].insert);
+	assert_false(l.jobs[1].scan_uniform);
+	assert_false(l.jobs[1].invalidate);
+	job_list_free(&l);
+	struct job j;
+	job_defaults(&j);
+	assert_false(j.insert || j.invalidate || j.scan_uniform);
+	assert_int_equal(j.iodepth, 1);
+}
+
 /* size divides into keys of key_size + value_size; time_based needs runtime. */
 static void test_finalize(void **state)
 {
@@ -202,7 +244,55 @@ static void test_shipped_job_files_parse(void **state)
 		files++;
 	}
 	closedir(d);
-	assert_true(files >= 14);
+	assert_true(files >= 15);
+}
+
+static void parse_shipped(const char *name, struct job_list *l)
+{
+	const char *dir = getenv("BENCH_JOBS_DIR");
+	char path[1024], err[512] = "";
+	if (!dir)
+		skip();
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	job_list_init(l);
+	if (job_parse_file(path, l, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (unsigned i = 0; i < l->njobs; i++)
+		if (job_finalize(&l->jobs[i], err, sizeof(err)))
+			fail_msg("%s: %s", path, err);
+}
+
+/* ycsb-d reads latest and inserts; ycsb-e inserts and draws scan lengths
+ * from 1..100; multiget-cold reads cold at iodepth 1 and 64. */
+static void test_ycsb_and_multiget_cold_files(void **state)
+{
+	(void)state;
+	struct job_list l;
+	parse_shipped("ycsb-d.fio", &l);
+	assert_int_equal(l.njobs, 2);
+	assert_int_equal(l.jobs[1].dist, JOB_DIST_LATEST);
+	assert_true(l.jobs[1].insert);
+	assert_int_equal(l.jobs[1].rwmixread, 95);
+	job_list_free(&l);
+	parse_shipped("ycsb-e.fio", &l);
+	assert_int_equal(l.njobs, 2);
+	assert_true(l.jobs[1].insert);
+	assert_true(l.jobs[1].scan_uniform);
+	assert_int_equal(l.jobs[1].scan_length, 100);
+	job_list_free(&l);
+	parse_shipped("multiget-cold.fio", &l);
+	assert_int_equal(l.njobs, 3);
+	assert_int_equal(l.jobs[0].nrkeys, 1000000);
+	assert_int_equal(l.jobs[0].key_size, 16);
+	assert_int_equal(l.jobs[0].value_size, 100);
+	for (unsigned i = 1; i < 3; i++) {
+		assert_int_equal(l.jobs[i].rw, JOB_RANDREAD);
+		assert_true(l.jobs[i].invalidate);
+		assert_true(l.jobs[i].stonewall);
+	}
+	assert_int_equal(l.jobs[1].iodepth, 1);
+	assert_int_equal(l.jobs[2].iodepth, 64);
+	job_list_free(&l);
 }
 
 int main(void)
@@ -214,6 +304,8 @@ int main(void)
 	    cmocka_unit_test(test_file_missing),
 	    cmocka_unit_test(test_option_values),
 	    cmocka_unit_test(test_finalize),
+	    cmocka_unit_test(test_file_new_options),
+	    cmocka_unit_test(test_ycsb_and_multiget_cold_files),
 	    cmocka_unit_test(test_shipped_job_files_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
