@@ -37,7 +37,7 @@ struct main_summary {
 	double p99[MAIN_MAX_SUMMARY][DIR_N];
 	double mean[MAIN_MAX_SUMMARY][DIR_N];
 	double disk_bytes;
-	double rss_kb;
+	double rss_kb, anon_kb;
 };
 
 struct main_args {
@@ -119,6 +119,7 @@ static int main_summarize(const struct run_result *res, struct main_summary *s)
 	}
 	s->disk_bytes = (double)res->disk_bytes;
 	s->rss_kb = (double)res->peak_rss_kb;
+	s->anon_kb = (double)res->peak_anon_kb;
 	report_merged_free(m, n);
 	return 0;
 }
@@ -209,6 +210,12 @@ static void main_compare_table(FILE *f, char names[][16], struct main_summary *s
 		fprintf(f, " %12.1f", s[e].rss_kb / 1024);
 		if (e)
 			main_ratio(f, s[0].rss_kb, s[e].rss_kb);
+	}
+	fprintf(f, "\n%-16s %-18s", "(all)", "peak anon RSS MiB");
+	for (int e = 0; e < ne; e++) {
+		fprintf(f, " %12.1f", s[e].anon_kb / 1024);
+		if (e)
+			main_ratio(f, s[0].anon_kb, s[e].anon_kb);
 	}
 	fprintf(f, "\n");
 }

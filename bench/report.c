@@ -216,8 +216,11 @@ void report_normal(FILE *f, const struct run_result *res)
 	}
 	char du[32];
 	report_size(du, sizeof(du), (double)res->disk_bytes);
-	fprintf(f, "\nEngine %s:\n  disk usage=%s, peak RSS=%.1f MiB, wall=%.2fs\n", res->engine,
-	        du, (double)res->peak_rss_kb / 1024, res->total_sec);
+	fprintf(f,
+	        "\nEngine %s:\n  disk usage=%s, peak RSS=%.1f MiB (anonymous %.1f MiB), "
+	        "wall=%.2fs\n",
+	        res->engine, du, (double)res->peak_rss_kb / 1024, (double)res->peak_anon_kb / 1024,
+	        res->total_sec);
 	fprintf(f, "  write amp=");
 	if (res->est.write_amp >= 0)
 		fprintf(f, "%.2f", res->est.write_amp);
@@ -353,9 +356,11 @@ void report_json(FILE *f, const struct run_result *res, bool plus)
 	}
 	fprintf(f,
 	        "  ],\n  \"engine_stats\": {\"disk_usage_bytes\": %" PRIu64
-	        ", \"peak_rss_kb\": %ld, \"write_amp\": %.3f, \"compaction_bytes\": %.0f, "
+	        ", \"peak_rss_kb\": %ld, \"peak_anon_rss_kb\": %ld, \"write_amp\": %.3f, "
+	        "\"compaction_bytes\": %.0f, "
 	        "\"stall_sec\": %.3f, \"cache_hit_rate\": %.4f, \"wall_sec\": %.3f}\n}\n",
-	        res->disk_bytes, res->peak_rss_kb, res->est.write_amp, res->est.compaction_bytes,
+	        res->disk_bytes, res->peak_rss_kb, res->peak_anon_kb, res->est.write_amp,
+	        res->est.compaction_bytes,
 	        res->est.stall_sec, res->est.cache_hit_rate, res->total_sec);
 	report_merged_free(m, n);
 }

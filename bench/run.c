@@ -691,6 +691,51 @@ out:
 	return rc;
 }
 
+/* Peak resident anonymous memory (resident minus file-backed pages, from
+ * /proc/self/statm), sampled by a thread while the engine is open: the
+ * engine's heap without the page cache its mappings make resident, which
+ * ru_maxrss counts (an mmap reader such as LMDB or cesium would otherwise
+ * look as large as its data). */
+struct run_anon_sampler {
+	pthread_t tid;
+	atomic_bool stop;
+	_Atomic long peak_kb;
+};
+
+static long run_anon_kb(void)
+{
+	long long size, resident, shared;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return 0;
+	int n = fscanf(f, "%lld %lld %lld", &size, &resident, &shared);
+	fclose(f);
+	if (n != 3 || shared > resident)
+		return 0;
+	return (long)((resident - shared) * (sysconf(_SC_PAGESIZE) / 1024));
+}
+
+static void *run_anon_sample(void *arg)
+{
+	struct run_anon_sampler *s = arg;
+	while (!atomic_load(&s->stop)) {
+		long kb = run_anon_kb();
+		if (kb > atomic_load(&s->peak_kb))
+			atomic_store(&s->peak_kb, kb);
+		usleep(50000);
+	}
+	return NULL;
+}
+
+static void run_anon_stop(struct run_anon_sampler *s, bool *sampling)
+{
+	if (!*sampling)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_join(s->tid, NULL);
+	*sampling = false;
+}
+
 static _Atomic uint64_t run_du_total;
 
 static int run_du_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -768,6 +813,8 @@ int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
 		if (jobs[i].value_size > maxv)
 			maxv = jobs[i].value_size;
 	struct run_inserts ins = {0};
+	struct run_anon_sampler anon = {0};
+	bool sampling = false;
 	unsigned char *randbuf = malloc(RANDBUF_SIZE + maxv + 8);
 	res->jobs = calloc(njobs, sizeof(*res->jobs));
 	if (!randbuf || !res->jobs) {
@@ -795,6 +842,8 @@ int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
 	uint64_t t0 = run_now_ns();
 	if (p->be->open(&cfg, &db))
 		goto out;
+	atomic_store(&anon.peak_kb, run_anon_kb());
+	sampling = pthread_create(&anon.tid, NULL, run_anon_sample, &anon) == 0;
 	unsigned group = 0;
 	int status = 0;
 	for (unsigned i = 0; i < njobs; i++)
@@ -839,6 +888,8 @@ int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
 		group++;
 	}
 	p->be->stats(db, &res->est);
+	run_anon_stop(&anon, &sampling);
+	res->peak_anon_kb = atomic_load(&anon.peak_kb);
 	int crc = p->be->close(db);
 	db = NULL;
 	if (crc)
@@ -854,6 +905,7 @@ int run_jobs(const struct run_params *p, const struct job *jobs, unsigned njobs,
 	res->status = status;
 	rc = 0;
 out:
+	run_anon_stop(&anon, &sampling);
 	free(randbuf);
 	return rc;
 }

@@ -53,7 +53,8 @@ struct run_result {
 	unsigned njobs;
 	struct backend_stats est;
 	uint64_t disk_bytes;
-	long peak_rss_kb;
+	long peak_rss_kb;  /* getrusage: heap plus resident pages of mapped files */
+	long peak_anon_kb; /* sampled every 50 ms: resident anonymous memory only */
 	double total_sec;
 	int status; /* 0, or 1 if any error or verify failure */
 };

@@ -15,7 +15,10 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
         print(f"skipping {path}: not complete JSON", file=sys.stderr)
         continue
     st = doc["engine_stats"]
-    for fig, v in (("disk", st["disk_usage_bytes"] / 1048576), ("rss", st["peak_rss_kb"] / 1024)):
+    for fig, v in (("disk", st["disk_usage_bytes"] / 1048576), ("rss", st["peak_rss_kb"] / 1024),
+                   ("anon", st.get("peak_anon_rss_kb", 0) / 1024)):
+        if fig == "anon" and v == 0:
+            continue  # runs from before the anonymous-memory sampler
         r = rows.setdefault((w, "(after run)", fig), {}).setdefault(e, {"iops": [], "p99": [], fig: []})
         r.setdefault(fig, []).append(v)
     for job in doc["jobs"][1:] if len(doc["jobs"]) > 1 else doc["jobs"]:
@@ -43,14 +46,14 @@ print("| --- | --- | " + " | ".join("---:" for _ in present) + " | " +
 for (w, j, d), r in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] == "(after run)")):
     figs = (("iops", "ops/s"), ("p99", "p99 µs"))
     if j == "(after run)":
-        figs = ((d, "disk MiB" if d == "disk" else "peak RSS MiB"),)
+        figs = ((d, {"disk": "disk MiB", "rss": "peak RSS MiB", "anon": "peak anon RSS MiB"}[d]),)
     for fig, label in figs:
         cells = [fmt(r[e][fig]) if e in r else "–" for e in present]
         ratios = []
         for e in present:
             if e == "cesium":
                 continue
-            if "cesium" in r and e in r:
+            if "cesium" in r and e in r and statistics.median(r[e][fig]) > 0:
                 ratios.append(f"{statistics.median(r['cesium'][fig]) / statistics.median(r[e][fig]):.2f}×")
             else:
                 ratios.append("–")

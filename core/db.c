@@ -257,13 +257,18 @@ int db_snapshots(cesium_db *db, uint64_t **out, size_t *n)
 {
 	pthread_mutex_lock(&db->snap_mu);
 	size_t k = db->nsnaps;
-	uint64_t *s = mem_alloc((k ? k : 1) * sizeof(*s));
+	uint64_t *s = mem_alloc((k + 1) * sizeof(*s));
 	if (s && k)
 		memcpy(s, db->snaps, k * sizeof(*s));
 	pthread_mutex_unlock(&db->snap_mu);
 	if (!s)
 		return error_set(CESIUM_ENOMEM, "out of memory");
-	/* Registered in creation order, so already ascending. */
+	/* Registered in creation order, so already ascending; the visible
+	 * sequence, loaded after them, is at least the newest. It is the
+	 * implicit snapshot of every get: a memtable can be flushed while a
+	 * group in it waits for its sync, unpublished, and compaction must
+	 * not let such an entry shadow the version gets still read. */
+	s[k++] = atomic_load_explicit(&db->visible_seq, memory_order_acquire);
 	*out = s;
 	*n = k;
 	return 0;
@@ -477,9 +482,10 @@ static int db_seal(cesium_db *db)
 		if (close_rc)
 			db_note_bg_error(db, close_rc);
 	}
-	pthread_mutex_unlock(&db->wal_mu);
+	/* Under wal_mu: group syncs read db->wal there. */
 	db->wal = w;
 	db->wal_number = number;
+	pthread_mutex_unlock(&db->wal_mu);
 	req->msg.type = FLUSH_MSG_MEMTABLE;
 	req->mem = sealed[0];
 	memtable_ref(req->mem);
@@ -565,23 +571,86 @@ static int db_make_room(cesium_db *db, bool force)
 	return rc;
 }
 
-/* Makes the sealed, not yet flushed WALs durable: a sync write must not
- * become durable while an earlier write in an older log is not. */
-static int db_sync_sealed(cesium_db *db)
+/* Syncs every log, the sealed, not yet flushed ones first: a sync write
+ * must not become durable while an earlier write in an older log is not.
+ * Under wal_mu, which keeps the set of logs still while a leader may be
+ * appending to the current one. */
+static int db_sync_logs(cesium_db *db)
 {
 	int rc = 0;
 	pthread_mutex_lock(&db->wal_mu);
 	for (size_t i = 0; i < db->nsealed_wals && !rc; i++)
 		rc = wal_sync(db->sealed_wals[i].w);
+	if (!rc)
+		rc = wal_sync(db->wal);
 	pthread_mutex_unlock(&db->wal_mu);
 	return rc;
 }
 
-/* Syncs every log, sealed ones first. */
-static int db_sync_logs(cesium_db *db)
+/*
+ * Returns once every group up to gen is durable. At most one thread syncs
+ * at a time; it syncs everything appended so far, so the groups that
+ * appended while the previous fdatasync ran share the next one. A failure
+ * is sticky: the log is poisoned (wal_sync), and no later group can be
+ * durable.
+ */
+static int db_sync_upto(cesium_db *db, uint64_t gen)
 {
-	int rc = db_sync_sealed(db);
-	return rc ? rc : wal_sync(db->wal);
+	pthread_mutex_lock(&db->sync_mu);
+	while (db->synced_gen < gen && !db->sync_error) {
+		if (db->syncing) {
+			pthread_cond_wait(&db->sync_cv, &db->sync_mu);
+			continue;
+		}
+		db->syncing = true;
+		uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
+		pthread_mutex_unlock(&db->sync_mu);
+		int rc = db_sync_logs(db);
+		atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
+		pthread_mutex_lock(&db->sync_mu);
+		db->syncing = false;
+		if (rc) {
+			db->sync_error = rc;
+			snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s", cesium_errmsg());
+		} else if (target > db->synced_gen) {
+			db->synced_gen = target;
+		}
+		pthread_cond_broadcast(&db->sync_cv);
+	}
+	int rc = 0;
+	if (db->synced_gen < gen)
+		rc = error_set(db->sync_error, "%s", db->sync_errmsg);
+	pthread_mutex_unlock(&db->sync_mu);
+	return rc;
+}
+
+/*
+ * Finishes the group holding sequences [seq, seq + count) in sequence
+ * order: waits for the group before it, then makes this one visible, or,
+ * when it failed after reaching the log, records that every later group
+ * must fail too (their entries, already in the memtable, would otherwise
+ * become visible with this group's). Returns the group's final status.
+ */
+static int db_finish_group(cesium_db *db, uint64_t seq, uint32_t count, int rc, bool appended)
+{
+	pthread_mutex_lock(&db->sync_mu);
+	/* A group without entries (a bare sync or flush) shares its seq with
+	 * the next group, which may finish first: hence <, and the max below. */
+	while (db->published_seq < seq - 1)
+		pthread_cond_wait(&db->sync_cv, &db->sync_mu);
+	if (!rc && db->publish_error)
+		rc = error_set(db->publish_error, "an earlier write failed: %s", db->publish_errmsg);
+	else if (rc && appended && !db->publish_error) {
+		db->publish_error = rc;
+		snprintf(db->publish_errmsg, sizeof(db->publish_errmsg), "%s", cesium_errmsg());
+	}
+	if (!rc && count)
+		atomic_store_explicit(&db->visible_seq, seq + count - 1, memory_order_release);
+	if (seq + count - 1 > db->published_seq)
+		db->published_seq = seq + count - 1;
+	pthread_cond_broadcast(&db->sync_cv);
+	pthread_mutex_unlock(&db->sync_mu);
+	return rc;
 }
 
 void db_retire_wals(cesium_db *db, uint64_t below)
@@ -598,24 +667,16 @@ void db_retire_wals(cesium_db *db, uint64_t below)
 	pthread_mutex_unlock(&db->wal_mu);
 }
 
-/* The group leader's work, outside write_mu: one WAL record for the group,
- * one sync if any member asked, then the memtable. */
-/* *appended tells whether the record reached the log: after that, a
- * failure (sync, memtable) leaves log and memtable apart, which only a
- * reopen mends. */
-static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_writer *last,
-                           uint64_t seq, bool sync, size_t len, bool *appended)
+/* The group leader's work while it holds the queue, outside write_mu: one
+ * WAL record for the group, then the memtable, where the entries stay
+ * invisible until db_finish_group publishes them. *appended tells whether
+ * the record reached the log: after that, a failure leaves log and
+ * memtable apart, which only a reopen mends. */
+static int db_append_group(cesium_db *db, struct db_writer *first, struct db_writer *last,
+                           uint64_t seq, uint32_t count, size_t len, bool *appended)
 {
-	uint32_t count = 0;
-	for (struct db_writer *w = first;; w = w->next) {
-		count += w->count;
-		if (w == last)
-			break;
-	}
-	if (count == 0) { /* a bare sync or flush */
-		*appended = sync; /* a failed sync is as sticky as a write's */
-		return sync ? db_sync_logs(db) : 0;
-	}
+	if (count == 0) /* a bare sync or flush */
+		return 0;
 	/* The group's batches are copied once, straight into the mapped log;
 	 * the memtable is filled from there. */
 	uint8_t *buf;
@@ -633,12 +694,6 @@ static int db_commit_group(cesium_db *db, struct db_writer *first, struct db_wri
 	keys_put_u32le(buf + 8, count);
 	wal_commit(db->wal, len);
 	*appended = true;
-	if (sync) {
-		rc = db_sync_logs(db);
-		atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
-	}
-	if (rc)
-		return rc;
 	struct db_insert_ctx ctx = { .mem = db_active_ref(db) };
 	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
 	memtable_unref(ctx.mem);
@@ -702,19 +757,35 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	}
 	uint64_t seq = db->next_seq;
 	db->next_seq += group_count;
+	uint64_t gen = ++db->next_gen;
 	pthread_mutex_unlock(&db->write_mu);
 
 	bool appended = false;
 	if (!rc)
-		rc = db_commit_group(db, &w, last, seq, gsync, total, &appended);
-	if (!rc)
-		atomic_store_explicit(&db->visible_seq, seq + group_count - 1, memory_order_release);
+		rc = db_append_group(db, &w, last, seq, group_count, total, &appended);
+	atomic_store_explicit(&db->appended_gen, gen, memory_order_release);
 	atomic_fetch_add_explicit(&db->stats.write_groups, 1, memory_order_relaxed);
+
+	/* The next group may append now, while this one waits for its sync:
+	 * that is what lets one fdatasync serve many groups. */
+	pthread_mutex_lock(&db->write_mu);
+	db->queue_head = last->next;
+	if (!db->queue_head)
+		db->queue_tail = NULL;
+	else
+		pthread_cond_signal(&db->queue_head->cv);
+	pthread_mutex_unlock(&db->write_mu);
+
+	if (!rc && gsync)
+		rc = db_sync_upto(db, gen);
+	/* A failed sync is as sticky as a failure after the append. */
+	bool sticky = appended || (gsync && group_count == 0);
+	rc = db_finish_group(db, seq, group_count, rc, sticky);
 
 	pthread_mutex_lock(&db->write_mu);
 	/* Sequence numbers of a failed group are not reused: a gap is
 	 * harmless, a reused number in a log record that did land is not. */
-	if (rc && appended)
+	if (rc && sticky)
 		db_note_bg_error(db, rc);
 	for (struct db_writer *p = &w;; p = p->next) {
 		p->status = rc;
@@ -726,11 +797,6 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		if (p == last)
 			break;
 	}
-	db->queue_head = last->next;
-	if (!db->queue_head)
-		db->queue_tail = NULL;
-	else
-		pthread_cond_signal(&db->queue_head->cv);
 	pthread_mutex_unlock(&db->write_mu);
 	pthread_cond_destroy(&w.cv);
 	return rc;
@@ -1508,6 +1574,7 @@ static int db_recover(cesium_db *db)
 	db_remove_orphans(db, v, manifest_number);
 	atomic_store(&db->next_file_number, next);
 	db->next_seq = last_seq + 1;
+	db->published_seq = last_seq;
 	atomic_store(&db->visible_seq, last_seq);
 
 	char *wpath = NULL;
@@ -1602,7 +1669,9 @@ static void db_free(cesium_db *db)
 	pthread_mutex_destroy(&db->snap_mu);
 	pthread_mutex_destroy(&db->compact_mu);
 	pthread_mutex_destroy(&db->wal_mu);
+	pthread_mutex_destroy(&db->sync_mu);
 	pthread_cond_destroy(&db->stall_cv);
+	pthread_cond_destroy(&db->sync_cv);
 	mem_free(db->snaps);
 	free(db->path);
 	mem_free(db);
@@ -1626,7 +1695,9 @@ int cesium_open(const char *path, const cesium_options *o, cesium_db **out)
 	pthread_mutex_init(&db->snap_mu, NULL);
 	pthread_mutex_init(&db->compact_mu, NULL);
 	pthread_mutex_init(&db->wal_mu, NULL);
+	pthread_mutex_init(&db->sync_mu, NULL);
 	pthread_cond_init(&db->stall_cv, NULL);
+	pthread_cond_init(&db->sync_cv, NULL);
 	epoch_init(&db->epoch);
 	db->env.file_release = db_file_release;
 	db->env.ctx = db;

@@ -98,6 +98,24 @@ struct cesium_db {
 	char bg_errmsg[ERROR_MSG_MAX]; /* its message, as the failing thread set it */
 	bool closing;
 
+	/* Group syncs and publication (sync_mu, sync_cv). A leader hands the
+	 * write queue on as soon as its group is in the log and the memtable;
+	 * then it syncs, or waits for a sync that covers it, while the next
+	 * group appends. Groups publish (visible_seq) strictly in sequence
+	 * order, success or failure, so a reader never sees a later group
+	 * without every earlier one. */
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;        /* a sync ended or a group published */
+	uint64_t next_gen;             /* write_mu: groups formed so far */
+	_Atomic uint64_t appended_gen; /* every group up to it is in the logs */
+	uint64_t synced_gen;           /* every group up to it is durable */
+	bool syncing;                  /* a thread is in db_sync_logs for groups */
+	int sync_error;                /* sticky: a group sync failed */
+	char sync_errmsg[ERROR_MSG_MAX];
+	uint64_t published_seq; /* last sequence of the last group finished */
+	int publish_error;      /* sticky: an appended group failed */
+	char publish_errmsg[ERROR_MSG_MAX];
+
 	/* Published to readers: the last sequence whose writes are all in the
 	 * memtables. release on store / acquire on load, so that a reader that
 	 * sees seq N also sees every entry up to N. */

@@ -22,8 +22,10 @@ struct wal {
 	 * other threads; the writer publishes with release after the record
 	 * bytes are in place, readers load with acquire. */
 	_Atomic uint64_t used;
-	uint64_t synced; /* writer only: offset known durable */
-	bool poisoned;   /* writer only: an fdatasync failed */
+	uint64_t synced; /* offset known durable; syncers are serialized */
+	/* An fdatasync failed; set by a syncing thread while the writer may
+	 * be appending. */
+	atomic_bool poisoned;
 };
 
 static size_t wal_page_round(size_t n)

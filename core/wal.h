@@ -6,10 +6,13 @@
  * cache (it survives a crash of the process) and wal_sync makes everything
  * appended so far survive a power loss.
  *
- * Threads: one writer at a time calls wal_append / wal_sync / wal_close (the
- * write group leader, under its lock). wal_size may be called from any
- * thread concurrently with the writer. wal_replay is a pure function of the
- * file and may run on any thread.
+ * Threads: one writer at a time appends (the write group leader, which
+ * holds the write queue). One syncer at a time calls wal_sync (db.c
+ * serializes them under its wal_mu), concurrently with the writer's
+ * appends: a sync covers at least what was appended when it began.
+ * wal_close runs when neither is active. wal_size may be called from any
+ * thread. wal_replay is a pure function of the file and may run on any
+ * thread.
  *
  * Failed syncs poison the log (fsyncgate): the kernel may have dropped the
  * dirty pages it could not write, so nothing appended can be trusted to be

@@ -121,6 +121,7 @@ static void run_engine(const char *engine)
 	assert_true(res.jobs[1].d[DIR_READ].lat.max >= res.jobs[1].d[DIR_READ].lat.min);
 	assert_true(res.disk_bytes > 0);
 	assert_true(res.peak_rss_kb > 0);
+	assert_true(res.peak_anon_kb > 0 && res.peak_anon_kb <= res.peak_rss_kb);
 	run_result_free(&res);
 
 	/* After the deletes, a read pass finds nothing, batched or not. */
