@@ -23,6 +23,9 @@ struct wal {
 	 * bytes are in place, readers load with acquire. */
 	_Atomic uint64_t used;
 	uint64_t synced; /* offset known durable; syncers are serialized */
+	/* Writer only: below this offset the mapping's pages were released
+	 * (wal_release_behind). */
+	uint64_t released;
 	/* An fdatasync failed; set by a syncing thread while the writer may
 	 * be appending. */
 	atomic_bool poisoned;
@@ -169,13 +172,34 @@ int wal_reserve(wal *w, size_t len, uint8_t **payload)
 	return 0;
 }
 
+/*
+ * Unmaps the pages of records already written (the data stays in the page
+ * cache, dirty until writeback or a sync): without this every byte of the
+ * log would stay in the process's RSS until the log is closed, up to
+ * memtable_size × (1 + max_memtables) of it. Once per WAL_RELEASE_STEP.
+ */
+#define WAL_RELEASE_STEP (4u << 20)
+
+static void wal_release_behind(wal *w, uint64_t used)
+{
+	uint64_t end = used / WAL_RELEASE_STEP * WAL_RELEASE_STEP;
+	if (end <= w->released)
+		return;
+	/* Advisory: if it fails, the pages merely stay mapped. */
+	(void)madvise(w->map + w->released, (size_t)(end - w->released), MADV_DONTNEED);
+	w->released = end;
+}
+
 void wal_commit(wal *w, size_t len)
 {
 	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);
 	/* The header goes last: until it is written the record reads as the
 	 * zeroed end of the log, so a crash mid-copy leaves nothing torn. */
 	log_seal(w->map + used, len);
-	atomic_store_explicit(&w->used, used + log_record_size(len), memory_order_release);
+	used += log_record_size(len);
+	atomic_store_explicit(&w->used, used, memory_order_release);
+	if (used - w->released >= 2 * WAL_RELEASE_STEP)
+		wal_release_behind(w, used - WAL_RELEASE_STEP);
 }
 
 int wal_append(wal *w, const void *payload, size_t len)
