@@ -25,6 +25,7 @@
 #include "merge.h"
 #include "options.h"
 #include "reactor.h"
+#include "run_iter.h"
 #include "ring.h"
 #include "scheduler.h"
 #include "wal.h"
@@ -1036,14 +1037,30 @@ static int db_iter_build(cesium_iter *it, const void *from, size_t from_len)
 			n++;
 	}
 	for (int l = 0; !rc && l < VERSION_LEVELS; l++) {
-		for (size_t i = 0; !rc && i < v->nfiles[l]; i++) {
-			struct file_meta *f = v->files[l][i];
-			if (!db_file_overlaps(f, los, hi))
+		/* L0 files overlap: one child each. Above L0 each sorted run
+		 * (one per leveled level, several per tiered one) is one
+		 * child, whose overlapping files are consecutive. */
+		for (size_t i = 0; !rc && i < v->nfiles[l];) {
+			size_t end = i + 1;
+			while (l > 0 && end < v->nfiles[l] &&
+			       (l >= VERSION_TIERED_LEVELS || v->files[l][end]->run == v->files[l][i]->run))
+				end++;
+			size_t a = i, b = end;
+			while (a < b && !db_file_overlaps(v->files[l][a], los, hi))
+				a++;
+			while (b > a && !db_file_overlaps(v->files[l][b - 1], los, hi))
+				b--;
+			i = end;
+			if (a == b)
 				continue;
-			seg_reader *r;
-			rc = db_file_reader(it->db, f, &r);
-			if (!rc)
-				rc = seg_reader_iter_new(r, NULL, &children[n]);
+			if (b - a == 1) {
+				seg_reader *r;
+				rc = db_file_reader(it->db, v->files[l][a], &r);
+				if (!rc)
+					rc = seg_reader_iter_new(r, NULL, &children[n]);
+			} else {
+				rc = run_iter_new(it->db, &v->files[l][a], b - a, &children[n]);
+			}
 			if (!rc)
 				n++;
 		}
