@@ -588,70 +588,113 @@ static int db_sync_logs(cesium_db *db)
 	return rc;
 }
 
-/*
- * Returns once every group up to gen is durable. At most one thread syncs
- * at a time; it syncs everything appended so far, so the groups that
- * appended while the previous fdatasync ran share the next one. A failure
- * is sticky: the log is poisoned (wal_sync), and no later group can be
- * durable.
- */
-static int db_sync_upto(cesium_db *db, uint64_t gen)
+/* A write group between its append and its completion, on its leader's
+ * stack, in db->pending_* (sync_mu). */
+struct db_group {
+	uint64_t gen, seq;
+	uint32_t count;
+	bool sync;   /* waits for a sync covering gen */
+	bool sticky; /* a failure leaves the log ahead of what readers may see */
+	bool done;
+	int rc;
+	char errmsg[ERROR_MSG_MAX];
+	/* Its leader's own condition variable (idle since it left the write
+	 * queue): the leader waits here, woken alone. */
+	pthread_cond_t *cv;
+	struct db_group *next;
+};
+
+static bool db_group_needs_sync(const cesium_db *db, const struct db_group *g)
 {
-	pthread_mutex_lock(&db->sync_mu);
-	while (db->synced_gen < gen && !db->sync_error) {
-		if (db->syncing) {
-			pthread_cond_wait(&db->sync_cv, &db->sync_mu);
-			continue;
-		}
-		db->syncing = true;
-		uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
-		pthread_mutex_unlock(&db->sync_mu);
-		int rc = db_sync_logs(db);
-		atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
-		pthread_mutex_lock(&db->sync_mu);
-		db->syncing = false;
-		if (rc) {
-			db->sync_error = rc;
-			snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s", cesium_errmsg());
-		} else if (target > db->synced_gen) {
-			db->synced_gen = target;
-		}
-		pthread_cond_broadcast(&db->sync_cv);
-	}
-	int rc = 0;
-	if (db->synced_gen < gen)
-		rc = error_set(db->sync_error, "%s", db->sync_errmsg);
-	pthread_mutex_unlock(&db->sync_mu);
-	return rc;
+	return !g->rc && g->sync && g->gen > db->synced_gen && !db->sync_error;
 }
 
 /*
- * Finishes the group holding sequences [seq, seq + count) in sequence
- * order: waits for the group before it, then makes this one visible, or,
- * when it failed after reaching the log, records that every later group
- * must fail too (their entries, already in the memtable, would otherwise
- * become visible with this group's). Returns the group's final status.
+ * Completes, in order, the pending groups that wait for nothing more: a
+ * group publishes its sequences unless it, or an earlier group after its
+ * append, failed; then its leader is woken. Stops at the first group that
+ * still needs a sync, and wakes that group's leader to run it if nobody
+ * is syncing. Caller holds sync_mu.
  */
-static int db_finish_group(cesium_db *db, uint64_t seq, uint32_t count, int rc, bool appended)
+static void db_complete_groups(cesium_db *db)
+{
+	struct db_group *g;
+	while ((g = db->pending_head) && !db_group_needs_sync(db, g)) {
+		if (!g->rc && g->sync && g->gen > db->synced_gen) {
+			g->rc = db->sync_error;
+			snprintf(g->errmsg, sizeof(g->errmsg), "%s", db->sync_errmsg);
+		}
+		if (!g->rc && db->publish_error) {
+			g->rc = db->publish_error;
+			snprintf(g->errmsg, sizeof(g->errmsg), "an earlier write failed: %.400s",
+			         db->publish_errmsg);
+		} else if (g->rc && g->sticky && !db->publish_error) {
+			/* Later groups' entries are in the memtable already; they
+			 * must not become visible behind this one's. */
+			db->publish_error = g->rc;
+			snprintf(db->publish_errmsg, sizeof(db->publish_errmsg), "%s", g->errmsg);
+		}
+		if (!g->rc && g->count)
+			atomic_store_explicit(&db->visible_seq, g->seq + g->count - 1,
+			                      memory_order_release);
+		db->pending_head = g->next;
+		if (!g->next)
+			db->pending_tail = NULL;
+		g->done = true;
+		pthread_cond_signal(g->cv);
+	}
+	if (g && !db->syncing)
+		pthread_cond_signal(g->cv);
+}
+
+/* Queues g after every earlier group. Called by its leader before it hands
+ * the write queue on, so the list is in sequence order. */
+static void db_group_enqueue(cesium_db *db, struct db_group *g)
 {
 	pthread_mutex_lock(&db->sync_mu);
-	/* A group without entries (a bare sync or flush) shares its seq with
-	 * the next group, which may finish first: hence <, and the max below. */
-	while (db->published_seq < seq - 1)
-		pthread_cond_wait(&db->sync_cv, &db->sync_mu);
-	if (!rc && db->publish_error)
-		rc = error_set(db->publish_error, "an earlier write failed: %s", db->publish_errmsg);
-	else if (rc && appended && !db->publish_error) {
-		db->publish_error = rc;
-		snprintf(db->publish_errmsg, sizeof(db->publish_errmsg), "%s", cesium_errmsg());
-	}
-	if (!rc && count)
-		atomic_store_explicit(&db->visible_seq, seq + count - 1, memory_order_release);
-	if (seq + count - 1 > db->published_seq)
-		db->published_seq = seq + count - 1;
-	pthread_cond_broadcast(&db->sync_cv);
+	if (db->pending_tail)
+		db->pending_tail->next = g;
+	else
+		db->pending_head = g;
+	db->pending_tail = g;
 	pthread_mutex_unlock(&db->sync_mu);
-	return rc;
+}
+
+/*
+ * Returns once g is complete. A leader whose group needs a sync that
+ * nobody is running runs it, for every group appended so far: the groups
+ * that append while one fdatasync runs share the next. A sync failure is
+ * sticky (the log is poisoned by wal_sync).
+ */
+static int db_group_wait(cesium_db *db, struct db_group *g)
+{
+	pthread_mutex_lock(&db->sync_mu);
+	db_complete_groups(db);
+	while (!g->done) {
+		if (db_group_needs_sync(db, g) && !db->syncing) {
+			db->syncing = true;
+			uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
+			pthread_mutex_unlock(&db->sync_mu);
+			int rc = db_sync_logs(db);
+			atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
+			pthread_mutex_lock(&db->sync_mu);
+			db->syncing = false;
+			if (rc) {
+				db->sync_error = rc;
+				snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s",
+				         cesium_errmsg());
+			} else if (target > db->synced_gen) {
+				db->synced_gen = target;
+			}
+			db_complete_groups(db);
+			continue;
+		}
+		pthread_cond_wait(g->cv, &db->sync_mu);
+	}
+	pthread_mutex_unlock(&db->sync_mu);
+	if (g->rc)
+		error_set(g->rc, "%s", g->errmsg);
+	return g->rc;
 }
 
 void db_retire_wals(cesium_db *db, uint64_t below)
@@ -670,7 +713,7 @@ void db_retire_wals(cesium_db *db, uint64_t below)
 
 /* The group leader's work while it holds the queue, outside write_mu: one
  * WAL record for the group, then the memtable, where the entries stay
- * invisible until db_finish_group publishes them. *appended tells whether
+ * invisible until db_complete_groups publishes them. *appended tells whether
  * the record reached the log: after that, a failure leaves log and
  * memtable apart, which only a reopen mends. */
 static int db_append_group(cesium_db *db, struct db_writer *first, struct db_writer *last,
@@ -766,6 +809,18 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		rc = db_append_group(db, &w, last, seq, group_count, total, &appended);
 	atomic_store_explicit(&db->appended_gen, gen, memory_order_release);
 	atomic_fetch_add_explicit(&db->stats.write_groups, 1, memory_order_relaxed);
+	/* A failed sync is as sticky as a failure after the append. */
+	bool sticky = appended || (gsync && group_count == 0);
+	struct db_group g = {.gen = gen,
+	                     .seq = seq,
+	                     .count = group_count,
+	                     .sync = gsync,
+	                     .sticky = sticky,
+	                     .rc = rc,
+	                     .cv = &w.cv};
+	if (rc)
+		snprintf(g.errmsg, sizeof(g.errmsg), "%s", cesium_errmsg());
+	db_group_enqueue(db, &g);
 
 	/* The next group may append now, while this one waits for its sync:
 	 * that is what lets one fdatasync serve many groups. */
@@ -777,11 +832,7 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		pthread_cond_signal(&db->queue_head->cv);
 	pthread_mutex_unlock(&db->write_mu);
 
-	if (!rc && gsync)
-		rc = db_sync_upto(db, gen);
-	/* A failed sync is as sticky as a failure after the append. */
-	bool sticky = appended || (gsync && group_count == 0);
-	rc = db_finish_group(db, seq, group_count, rc, sticky);
+	rc = db_group_wait(db, &g);
 
 	pthread_mutex_lock(&db->write_mu);
 	/* Sequence numbers of a failed group are not reused: a gap is
@@ -1591,7 +1642,6 @@ static int db_recover(cesium_db *db)
 	db_remove_orphans(db, v, manifest_number);
 	atomic_store(&db->next_file_number, next);
 	db->next_seq = last_seq + 1;
-	db->published_seq = last_seq;
 	atomic_store(&db->visible_seq, last_seq);
 
 	char *wpath = NULL;
@@ -1688,7 +1738,6 @@ static void db_free(cesium_db *db)
 	pthread_mutex_destroy(&db->wal_mu);
 	pthread_mutex_destroy(&db->sync_mu);
 	pthread_cond_destroy(&db->stall_cv);
-	pthread_cond_destroy(&db->sync_cv);
 	mem_free(db->snaps);
 	free(db->path);
 	mem_free(db);
@@ -1714,7 +1763,6 @@ int cesium_open(const char *path, const cesium_options *o, cesium_db **out)
 	pthread_mutex_init(&db->wal_mu, NULL);
 	pthread_mutex_init(&db->sync_mu, NULL);
 	pthread_cond_init(&db->stall_cv, NULL);
-	pthread_cond_init(&db->sync_cv, NULL);
 	epoch_init(&db->epoch);
 	db->env.file_release = db_file_release;
 	db->env.ctx = db;

@@ -69,6 +69,7 @@ struct db_stats {
 };
 
 struct db_writer; /* a caller waiting in the write queue */
+struct db_group;  /* a group between its append and its completion */
 
 struct cesium_db {
 	char *path;
@@ -98,22 +99,21 @@ struct cesium_db {
 	char bg_errmsg[ERROR_MSG_MAX]; /* its message, as the failing thread set it */
 	bool closing;
 
-	/* Group syncs and publication (sync_mu, sync_cv). A leader hands the
-	 * write queue on as soon as its group is in the log and the memtable;
-	 * then it syncs, or waits for a sync that covers it, while the next
-	 * group appends. Groups publish (visible_seq) strictly in sequence
-	 * order, success or failure, so a reader never sees a later group
-	 * without every earlier one. */
+	/* Group completion (sync_mu). A leader hands the write queue on as
+	 * soon as its group is in the log and the memtable, and joins the
+	 * pending list; groups complete (publish visible_seq, wake their
+	 * leader) strictly in list order, which is sequence order, once their
+	 * sync, if they need one, is done. One leader at a time syncs, for
+	 * every group appended so far, while the next groups append. */
 	pthread_mutex_t sync_mu;
-	pthread_cond_t sync_cv;        /* a sync ended or a group published */
+	struct db_group *pending_head, *pending_tail;
 	uint64_t next_gen;             /* write_mu: groups formed so far */
 	_Atomic uint64_t appended_gen; /* every group up to it is in the logs */
 	uint64_t synced_gen;           /* every group up to it is durable */
-	bool syncing;                  /* a thread is in db_sync_logs for groups */
+	bool syncing;                  /* a leader is in db_sync_logs */
 	int sync_error;                /* sticky: a group sync failed */
 	char sync_errmsg[ERROR_MSG_MAX];
-	uint64_t published_seq; /* last sequence of the last group finished */
-	int publish_error;      /* sticky: an appended group failed */
+	int publish_error; /* sticky: a group failed after its append */
 	char publish_errmsg[ERROR_MSG_MAX];
 
 	/* Published to readers: the last sequence whose writes are all in the
