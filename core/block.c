@@ -255,7 +255,7 @@ static int block_cmp(const struct block_iter *it, keys_slice a, keys_slice b)
  * nothing, so the binary search of a seek needs no copy. Checks exactly
  * what block_parse_at checks; false (with the iterator failed) on
  * corruption. */
-static bool block_restart_key(struct block_iter *it, uint32_t i, keys_slice *key)
+bool block_iter_restart_key(struct block_iter *it, uint32_t i, keys_slice *key)
 {
 	uint32_t off = keys_get_u32le(it->data + it->restarts_off + 4 * (size_t)i);
 	if (off >= it->restarts_off) {
@@ -385,17 +385,29 @@ static void block_seek(iter *base, keys_slice target)
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo + 1) / 2;
 		keys_slice k;
-		if (!block_restart_key(it, mid, &k))
+		if (!block_iter_restart_key(it, mid, &k))
 			return;
 		if (block_cmp(it, k, target) < 0)
 			lo = mid;
 		else
 			hi = mid - 1;
 	}
-	if (!block_restart_entry(it, lo))
+	block_iter_seek_from(it, lo, target);
+}
+
+void block_iter_seek_from(struct block_iter *it, uint32_t i, keys_slice target)
+{
+	if (it->status)
 		return;
-	while (block_valid(base) && block_cmp(it, keys_slice_of(it->key, it->key_len), target) < 0)
-		block_next(base);
+	if (i >= it->nrestarts) {
+		it->cur = it->restarts_off;
+		return;
+	}
+	if (!block_restart_entry(it, i))
+		return;
+	while (block_valid(&it->base) &&
+	       block_cmp(it, keys_slice_of(it->key, it->key_len), target) < 0)
+		block_next(&it->base);
 }
 
 static keys_slice block_key(const iter *base)

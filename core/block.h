@@ -80,6 +80,14 @@ void block_iter_init(struct block_iter *it, bool ikeys);
  * array sets status CESIUM_ECORRUPT. */
 void block_iter_reset(struct block_iter *it, const uint8_t *data, size_t len);
 void block_iter_cleanup(struct block_iter *it);
+/* The key of restart entry i (< nrestarts), read in place (a restart
+ * entry shares nothing with its predecessor); false with the iterator
+ * failed (CESIUM_ECORRUPT) when the entry is malformed. */
+bool block_iter_restart_key(struct block_iter *it, uint32_t i, keys_slice *key);
+/* Seeks to the first entry >= target at or after restart i: a seek whose
+ * binary search over the restarts was done by the caller (i = the last
+ * restart whose key is below target, or 0). */
+void block_iter_seek_from(struct block_iter *it, uint32_t i, keys_slice target);
 /* A heap iterator over [data, data+len); iter_destroy frees it. */
 int block_iter_new(const uint8_t *data, size_t len, bool ikeys, iter **out);
 
