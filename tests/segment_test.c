@@ -465,6 +465,101 @@ static void test_verified_slot_does_not_cover_neighbours(void **state)
 	free(path);
 }
 
+/* Keys whose 8 bytes after their common prefix tie in groups of 50 (the
+ * difference lies further on), with 3 versions each, over small blocks:
+ * seeks through the index fences land where a linear scan says, for keys
+ * below, between, inside and above the segment's range, at every
+ * snapshot. */
+static size_t fence_nskey(uint8_t *out, unsigned group, unsigned n)
+{
+	char user[40];
+	int ul = snprintf(user, sizeof(user), "F%03uSAMESAMESAME%05u", group, n);
+	keys_make_nskey(out, 7, user, (size_t)ul);
+	return KEYS_NS_SIZE + (size_t)ul;
+}
+
+static void test_index_fences_with_ties(void **state)
+{
+	(void)state;
+	struct seg_writer_opts o = {.block_size = 256, .bloom_bits_per_key = 10};
+	seg_writer *w;
+	assert_int_equal(seg_writer_new(&o, &w), 0);
+	enum { GROUPS = 20, PER = 50, VERSIONS = 3 };
+	uint8_t k[64], v[16];
+	for (unsigned g = 0; g < GROUPS; g++)
+		for (unsigned n = 0; n < PER; n++)
+			for (unsigned ver = VERSIONS; ver >= 1; ver--) { /* newest first */
+				size_t nl = fence_nskey(k, g, 2 * n + 1);
+				keys_put_u64le(k + nl, keys_trailer(ver, KEYS_KIND_VALUE));
+				int vl = snprintf((char *)v, sizeof(v), "%u.%u.%u", g, n, ver);
+				assert_int_equal(seg_writer_add(w, keys_slice_of(k, nl + 8),
+				                                keys_slice_of(v, (size_t)vl)),
+				                 0);
+			}
+	char *path = write_file(w, "fences.seg");
+	seg_writer_free(w);
+	seg_reader *r = open_reader(path, 9, NULL, 0);
+	iter *it;
+	assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+	uint64_t rng = test_seed("segment_fences");
+	for (int round = 0; round < 3000; round++) {
+		/* Targets: groups -1..GROUPS (outside on both sides), numbers
+		 * even (gaps) and odd (present), any snapshot 0..4. */
+		unsigned g = (unsigned)(test_rand(&rng) % (GROUPS + 2));
+		unsigned n = (unsigned)(test_rand(&rng) % (2 * PER + 2));
+		uint64_t snap = test_rand(&rng) % (VERSIONS + 2);
+		uint8_t t[64];
+		size_t tl;
+		if (g == 0) { /* below everything: another namespace */
+			keys_make_nskey(t, 6, "zzz", 3);
+			tl = KEYS_NS_SIZE + 3;
+		} else {
+			tl = fence_nskey(t, g - 1, n);
+		}
+		keys_put_u64le(t + tl, keys_trailer(snap, KEYS_KIND_VALUE));
+		keys_slice target = keys_slice_of(t, tl + 8);
+		iter_seek(it, target);
+		/* The model: the first entry >= target in a full scan. */
+		iter *scan;
+		assert_int_equal(seg_reader_iter_new(r, NULL, &scan), 0);
+		for (iter_seek_first(scan); iter_valid(scan); iter_next(scan))
+			if (keys_compare_ikey(iter_key(scan), target) >= 0)
+				break;
+		assert_int_equal(iter_valid(it), iter_valid(scan));
+		if (iter_valid(scan)) {
+			keys_slice a = iter_key(it), b = iter_key(scan);
+			assert_int_equal(a.len, b.len);
+			assert_memory_equal(a.data, b.data, a.len);
+		}
+		assert_int_equal(iter_status(scan), 0);
+		iter_destroy(scan);
+	}
+	assert_int_equal(iter_status(it), 0);
+	iter_destroy(it);
+	/* Point lookups go through the same fences. */
+	for (unsigned g = 0; g < GROUPS; g++)
+		for (unsigned n = 0; n < 2 * PER; n++) {
+			uint8_t ns[64];
+			size_t nl = fence_nskey(ns, g, n);
+			enum keys_kind kind;
+			void *val;
+			size_t vlen;
+			int rc = seg_reader_get(r, keys_slice_of(ns, nl), 2, &kind, &val, &vlen);
+			if (n % 2 == 0) {
+				assert_int_equal(rc, CESIUM_ENOTFOUND);
+				continue;
+			}
+			assert_int_equal(rc, 0);
+			char want[16];
+			int wl = snprintf(want, sizeof(want), "%u.%u.2", g, n / 2);
+			assert_int_equal(vlen, (size_t)wl);
+			assert_memory_equal(val, want, vlen);
+			mem_free(val);
+		}
+	seg_reader_unref(r);
+	free(path);
+}
+
 /* A flipped bit anywhere in the index, filter, props or footer makes open
  * fail with CESIUM_ECORRUPT naming the file. */
 static void test_flipped_bit_in_metadata_and_footer(void **state)
@@ -657,6 +752,7 @@ int main(void)
 	    cmocka_unit_test(test_empty_segment),
 	    cmocka_unit_test(test_flipped_bit_in_data_block),
 	    cmocka_unit_test(test_verified_slot_does_not_cover_neighbours),
+	    cmocka_unit_test(test_index_fences_with_ties),
 	    cmocka_unit_test(test_flipped_bit_in_metadata_and_footer),
 	    cmocka_unit_test(test_truncated_file),
 	    cmocka_unit_test(test_random_flips_never_crash),
