@@ -446,7 +446,7 @@ static int db_seal(cesium_db *db)
 	if (!rc)
 		rc = wal_create(path, db->opts->wal_prealloc_size, &w);
 	if (!rc)
-		rc = memtable_new(&mem);
+		rc = memtable_new(db->opts->memtable_size, &mem);
 	if (!rc && !(req = mem_zalloc(sizeof(*req))))
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
 	if (rc)
@@ -1613,7 +1613,7 @@ static int db_recover(cesium_db *db)
 		goto out;
 	uint64_t next = v->next_file_number > max_number + 1 ? v->next_file_number : max_number + 1;
 	last_seq = v->last_seq;
-	rc = memtable_new(&recovered);
+	rc = memtable_new(db->opts->memtable_size, &recovered);
 	if (!rc)
 		rc = db_replay_wals(db, wals, nwals, v->log_number, recovered, &last_seq);
 	if (rc)
@@ -1652,7 +1652,7 @@ static int db_recover(cesium_db *db)
 	if (rc)
 		goto out;
 	db->wal_number = wal_number;
-	rc = memtable_new(&active);
+	rc = memtable_new(db->opts->memtable_size, &active);
 	if (rc)
 		goto out;
 	struct db_state *st = db_state_new(active, &recovered, flush_recovered ? 1 : 0, v);

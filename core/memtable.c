@@ -7,6 +7,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <xxhash.h>
 
 /* Small next to the smallest memtable_size (64 KiB): the seal trigger reads
  * the arena's reserved bytes, so they must track what is really stored. */
@@ -20,6 +21,9 @@
 struct memtable_node {
 	uint32_t key_len;   /* internal key bytes, height << MEMTABLE_KEYLEN_BITS */
 	uint32_t value_len;
+	/* The next node in its hash bucket (older inserts). Written before
+	 * the node is pushed on its bucket, never after. */
+	struct memtable_node *hnext;
 	/* Level i's successor. Atomic because inserts CAS them while readers
 	 * walk: a release CAS publishes the node's contents, readers load
 	 * with acquire. */
@@ -37,6 +41,15 @@ struct memtable {
 	_Atomic uint32_t refs;
 	/* Statistic only: relaxed. */
 	_Atomic uint64_t entries;
+	/*
+	 * A hash index over the nodes for point lookups: a get walks one short
+	 * chain (one or two cache misses) instead of descending the skiplist
+	 * (a miss per level). Every node is pushed on its bucket (nskey's
+	 * hash) after it is linked in the skiplist; chains only grow, by CAS
+	 * at their head, and live as long as the arena.
+	 */
+	_Atomic(struct memtable_node *) *buckets;
+	size_t bucket_mask;
 };
 
 /* A search target: an internal key given as its two parts, so that lookups
@@ -173,7 +186,17 @@ struct memtable_hint {
 };
 static _Thread_local struct memtable_hint memtable_hint;
 
-int memtable_new(memtable **out)
+/* One bucket per 128 bytes of capacity: about one node per bucket for
+ * 100-byte values, at 6 % of the capacity in bucket memory. */
+static size_t memtable_bucket_count(size_t capacity)
+{
+	size_t n = 1024;
+	while (n < capacity / 128 && n < ((size_t)1 << 26))
+		n <<= 1;
+	return n;
+}
+
+int memtable_new(size_t capacity, memtable **out)
 {
 	int rc = 0;
 	memtable *mt = NULL;
@@ -188,6 +211,13 @@ int memtable_new(memtable **out)
 	rc = arena_new(MEMTABLE_ARENA_BLOCK, &mt->arena);
 	if (rc)
 		goto out;
+	size_t nb = memtable_bucket_count(capacity);
+	mt->buckets = mem_calloc(nb, sizeof(*mt->buckets));
+	if (!mt->buckets) {
+		rc = error_set(CESIUM_ENOMEM, "memtable: out of memory for %zu hash buckets", nb);
+		goto out;
+	}
+	mt->bucket_mask = nb - 1;
 	mt->head = memtable_node_new(mt, MEMTABLE_MAX_HEIGHT, 0, 0);
 	if (!mt->head) {
 		rc = error_set(CESIUM_ENOMEM, "memtable: out of memory");
@@ -201,6 +231,7 @@ int memtable_new(memtable **out)
 out:
 	if (mt) {
 		arena_free(mt->arena);
+		mem_free(mt->buckets);
 		mem_free(mt);
 	}
 	return rc;
@@ -218,7 +249,26 @@ void memtable_unref(memtable *mt)
 	if (atomic_fetch_sub_explicit(&mt->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	arena_free(mt->arena);
+	mem_free(mt->buckets);
 	mem_free(mt);
+}
+
+static _Atomic(struct memtable_node *) *memtable_bucket(const memtable *mt, keys_slice nskey)
+{
+	return &mt->buckets[XXH3_64bits(nskey.data, nskey.len) & mt->bucket_mask];
+}
+
+/* Acquire on the head load and on a failed CAS, release on success: a
+ * reader that reaches a node through any chain sees its contents and its
+ * hnext (happens-before runs through every pusher in between). */
+static void memtable_hash_push(memtable *mt, keys_slice nskey, struct memtable_node *n)
+{
+	_Atomic(struct memtable_node *) *b = memtable_bucket(mt, nskey);
+	struct memtable_node *head = atomic_load_explicit(b, memory_order_acquire);
+	do {
+		n->hnext = head;
+	} while (!atomic_compare_exchange_weak_explicit(b, &head, n, memory_order_acq_rel,
+	                                                memory_order_acquire));
 }
 
 /* Walks level from `before` (which sorts before t) to the last node < t. */
@@ -319,6 +369,7 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 	hint->id = mt->id;
 	for (int level = 0; level < MEMTABLE_MAX_HEIGHT; level++)
 		hint->prev[level] = level < height ? n : prev[level];
+	memtable_hash_push(mt, nskey, n);
 	atomic_fetch_add_explicit(&mt->entries, 1, memory_order_relaxed);
 	return 0;
 }
@@ -347,23 +398,35 @@ int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum key
 		return error_set(CESIUM_EINVAL, "memtable_get: NULL argument");
 	if (snapshot_seq > KEYS_MAX_SEQ)
 		snapshot_seq = KEYS_MAX_SEQ;
-	/* Kind byte 0xff: sorts before every real kind at snapshot_seq, so the
-	 * first node >= target is the newest version with seq <= snapshot. */
-	struct memtable_target t = { nskey, snapshot_seq << 8 | 0xff };
-	struct memtable_node *n = memtable_find_ge(mt, &t);
-	if (!n)
+	/* The newest version with seq <= snapshot among the bucket's nodes of
+	 * nskey: the whole chain is read, as concurrent adds may push
+	 * versions of one key out of sequence order. */
+	const struct memtable_node *best = NULL;
+	uint64_t best_seq = 0;
+	const struct memtable_node *n =
+	    atomic_load_explicit(memtable_bucket(mt, nskey), memory_order_acquire);
+	for (; n; n = n->hnext) {
+		keys_slice ik = memtable_node_ikey(n);
+		if (ik.len != nskey.len + KEYS_TRAILER_SIZE ||
+		    memtable_compare_bytes(ik.data, nskey.len, nskey.data, nskey.len) != 0)
+			continue;
+		uint64_t seq = keys_ikey_seq(ik);
+		if (seq <= snapshot_seq && (!best || seq > best_seq)) {
+			best = n;
+			best_seq = seq;
+		}
+	}
+	if (!best)
 		return CESIUM_ENOTFOUND;
-	keys_slice ik = memtable_node_ikey(n);
-	if (keys_compare_bytes(keys_ikey_nskey(ik), nskey) != 0)
-		return CESIUM_ENOTFOUND;
-	*kind = keys_ikey_kind(ik);
-	*value = memtable_node_value(n);
+	*kind = keys_ikey_kind(memtable_node_ikey(best));
+	*value = memtable_node_value(best);
 	return 0;
 }
 
 size_t memtable_memory_usage(const memtable *mt)
 {
-	return mt ? arena_memory_usage(mt->arena) : 0;
+	return mt ? arena_memory_usage(mt->arena) + (mt->bucket_mask + 1) * sizeof(*mt->buckets)
+	          : 0;
 }
 
 uint64_t memtable_entries(const memtable *mt)

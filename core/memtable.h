@@ -29,8 +29,9 @@ typedef struct memtable memtable;
 
 #define MEMTABLE_MAX_HEIGHT 12
 
-/* A new empty table with a reference count of 1. CESIUM_ENOMEM. */
-int memtable_new(memtable **out);
+/* A new empty table with a reference count of 1, its hash index sized for
+ * about capacity bytes of entries (0: a small one). CESIUM_ENOMEM. */
+int memtable_new(size_t capacity, memtable **out);
 void memtable_ref(memtable *mt);
 /* Drops one reference; frees the table at zero. mt may be NULL. */
 void memtable_unref(memtable *mt);

@@ -64,7 +64,7 @@ static void iteration_orders_keys_then_versions_newest_first(void **state)
 {
 	(void)state;
 	memtable *mt;
-	assert_int_equal(memtable_new(&mt), 0);
+	assert_int_equal(memtable_new(0, &mt), 0);
 	put(mt, 3, "b", "b3");
 	put(mt, 1, "a", "a1");
 	put(mt, 7, "a", "a7");
@@ -117,7 +117,7 @@ static void get_honours_snapshots_and_tombstones(void **state)
 {
 	(void)state;
 	memtable *mt;
-	assert_int_equal(memtable_new(&mt), 0);
+	assert_int_equal(memtable_new(0, &mt), 0);
 	put(mt, 10, "k", "v10");
 	put(mt, 20, "k", "v20");
 	del(mt, 30, "k");
@@ -156,7 +156,7 @@ static void add_rejects_bad_arguments(void **state)
 	(void)state;
 	memtable *mt;
 	uint8_t b[64];
-	assert_int_equal(memtable_new(&mt), 0);
+	assert_int_equal(memtable_new(0, &mt), 0);
 	keys_slice k = nsk(b, 0, "x");
 	assert_int_equal(memtable_add(mt, KEYS_MAX_SEQ + 1, KEYS_KIND_VALUE, k, k), CESIUM_EINVAL);
 	assert_int_equal(memtable_add(mt, 1, (enum keys_kind)7, k, k), CESIUM_EINVAL);
@@ -164,7 +164,7 @@ static void add_rejects_bad_arguments(void **state)
 	assert_int_equal(memtable_add(mt, 1, KEYS_KIND_VALUE, keys_slice_of(NULL, 3), k),
 	                 CESIUM_EINVAL);
 	assert_int_equal(memtable_entries(mt), 0);
-	assert_int_equal(memtable_new(NULL), CESIUM_EINVAL);
+	assert_int_equal(memtable_new(0, NULL), CESIUM_EINVAL);
 	memtable_unref(mt);
 }
 
@@ -173,7 +173,7 @@ static void iterator_seek_finds_first_ge(void **state)
 {
 	(void)state;
 	memtable *mt;
-	assert_int_equal(memtable_new(&mt), 0);
+	assert_int_equal(memtable_new(0, &mt), 0);
 	for (int i = 0; i < 100; i += 2) {
 		char k[16];
 		snprintf(k, sizeof(k), "key%03d", i);
@@ -219,7 +219,7 @@ static void iterator_holds_a_reference(void **state)
 {
 	(void)state;
 	memtable *mt;
-	assert_int_equal(memtable_new(&mt), 0);
+	assert_int_equal(memtable_new(0, &mt), 0);
 	put(mt, 1, "a", "1");
 	iter *it;
 	assert_int_equal(memtable_iter_new(mt, &it), 0);
@@ -242,7 +242,7 @@ static void random_inserts_match_sorted_model(void **state)
 	(void)state;
 	uint64_t rng = test_seed("memtable random");
 	memtable *mt;
-	assert_int_equal(memtable_new(&mt), 0);
+	assert_int_equal(memtable_new(0, &mt), 0);
 	enum { N = 20000 };
 	uint8_t *keys = malloc((size_t)N * 32);
 	keys_slice *model = malloc(N * sizeof(*model));
@@ -351,7 +351,7 @@ static void concurrent_inserts_keep_every_key_in_order(void **state)
 {
 	(void)state;
 	memtable *mt;
-	assert_int_equal(memtable_new(&mt), 0);
+	assert_int_equal(memtable_new(0, &mt), 0);
 	struct writer w[THREADS];
 	pthread_t th[THREADS], rt;
 	struct reader r = { .mt = mt };
