@@ -21,9 +21,6 @@
 struct memtable_node {
 	uint32_t key_len;   /* internal key bytes, height << MEMTABLE_KEYLEN_BITS */
 	uint32_t value_len;
-	/* The next node in its hash bucket (older inserts). Written before
-	 * the node is pushed on its bucket, never after. */
-	struct memtable_node *hnext;
 	/* Level i's successor. Atomic because inserts CAS them while readers
 	 * walk: a release CAS publishes the node's contents, readers load
 	 * with acquire. */
@@ -42,14 +39,22 @@ struct memtable {
 	/* Statistic only: relaxed. */
 	_Atomic uint64_t entries;
 	/*
-	 * A hash index over the nodes for point lookups: a get walks one short
-	 * chain (one or two cache misses) instead of descending the skiplist
-	 * (a miss per level). Every node is pushed on its bucket (nskey's
-	 * hash) after it is linked in the skiplist; chains only grow, by CAS
-	 * at their head, and live as long as the arena.
+	 * A hash index for point lookups: a get walks one short chain (one or
+	 * two cache misses) instead of descending the skiplist (a miss per
+	 * level). One entry per distinct key, pointing at its newest version;
+	 * older versions follow it at level 0 of the skiplist. Entries are
+	 * pushed by CAS at their bucket's head, after the node is linked, and
+	 * live as long as the arena.
 	 */
-	_Atomic(struct memtable_node *) *buckets;
+	_Atomic(struct memtable_hentry *) *buckets;
 	size_t bucket_mask;
+};
+
+struct memtable_hentry {
+	struct memtable_hentry *next; /* written before the push, never after */
+	/* The key's newest node: only ever raised (CAS on its sequence), by
+	 * release, after that node is linked. */
+	_Atomic(struct memtable_node *) node;
 };
 
 /* A search target: an internal key given as its two parts, so that lookups
@@ -253,22 +258,51 @@ void memtable_unref(memtable *mt)
 	mem_free(mt);
 }
 
-static _Atomic(struct memtable_node *) *memtable_bucket(const memtable *mt, keys_slice nskey)
+static _Atomic(struct memtable_hentry *) *memtable_bucket(const memtable *mt, keys_slice nskey)
 {
 	return &mt->buckets[XXH3_64bits(nskey.data, nskey.len) & mt->bucket_mask];
 }
 
-/* Acquire on the head load and on a failed CAS, release on success: a
- * reader that reaches a node through any chain sees its contents and its
- * hnext (happens-before runs through every pusher in between). */
-static void memtable_hash_push(memtable *mt, keys_slice nskey, struct memtable_node *n)
+static bool memtable_node_is(const struct memtable_node *n, keys_slice nskey)
 {
-	_Atomic(struct memtable_node *) *b = memtable_bucket(mt, nskey);
-	struct memtable_node *head = atomic_load_explicit(b, memory_order_acquire);
+	keys_slice ik = memtable_node_ikey(n);
+	return ik.len == nskey.len + KEYS_TRAILER_SIZE &&
+	       memtable_compare_bytes(ik.data, nskey.len, nskey.data, nskey.len) == 0;
+}
+
+/*
+ * Points nskey's hash entry at n, its newest version, or pushes a new entry.
+ * Acquire on loads and on a failed CAS, release on success: a reader that
+ * reaches an entry or node through any chain sees its contents
+ * (happens-before runs through every pusher in between). Two adds of one
+ * new key racing may push two entries; readers consider every entry of
+ * their key, so that only costs a few bytes.
+ */
+static int memtable_hash_add(memtable *mt, keys_slice nskey, struct memtable_node *n)
+{
+	_Atomic(struct memtable_hentry *) *b = memtable_bucket(mt, nskey);
+	struct memtable_hentry *head = atomic_load_explicit(b, memory_order_acquire);
+	for (struct memtable_hentry *e = head; e; e = e->next) {
+		struct memtable_node *cur = atomic_load_explicit(&e->node, memory_order_acquire);
+		if (!memtable_node_is(cur, nskey))
+			continue;
+		uint64_t seq = keys_ikey_seq(memtable_node_ikey(n));
+		while (keys_ikey_seq(memtable_node_ikey(cur)) < seq &&
+		       !atomic_compare_exchange_weak_explicit(&e->node, &cur, n, memory_order_acq_rel,
+		                                              memory_order_acquire))
+			;
+		return 0;
+	}
+	struct memtable_hentry *e =
+	    arena_alloc(mt->arena, sizeof(*e), alignof(struct memtable_hentry));
+	if (!e)
+		return error_set(CESIUM_ENOMEM, "memtable: arena out of memory");
+	atomic_init(&e->node, n);
 	do {
-		n->hnext = head;
-	} while (!atomic_compare_exchange_weak_explicit(b, &head, n, memory_order_acq_rel,
+		e->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(b, &head, e, memory_order_acq_rel,
 	                                                memory_order_acquire));
+	return 0;
 }
 
 /* Walks level from `before` (which sorts before t) to the last node < t. */
@@ -369,7 +403,9 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 	hint->id = mt->id;
 	for (int level = 0; level < MEMTABLE_MAX_HEIGHT; level++)
 		hint->prev[level] = level < height ? n : prev[level];
-	memtable_hash_push(mt, nskey, n);
+	int rc = memtable_hash_add(mt, nskey, n);
+	if (rc)
+		return rc;
 	atomic_fetch_add_explicit(&mt->entries, 1, memory_order_relaxed);
 	return 0;
 }
@@ -398,20 +434,25 @@ int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum key
 		return error_set(CESIUM_EINVAL, "memtable_get: NULL argument");
 	if (snapshot_seq > KEYS_MAX_SEQ)
 		snapshot_seq = KEYS_MAX_SEQ;
-	/* The newest version with seq <= snapshot among the bucket's nodes of
-	 * nskey: the whole chain is read, as concurrent adds may push
-	 * versions of one key out of sequence order. */
+	/* From each entry of nskey (one, unless adds raced), its newest
+	 * version, then older ones at level 0 until one is at or below the
+	 * snapshot. */
 	const struct memtable_node *best = NULL;
 	uint64_t best_seq = 0;
-	const struct memtable_node *n =
+	const struct memtable_hentry *e =
 	    atomic_load_explicit(memtable_bucket(mt, nskey), memory_order_acquire);
-	for (; n; n = n->hnext) {
-		keys_slice ik = memtable_node_ikey(n);
-		if (ik.len != nskey.len + KEYS_TRAILER_SIZE ||
-		    memtable_compare_bytes(ik.data, nskey.len, nskey.data, nskey.len) != 0)
+	for (; e; e = e->next) {
+		const struct memtable_node *n =
+		    atomic_load_explicit(&((struct memtable_hentry *)e)->node, memory_order_acquire);
+		if (!memtable_node_is(n, nskey))
 			continue;
-		uint64_t seq = keys_ikey_seq(ik);
-		if (seq <= snapshot_seq && (!best || seq > best_seq)) {
+		while (n && memtable_node_is(n, nskey) &&
+		       keys_ikey_seq(memtable_node_ikey(n)) > snapshot_seq)
+			n = memtable_next(n, 0);
+		if (!n || !memtable_node_is(n, nskey))
+			continue;
+		uint64_t seq = keys_ikey_seq(memtable_node_ikey(n));
+		if (!best || seq > best_seq) {
 			best = n;
 			best_seq = seq;
 		}

@@ -1,7 +1,8 @@
 /*
  * memtable — the in-memory sorted table of recent writes: a concurrent
  * skiplist of internal keys (keys.h) whose nodes, keys and values live in
- * one arena.
+ * one arena, plus a hash index (one entry per distinct key, pointing at
+ * its newest version) that point lookups use instead of the skiplist.
  *
  * Ownership: reference counted. memtable_new returns one reference; every
  * holder (the db's current version, a reader, an iterator, the flush actor)

@@ -299,6 +299,56 @@ struct writer {
 	int rc;
 };
 
+/* The hash index behind gets: with 1024 buckets and 20000 keys every chain
+ * holds many keys; each key gets versions in a random order of sequence
+ * numbers (as racing adds could produce), some of them tombstones; a get
+ * at every snapshot returns the newest version at or below it. */
+static void get_finds_newest_version_through_crowded_buckets(void **state)
+{
+	(void)state;
+	enum { KEYS = 20000, VERSIONS = 4 };
+	memtable *mt;
+	assert_int_equal(memtable_new(0, &mt), 0);
+	uint64_t rng = test_seed("memtable_hash");
+	/* Key i has versions with seqs i*VERSIONS+1 .. i*VERSIONS+VERSIONS,
+	 * inserted in a shuffled order; odd versions of every 7th key are
+	 * tombstones. */
+	for (unsigned i = 0; i < KEYS; i++) {
+		unsigned order[VERSIONS] = {0, 1, 2, 3};
+		for (unsigned j = VERSIONS - 1; j > 0; j--) {
+			unsigned r = (unsigned)(test_rand(&rng) % (j + 1));
+			unsigned t = order[j];
+			order[j] = order[r];
+			order[r] = t;
+		}
+		char key[32], val[32];
+		snprintf(key, sizeof(key), "key%06u", i);
+		for (unsigned j = 0; j < VERSIONS; j++) {
+			uint64_t seq = (uint64_t)i * VERSIONS + order[j] + 1;
+			if (i % 7 == 0 && order[j] % 2 == 1) {
+				del(mt, seq, key);
+			} else {
+				snprintf(val, sizeof(val), "v%llu", (unsigned long long)seq);
+				put(mt, seq, key, val);
+			}
+		}
+	}
+	for (unsigned i = 0; i < KEYS; i += 13) {
+		char key[32], want[32];
+		snprintf(key, sizeof(key), "key%06u", i);
+		uint64_t first = (uint64_t)i * VERSIONS + 1;
+		assert_string_equal(get(mt, key, first - 1), "<none>");
+		for (uint64_t snap = first; snap < first + VERSIONS + 2; snap++) {
+			uint64_t newest = snap < first + VERSIONS ? snap : first + VERSIONS - 1;
+			bool tomb = i % 7 == 0 && (newest - first) % 2 == 1;
+			snprintf(want, sizeof(want), "v%llu", (unsigned long long)newest);
+			assert_string_equal(get(mt, key, snap), tomb ? "<del>" : want);
+		}
+	}
+	assert_string_equal(get(mt, "key999999", KEYS_MAX_SEQ), "<none>");
+	memtable_unref(mt);
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -398,6 +448,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(iteration_orders_keys_then_versions_newest_first),
 		cmocka_unit_test(get_honours_snapshots_and_tombstones),
+		cmocka_unit_test(get_finds_newest_version_through_crowded_buckets),
 		cmocka_unit_test(add_rejects_bad_arguments),
 		cmocka_unit_test(iterator_seek_finds_first_ge),
 		cmocka_unit_test(iterator_holds_a_reference),
