@@ -1020,21 +1020,30 @@ out:
 	return rc;
 }
 
+/* The first steps of every point lookup: the filter, the lookup key (in
+ * lu, which the caller cleans up), and the index: *h is the block that
+ * holds nskey's newest version at or below the snapshot, if any block
+ * does. CESIUM_ENOTFOUND when the filter or the index rules it out. */
+static int seg_find_block(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq,
+                          struct seg_lookup *lu, struct seg_handle *h)
+{
+	if (r->props.entries == 0 || !seg_reader_may_contain(r, nskey))
+		return CESIUM_ENOTFOUND;
+	int rc = seg_lookup_init(r, lu, nskey, snapshot_seq);
+	return rc ? rc : seg_index_find(r, lu->target, h);
+}
+
 int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
                    void **val, size_t *vlen)
 {
-	int rc = CESIUM_ENOTFOUND;
 	struct seg_lookup lu;
 	struct seg_block blk = {0};
 	struct seg_handle h;
 	*val = NULL;
 	*vlen = 0;
 	lu.buf = lu.stack;
-	if (r->props.entries == 0 || !seg_reader_may_contain(r, nskey))
-		goto out;
-	if ((rc = seg_lookup_init(r, &lu, nskey, snapshot_seq)))
-		goto out;
-	if ((rc = seg_index_find(r, lu.target, &h)))
+	int rc = seg_find_block(r, nskey, snapshot_seq, &lu, &h);
+	if (rc)
 		goto out;
 	if ((rc = seg_load_block(r, h, true, &blk)))
 		goto out;
@@ -1048,15 +1057,11 @@ out:
 int seg_reader_locate(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq,
                       struct seg_block_loc *loc)
 {
-	int rc = CESIUM_ENOTFOUND;
 	struct seg_lookup lu;
 	struct seg_handle h;
 	lu.buf = lu.stack;
-	if (r->props.entries == 0 || !seg_reader_may_contain(r, nskey))
-		goto out;
-	if ((rc = seg_lookup_init(r, &lu, nskey, snapshot_seq)))
-		goto out;
-	if ((rc = seg_index_find(r, lu.target, &h)))
+	int rc = seg_find_block(r, nskey, snapshot_seq, &lu, &h);
+	if (rc)
 		goto out;
 	loc->off = h.off;
 	loc->size = h.size;
