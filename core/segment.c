@@ -1038,7 +1038,7 @@ int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum 
 {
 	struct seg_lookup lu;
 	struct seg_block blk = {0};
-	struct seg_handle h;
+	struct seg_handle h = {0};
 	*val = NULL;
 	*vlen = 0;
 	lu.buf = lu.stack;
@@ -1058,7 +1058,7 @@ int seg_reader_locate(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq,
                       struct seg_block_loc *loc)
 {
 	struct seg_lookup lu;
-	struct seg_handle h;
+	struct seg_handle h = {0};
 	lu.buf = lu.stack;
 	int rc = seg_find_block(r, nskey, snapshot_seq, &lu, &h);
 	if (rc)
