@@ -278,9 +278,9 @@ static bool memtable_node_is(const struct memtable_node *n, keys_slice nskey)
  * new key racing may push two entries; readers consider every entry of
  * their key, so that only costs a few bytes.
  */
-static int memtable_hash_add(memtable *mt, keys_slice nskey, struct memtable_node *n)
+static int memtable_hash_add(memtable *mt, _Atomic(struct memtable_hentry *) *b, keys_slice nskey,
+                             struct memtable_node *n)
 {
-	_Atomic(struct memtable_hentry *) *b = memtable_bucket(mt, nskey);
 	struct memtable_hentry *head = atomic_load_explicit(b, memory_order_acquire);
 	for (struct memtable_hentry *e = head; e; e = e->next) {
 		struct memtable_node *cur = atomic_load_explicit(&e->node, memory_order_acquire);
@@ -354,6 +354,10 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 	if (value.len > UINT32_MAX || (!value.data && value.len))
 		return error_set(CESIUM_EINVAL, "memtable_add: bad value");
 
+	/* The bucket is a cache miss of its own: start it now, so that it
+	 * overlaps the skiplist descent instead of following it. */
+	_Atomic(struct memtable_hentry *) *bucket = memtable_bucket(mt, nskey);
+	__builtin_prefetch(bucket);
 	int height = memtable_random_height();
 	size_t klen = nskey.len + KEYS_TRAILER_SIZE;
 	struct memtable_node *n = memtable_node_new(mt, height, klen, value.len);
@@ -403,7 +407,7 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 	hint->id = mt->id;
 	for (int level = 0; level < MEMTABLE_MAX_HEIGHT; level++)
 		hint->prev[level] = level < height ? n : prev[level];
-	int rc = memtable_hash_add(mt, nskey, n);
+	int rc = memtable_hash_add(mt, bucket, nskey, n);
 	if (rc)
 		return rc;
 	atomic_fetch_add_explicit(&mt->entries, 1, memory_order_relaxed);
