@@ -33,7 +33,9 @@
 #include <unistd.h>
 
 #include "cesium.h"
+#include "hist.h"
 #include "legacy.h"
+#include "run.h"
 
 #define MAX_OPTS 64
 #define RANDBUF_SIZE (1u << 20)
@@ -54,132 +56,17 @@ struct config {
 	unsigned nopts;
 };
 
-/* ---- histogram: 16 linear sub-buckets per power of two (~6% error) ---- */
-
-#define HIST_SUB_BITS 4
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
-
-struct hist {
-	uint64_t count;
-	uint64_t sum;
-	uint64_t max;
-	uint64_t b[HIST_BUCKETS];
-};
-
-static unsigned hist_index(uint64_t v)
-{
-	if (v < HIST_SUB)
-		return (unsigned)v;
-	unsigned e = 63u - (unsigned)__builtin_clzll(v);
-	unsigned sub = (unsigned)(v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1);
-	return (e - HIST_SUB_BITS + 1) * HIST_SUB + sub;
-}
-
-/* Lower bound and width of bucket i, in the histogram's unit. */
-static void hist_bucket(unsigned i, double *lo, double *width)
-{
-	if (i < HIST_SUB) {
-		*lo = i;
-		*width = 1;
-		return;
-	}
-	unsigned e = i / HIST_SUB + HIST_SUB_BITS - 1;
-	unsigned sub = i % HIST_SUB;
-	double unit = (double)(1ull << (e - HIST_SUB_BITS));
-	*lo = (double)(HIST_SUB + sub) * unit;
-	*width = unit;
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-	h->b[hist_index(v)]++;
-	h->count++;
-	h->sum += v;
-	if (v > h->max)
-		h->max = v;
-}
-
-static void hist_merge(struct hist *into, const struct hist *from)
-{
-	for (unsigned i = 0; i < HIST_BUCKETS; i++)
-		into->b[i] += from->b[i];
-	into->count += from->count;
-	into->sum += from->sum;
-	if (from->max > into->max)
-		into->max = from->max;
-}
-
-/* The value below which a fraction p of the samples lie, interpolated
- * inside its bucket and never above the true maximum. */
-static double hist_percentile(const struct hist *h, double p)
-{
-	if (h->count == 0)
-		return 0;
-	double target = p * (double)h->count;
-	double seen = 0;
-	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		if (!h->b[i])
-			continue;
-		if (seen + (double)h->b[i] >= target) {
-			double lo, width;
-			hist_bucket(i, &lo, &width);
-			double v = lo + width * (target - seen) / (double)h->b[i];
-			return v > (double)h->max ? (double)h->max : v;
-		}
-		seen += (double)h->b[i];
-	}
-	return (double)h->max;
-}
-
 /* ---- helpers ---- */
 
 static double now_sec(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-/* Zero-padded decimal of k in exactly len bytes (its low digits if k is
- * longer), so keys sort in numeric order. */
-static void make_key(char *buf, size_t len, uint64_t k)
-{
-	for (size_t i = len; i > 0; i--) {
-		buf[i - 1] = (char)('0' + k % 10);
-		k /= 10;
-	}
+	return (double)run_now_ns() * 1e-9;
 }
 
 static void fill_random(unsigned char *buf, size_t len, uint64_t *s)
 {
 	for (size_t i = 0; i < len; i += 8) {
-		uint64_t x = rnd(s);
+		uint64_t x = run_rnd(s);
 		memcpy(buf + i, &x, len - i < 8 ? len - i : 8);
 	}
 }
@@ -262,7 +149,7 @@ struct run {
 
 static const unsigned char *random_value(struct worker *w)
 {
-	return w->randbuf + rnd(&w->rng) % RANDBUF_SIZE;
+	return w->randbuf + run_rnd(&w->rng) % RANDBUF_SIZE;
 }
 
 static void do_write(struct worker *w, bool seq)
@@ -270,12 +157,12 @@ static void do_write(struct worker *w, bool seq)
 	const struct config *c = w->run->c;
 	char key[64];
 	for (uint64_t i = w->lo; i < w->hi; i++) {
-		uint64_t k = seq ? i : rnd(&w->rng) % c->num;
-		make_key(key, c->key_size, k);
+		uint64_t k = seq ? i : run_rnd(&w->rng) % c->num;
+		run_make_key(key, c->key_size, k);
 		const unsigned char *v = random_value(w);
-		uint64_t t0 = now_ns();
+		uint64_t t0 = run_now_ns();
 		int rc = cesium_put(w->run->db, key, c->key_size, v, c->value_size);
-		hist_add(&w->h, now_ns() - t0);
+		hist_add(&w->h, run_now_ns() - t0);
 		if (rc) {
 			report_error("put", rc);
 			w->err = rc;
@@ -301,12 +188,12 @@ static void bench_readrandom(struct worker *w)
 	const struct config *c = w->run->c;
 	char key[64];
 	for (uint64_t i = w->lo; i < w->hi; i++) {
-		make_key(key, c->key_size, rnd(&w->rng) % c->num);
+		run_make_key(key, c->key_size, run_rnd(&w->rng) % c->num);
 		void *v = NULL;
 		size_t vl = 0;
-		uint64_t t0 = now_ns();
+		uint64_t t0 = run_now_ns();
 		int rc = cesium_get(w->run->db, key, c->key_size, &v, &vl);
-		hist_add(&w->h, now_ns() - t0);
+		hist_add(&w->h, run_now_ns() - t0);
 		if (rc == 0) {
 			w->found++;
 			w->bytes += c->key_size + vl;
@@ -331,7 +218,7 @@ static void bench_readseq(struct worker *w)
 	}
 	/* Every thread scans from the start, like db_bench's readseq. */
 	uint64_t n = w->hi - w->lo;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = run_now_ns();
 	cesium_iter_seek_first(it);
 	for (uint64_t i = 0; i < n && cesium_iter_valid(it); i++) {
 		size_t kl = 0, vl = 0;
@@ -341,7 +228,7 @@ static void bench_readseq(struct worker *w)
 		w->found++;
 		w->done++;
 		cesium_iter_next(it);
-		uint64_t t1 = now_ns();
+		uint64_t t1 = run_now_ns();
 		hist_add(&w->h, t1 - t0);
 		t0 = t1;
 	}
@@ -365,8 +252,8 @@ static void bench_seekrandom(struct worker *w)
 		return;
 	}
 	for (uint64_t i = w->lo; i < w->hi; i++) {
-		make_key(key, c->key_size, rnd(&w->rng) % c->num);
-		uint64_t t0 = now_ns();
+		run_make_key(key, c->key_size, run_rnd(&w->rng) % c->num);
+		uint64_t t0 = run_now_ns();
 		cesium_iter_seek(it, key, c->key_size);
 		bool valid = cesium_iter_valid(it);
 		size_t kl = 0, vl = 0;
@@ -374,7 +261,7 @@ static void bench_seekrandom(struct worker *w)
 			(void)cesium_iter_key(it, &kl);
 			(void)cesium_iter_value(it, &vl);
 		}
-		hist_add(&w->h, now_ns() - t0);
+		hist_add(&w->h, run_now_ns() - t0);
 		if (valid) {
 			w->found++;
 			w->bytes += kl + vl;
@@ -423,9 +310,10 @@ static int run_one(const struct config *c, cesium_db *db, const char *name, benc
 		struct worker *w = &ws[t];
 		w->id = t;
 		w->run = &run;
+		hist_init(&w->h);
 		w->lo = c->num * t / c->threads;
 		w->hi = c->num * (t + 1) / c->threads;
-		w->rng = mix(seed ^ (t + 1)) | 1;
+		w->rng = run_mix(seed ^ (t + 1)) | 1;
 		w->randbuf = malloc(RANDBUF_SIZE + c->value_size);
 		if (!w->randbuf) {
 			fprintf(stderr, "cesium-bench: out of memory\n");
@@ -442,7 +330,8 @@ static int run_one(const struct config *c, cesium_db *db, const char *name, benc
 		}
 		started++;
 	}
-	struct hist total = {0};
+	struct hist total;
+	hist_init(&total);
 	uint64_t done = 0, bytes = 0, found = 0;
 	double start = 0, end = 0;
 	for (unsigned t = 0; t < started; t++) {
@@ -470,7 +359,7 @@ static int run_one(const struct config *c, cesium_db *db, const char *name, benc
 	printf("%-12s   latency us: p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  avg %.2f\n", "",
 	       hist_percentile(&total, 0.50) / 1e3, hist_percentile(&total, 0.99) / 1e3,
 	       hist_percentile(&total, 0.999) / 1e3, (double)total.max / 1e3,
-	       total.count ? (double)total.sum / (double)total.count / 1e3 : 0.0);
+	       hist_mean(&total) / 1e3);
 	fflush(stdout);
 	for (unsigned t = 0; t < c->threads; t++)
 		free(ws[t].randbuf);
@@ -542,7 +431,7 @@ static int run_benchmarks(const struct config *c, const char *dir)
 			status = 1;
 			break;
 		}
-		seed = mix(seed);
+		seed = run_mix(seed);
 		if (run_one(c, db, name, fn, seed)) {
 			status = 1;
 			break;
@@ -562,7 +451,7 @@ static int run_benchmarks(const struct config *c, const char *dir)
 /* Demo key i is the even number 2i; odd numbers are never written. */
 static void demo_value(unsigned char *buf, size_t len, uint64_t i)
 {
-	uint64_t s = mix(i) | 1;
+	uint64_t s = run_mix(i) | 1;
 	fill_random(buf, len, &s);
 }
 
@@ -572,7 +461,7 @@ static int demo_check_get(cesium_db *db, const struct config *c, uint64_t i, uns
 	char key[64];
 	void *v = NULL;
 	size_t vl = 0;
-	make_key(key, c->key_size, 2 * i);
+	run_make_key(key, c->key_size, 2 * i);
 	demo_value(want, c->value_size, i);
 	int rc = cesium_get(db, key, c->key_size, &v, &vl);
 	if (rc != 0) {
@@ -620,18 +509,18 @@ static int run_demo(const struct config *c, const char *dir)
 	}
 
 	/* Write in a shuffled order, so the engine sorts, not the caller. */
-	uint64_t rng = mix(c->seed) | 1;
+	uint64_t rng = run_mix(c->seed) | 1;
 	for (uint64_t i = 0; i < n; i++)
 		order[i] = i;
 	for (uint64_t i = n; i > 1; i--) {
-		uint64_t j = rnd(&rng) % i;
+		uint64_t j = run_rnd(&rng) % i;
 		uint64_t t = order[i - 1];
 		order[i - 1] = order[j];
 		order[j] = t;
 	}
 	double t0 = now_sec();
 	for (uint64_t i = 0; i < n; i++) {
-		make_key(key, c->key_size, 2 * order[i]);
+		run_make_key(key, c->key_size, 2 * order[i]);
 		demo_value(val, c->value_size, order[i]);
 		rc = cesium_put(db, key, c->key_size, val, c->value_size);
 		if (rc) {
@@ -670,7 +559,7 @@ static int run_demo(const struct config *c, const char *dir)
 		size_t kl = 0, vl = 0;
 		const void *k = cesium_iter_key(it, &kl);
 		const void *v = cesium_iter_value(it, &vl);
-		make_key(key, c->key_size, 2 * seen);
+		run_make_key(key, c->key_size, 2 * seen);
 		demo_value(want, c->value_size, seen);
 		if (seen >= n || kl != c->key_size || memcmp(k, key, kl) != 0 ||
 		    vl != c->value_size || memcmp(v, want, vl) != 0) {
@@ -717,11 +606,11 @@ static int run_demo(const struct config *c, const char *dir)
 	unsigned long long before = failures;
 	t0 = now_sec();
 	for (uint64_t i = 0; i < sample; i++)
-		demo_check_get(db, c, rnd(&rng) % n, want, &failures);
+		demo_check_get(db, c, run_rnd(&rng) % n, want, &failures);
 	for (uint64_t i = 0; i < 1000; i++) {
 		void *v = NULL;
 		size_t vl = 0;
-		make_key(key, c->key_size, 2 * (rnd(&rng) % n) + 1);
+		run_make_key(key, c->key_size, 2 * (run_rnd(&rng) % n) + 1);
 		rc = cesium_get(db, key, c->key_size, &v, &vl);
 		if (rc != CESIUM_ENOTFOUND) {
 			if (failures++ < 10)

@@ -67,14 +67,14 @@ struct worker {
 	_Atomic int finished;
 };
 
-static uint64_t run_now_ns(void)
+uint64_t run_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t run_rnd(uint64_t *s)
+uint64_t run_rnd(uint64_t *s)
 {
 	uint64_t x = *s;
 	x ^= x >> 12;
@@ -89,7 +89,7 @@ static double run_unit(uint64_t *s)
 	return (double)(run_rnd(s) >> 11) * 0x1.0p-53;
 }
 
-static uint64_t run_mix(uint64_t x)
+uint64_t run_mix(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -103,5 +103,10 @@ int run_drop_cache(const char *dir);
 uint64_t run_disk_usage(const char *dir);
 /* The key of index k, zero-padded decimal in exactly len bytes. */
 void run_make_key(char *buf, size_t len, uint64_t k);
+/* Shared with the db_bench-style mode (legacy.c): CLOCK_MONOTONIC in ns,
+ * xorshift64* (state never 0) and a splitmix64 finalizer for seeds. */
+uint64_t run_now_ns(void);
+uint64_t run_rnd(uint64_t *s);
+uint64_t run_mix(uint64_t x);
 
 #endif

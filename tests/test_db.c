@@ -152,39 +152,6 @@ void model_check(cesium_db *db, const struct model *m)
 	cesium_iter_free(it);
 }
 
-uint64_t stat_of(cesium_db *db, const char *name)
-{
-	char *text = NULL;
-	assert_int_equal(cesium_stats(db, &text), 0);
-	size_t n = strlen(name);
-	uint64_t v = UINT64_MAX;
-	for (char *line = text; line && *line;) {
-		if (strncmp(line, name, n) == 0 && line[n] == ' ') {
-			v = strtoull(line + n + 1, NULL, 10);
-			break;
-		}
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	cesium_free(text);
-	if (v == UINT64_MAX)
-		fprintf(stderr, "no statistic %s\n", name);
-	assert_true(v != UINT64_MAX);
-	return v;
-}
-
-uint64_t total_segments(cesium_db *db)
-{
-	uint64_t n = 0;
-	for (int l = 0; l < 8; l++) {
-		char name[32];
-		snprintf(name, sizeof(name), "level%d_segments", l);
-		n += stat_of(db, name);
-	}
-	return n;
-}
-
 int count_files(const char *dir, const char *suffix)
 {
 	DIR *d = opendir(dir);

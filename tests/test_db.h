@@ -49,10 +49,6 @@ unsigned model_check_iter(cesium_iter *it, const struct model *m);
 /* Every key of the model reads back through get and through an iterator. */
 void model_check(cesium_db *db, const struct model *m);
 
-/* The named counter from cesium_stats; fails the test when it is missing. */
-uint64_t stat_of(cesium_db *db, const char *name);
-/* Segments over all levels, from the statistics. */
-uint64_t total_segments(cesium_db *db);
 /* Files in dir whose names end in suffix. */
 int count_files(const char *dir, const char *suffix);
 /* Waits up to 5 s (cleanup is asynchronous) until dir holds want files

@@ -2,12 +2,17 @@
 #include "test_util.h"
 
 #include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "cesium.h"
 
@@ -100,4 +105,37 @@ int test_fx_teardown(void **state)
 	free(f->dir);
 	free(f);
 	return 0;
+}
+
+uint64_t stat_of(cesium_db *db, const char *name)
+{
+	char *text = NULL;
+	assert_int_equal(cesium_stats(db, &text), 0);
+	size_t n = strlen(name);
+	uint64_t v = UINT64_MAX;
+	for (char *line = text; line && *line;) {
+		if (strncmp(line, name, n) == 0 && line[n] == ' ') {
+			v = strtoull(line + n + 1, NULL, 10);
+			break;
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	cesium_free(text);
+	if (v == UINT64_MAX)
+		fprintf(stderr, "no statistic %s\n", name);
+	assert_true(v != UINT64_MAX);
+	return v;
+}
+
+uint64_t total_segments(cesium_db *db)
+{
+	uint64_t n = 0;
+	for (int l = 0; l < 8; l++) {
+		char name[32];
+		snprintf(name, sizeof(name), "level%d_segments", l);
+		n += stat_of(db, name);
+	}
+	return n;
 }

@@ -28,6 +28,11 @@ struct test_fx {
 int test_fx_setup(void **state, const char *tag);
 int test_fx_teardown(void **state);
 
+/* The named counter from cesium_stats; fails the test when it is missing. */
+uint64_t stat_of(struct cesium_db *db, const char *name);
+/* Segments over all levels, from the statistics. */
+uint64_t total_segments(struct cesium_db *db);
+
 /* Exits 77 (meson: skipped) when io_uring cannot be set up here. */
 void test_require_io_uring(void);
 

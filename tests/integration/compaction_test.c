@@ -84,41 +84,11 @@ static cesium_db *open_db(const char *dir, const char *const *extra)
 }
 
 /* One figure of cesium_stats; fails the test when it is missing. */
-static uint64_t stat_of(cesium_db *db, const char *name)
-{
-	char *text = NULL;
-	check_rc(cesium_stats(db, &text), "cesium_stats");
-	size_t nl = strlen(name);
-	uint64_t v = UINT64_MAX;
-	for (const char *line = text; line && *line;) {
-		if (strncmp(line, name, nl) == 0 && line[nl] == ' ') {
-			v = strtoull(line + nl + 1, NULL, 10);
-			break;
-		}
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	cesium_free(text);
-	if (v == UINT64_MAX)
-		print_error("no statistic %s\n", name);
-	assert_true(v != UINT64_MAX);
-	return v;
-}
-
 static uint64_t level_stat(cesium_db *db, const char *what, int level)
 {
 	char name[48];
 	snprintf(name, sizeof(name), "level%d_%s", level, what);
 	return stat_of(db, name);
-}
-
-static uint64_t total_segments(cesium_db *db)
-{
-	uint64_t n = 0;
-	for (int l = 0; l < 8; l++)
-		n += level_stat(db, "segments", l);
-	return n;
 }
 
 static void print_shape(cesium_db *db, const char *when)
