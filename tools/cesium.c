@@ -956,13 +956,36 @@ static void check_segment(const char *dir, const struct file_meta *f)
 		problem(dir, 0, "out of memory");
 		return;
 	}
-	/* First: does the engine's reader accept it? */
+	/* Our own walk first: it names the block of each problem. */
+	uint64_t before = problems;
+	if (segfile_load(&s, path)) {
+		if (segfile_walk(&s, false, &w))
+			segfile_check_props(&s, &w);
+		const struct seg_props *p = &s.props;
+		if (f->file_size != s.size)
+			problem(path, 0, "MANIFEST says %llu bytes, file has %zu",
+			        (ull)f->file_size, s.size);
+		if (f->entries != p->entries || f->tombstones != p->tombstones)
+			problem(path, s.props_off,
+			        "MANIFEST says %llu entries / %llu tombstones, props %llu / %llu",
+			        (ull)f->entries, (ull)f->tombstones, (ull)p->entries,
+			        (ull)p->tombstones);
+		if (f->min_seq != p->min_seq || f->max_seq != p->max_seq)
+			problem(path, s.props_off, "MANIFEST seq range differs from props");
+		if (keys_compare_bytes(keys_slice_of(f->smallest, f->smallest_len), p->smallest) ||
+		    keys_compare_bytes(keys_slice_of(f->largest, f->largest_len), p->largest))
+			problem(path, s.props_off, "MANIFEST key range differs from props");
+	}
+	/* Then: does the engine's reader accept it? Only asked when our walk
+	 * found nothing, so that one fault is not reported twice (the reader
+	 * stops at the first problem our walk has already named). */
+	if (problems != before)
+		goto out;
 	int fd = io_open(path, O_RDONLY, 0);
 	if (fd < 0) {
 		problem(path, 0, "listed in the MANIFEST (L%d) but cannot be opened: %s", f->level,
 		        strerror(-fd));
-		mem_free(path);
-		return;
+		goto out;
 	}
 	seg_reader *r = NULL;
 	int rc = seg_reader_open(fd, path, f->number, NULL, &r);
@@ -987,25 +1010,7 @@ static void check_segment(const char *dir, const struct file_meta *f)
 		}
 		seg_reader_unref(r);
 	}
-	/* Then our own walk, which names the block of each problem. */
-	if (segfile_load(&s, path)) {
-		if (segfile_walk(&s, false, &w))
-			segfile_check_props(&s, &w);
-		const struct seg_props *p = &s.props;
-		if (f->file_size != s.size)
-			problem(path, 0, "MANIFEST says %llu bytes, file has %zu",
-			        (ull)f->file_size, s.size);
-		if (f->entries != p->entries || f->tombstones != p->tombstones)
-			problem(path, s.props_off,
-			        "MANIFEST says %llu entries / %llu tombstones, props %llu / %llu",
-			        (ull)f->entries, (ull)f->tombstones, (ull)p->entries,
-			        (ull)p->tombstones);
-		if (f->min_seq != p->min_seq || f->max_seq != p->max_seq)
-			problem(path, s.props_off, "MANIFEST seq range differs from props");
-		if (keys_compare_bytes(keys_slice_of(f->smallest, f->smallest_len), p->smallest) ||
-		    keys_compare_bytes(keys_slice_of(f->largest, f->largest_len), p->largest))
-			problem(path, s.props_off, "MANIFEST key range differs from props");
-	}
+out:
 	segwalk_free(&w);
 	segfile_free(&s);
 	mem_free(path);
@@ -1038,10 +1043,14 @@ static int cmd_check(struct cli *c)
 		goto out;
 	}
 	printf("checking %s (manifest %s)\n", dir, mpath);
+	uint64_t before = problems;
 	log_walk(mpath, true, false, &records, NULL);
 	rc = version_recover(mpath, &env, NULL, NULL, &v, &valid_end);
 	if (rc) {
-		problem_msg(mpath, rc);
+		/* Recovery stops at the first bad record, which our walk has
+		 * already named when it found one. */
+		if (problems == before)
+			problem_msg(mpath, rc);
 		goto out;
 	}
 	uint64_t nseg = 0;

@@ -19,9 +19,14 @@
  * whether the write was acknowledged), which lets --verify-only check that a
  * batch interrupted by a kill is present whole or not at all.
  *
- * Readers (get, iterate) run concurrently with the owners' writes: a read is
- * accepted when the value seen is one the key could have held between the
- * oracle load before the read and the one after it.
+ * Readers (get, multi-get, iterate) run concurrently with the owners'
+ * writes: a read is accepted when the value seen is one the key could have
+ * held between the oracle load before the read and the one after it.
+ *
+ * Set-up of a new oracle stores the magic last, so a kill during it leaves
+ * a file with no magic that is zero but for the shape fields; such a file
+ * is taken as a fresh oracle. --verify-only never creates an oracle or a
+ * database, and never modifies a fresh oracle.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +36,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +58,8 @@
 #define MAX_VAL 1024u
 #define ITER_SPAN 64u
 #define MAX_OPTS 32
-#define MAX_REPORTS 50
+#define MAX_MGET 16u
+#define REPORT_BYTES 32u /* value bytes shown in hex by a mismatch report */
 
 /* Per-thread record of the write in flight, on its own cache line pair. */
 enum { REC_IDLE = 0, REC_ISSUED = 1, REC_ACKED = 2 };
@@ -78,6 +85,13 @@ struct oracle_hdr {
 	struct rec recs[MAX_THREADS];
 };
 
+/* Operation kinds: the op-mix weights and the per-op counts use this order. */
+enum op { OP_PUT, OP_DEL, OP_BATCH, OP_GET, OP_MGET, OP_ITER, OP_FLUSH, OP_COMPACT, OP_COUNT };
+
+static const char *const op_names[OP_COUNT] = {
+    "put", "delete", "batch", "get", "mget", "iter", "flush", "compact",
+};
+
 struct cfg {
 	const char *db;
 	double duration;
@@ -86,8 +100,9 @@ struct cfg {
 	uint64_t seed;
 	unsigned keys;
 	unsigned nns;
-	unsigned w_put, w_del, w_batch, w_get, w_iter, w_flush, w_compact;
+	unsigned w[OP_COUNT]; /* op-mix weights */
 	unsigned sync_every;
+	unsigned max_reports; /* mismatches printed in full; 0: all */
 	bool verify_only;
 	bool quiet;
 	bool shape_given; /* --keys or --ns on the command line */
@@ -102,6 +117,7 @@ static _Atomic uint64_t *slots;
 static cesium_db *db;
 static _Atomic uint64_t total_ops;
 static _Atomic uint64_t mismatches;
+static _Atomic uint64_t reported; /* mismatches printed in full */
 static _Atomic uint64_t errors;
 static _Atomic bool stop;
 static pthread_mutex_t report_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -245,21 +261,82 @@ static void describe_ver(char *buf, size_t n, uint32_t v)
 		snprintf(buf, n, "v%u", ver_counter(v));
 }
 
-static void mismatch(const char *what, uint32_t ns, uint32_t key, const char *fmt, ...)
+/* "N bytes HEX", the hex cut at REPORT_BYTES bytes ("..." when cut). */
+static void fmt_bytes(char *buf, size_t n, const void *p, size_t len)
 {
-	uint64_t n = atomic_fetch_add(&mismatches, 1) + 1;
-	if (n > MAX_REPORTS)
+	const uint8_t *b = p;
+	size_t shown = len < REPORT_BYTES ? len : REPORT_BYTES;
+	int off = snprintf(buf, n, "%zu bytes%s", len, len ? " " : "");
+	for (size_t i = 0; i < shown && off > 0 && (size_t)off + 3 < n; i++)
+		off += snprintf(buf + off, n - (size_t)off, "%02x", b[i]);
+	if (shown < len && off > 0 && (size_t)off + 4 < n)
+		snprintf(buf + off, n - (size_t)off, "...");
+}
+
+/* What a key holds at oracle version ver: absent, or the value bytes. */
+static void fmt_version_value(char *buf, size_t n, uint32_t ns, uint32_t key, uint32_t ver)
+{
+	uint8_t v[MAX_VAL];
+	char vb[32];
+	describe_ver(vb, sizeof(vb), ver);
+	if (ver_absent(ver)) {
+		snprintf(buf, n, "%s: absent", vb);
 		return;
-	va_list ap;
+	}
+	int off = snprintf(buf, n, "%s: ", vb);
+	if (off > 0 && (size_t)off < n)
+		fmt_bytes(buf + off, n - (size_t)off, v, make_value(v, ns, key, ver));
+}
+
+/* What a read returned: absent, or the bytes it saw (val NULL: the value
+ * of version ver, which decode_value checked byte for byte). */
+static void fmt_seen(char *buf, size_t n, uint32_t ns, uint32_t key, enum seen s, uint32_t ver,
+                     const void *val, size_t vlen)
+{
+	char d[32];
+	int off;
+	if (s == SEEN_ABSENT) {
+		snprintf(buf, n, "absent");
+		return;
+	}
+	if (!val) {
+		if (s == SEEN_VALUE)
+			fmt_version_value(buf, n, ns, key, ver);
+		else
+			snprintf(buf, n, "garbage (bytes not kept)");
+		return;
+	}
+	describe(d, sizeof(d), s, ver);
+	off = snprintf(buf, n, "%s: ", d);
+	if (off > 0 && (size_t)off < n)
+		fmt_bytes(buf + off, n - (size_t)off, val, vlen);
+}
+
+/* Counts a mismatch and prints it (with the detail lines, each already
+ * formatted) unless --max-reports of them have been printed. */
+__attribute__((format(printf, 4, 5))) static void mismatch(const char *what, uint32_t ns,
+                                                           uint32_t key, const char *fmt, ...)
+{
+	atomic_fetch_add(&mismatches, 1);
 	pthread_mutex_lock(&report_mu);
+	uint64_t n = atomic_load(&reported);
+	if (cfg.max_reports && n >= cfg.max_reports) {
+		pthread_mutex_unlock(&report_mu);
+		return;
+	}
+	va_list ap;
 	fprintf(stderr, "MISMATCH (%s) ns=%u (id %#" PRIx64 ") key=k%08u: ", what, ns, ns_id(ns),
 	        key);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	if (n == MAX_REPORTS)
-		fprintf(stderr, "(further mismatches counted, not printed)\n");
+	atomic_store(&reported, n + 1);
+	if (cfg.max_reports && n + 1 == cfg.max_reports)
+		fprintf(stderr,
+		        "(--max-reports=%u reached: further mismatches counted, not "
+		        "printed)\n",
+		        cfg.max_reports);
 	pthread_mutex_unlock(&report_mu);
 }
 
@@ -295,17 +372,26 @@ static bool read_ok(uint64_t before, uint64_t after, enum seen s, uint32_t v)
 	return ver_counter(v) > ver_counter(lo) && ver_counter(v) < ver_counter(hi);
 }
 
+/* val/vlen: the bytes the read returned (NULL when absent). */
 static void report_read(const char *what, uint32_t ns, uint32_t key, uint64_t before,
-                        uint64_t after, enum seen s, uint32_t v)
+                        uint64_t after, enum seen s, uint32_t v, const void *val, size_t vlen)
 {
-	char a[32], b[32], c[32], d[32];
+	char a[32], b[32], c[32], d[32], eb[160], ec[160], act[160];
+	uint32_t lo = slot_committed(before);
+	uint32_t hi = slot_pending(after) ? slot_pending(after) : slot_committed(after);
 	describe(a, sizeof(a), s, v);
-	describe_ver(b, sizeof(b), slot_committed(before));
-	describe_ver(c, sizeof(c),
-	             slot_pending(after) ? slot_pending(after) : slot_committed(after));
+	describe_ver(b, sizeof(b), lo);
+	describe_ver(c, sizeof(c), hi);
 	describe_ver(d, sizeof(d), slot_pending(before));
-	mismatch(what, ns, key, "expected %s..%s (pending before: %s), actual %s", b, c,
-	         slot_pending(before) ? d : "none", a);
+	fmt_version_value(eb, sizeof(eb), ns, key, lo);
+	fmt_version_value(ec, sizeof(ec), ns, key, hi);
+	fmt_seen(act, sizeof(act), ns, key, s, v, val, vlen);
+	mismatch(what, ns, key,
+	         "expected %s..%s (pending before: %s), actual %s\n"
+	         "  expected value %s%s%s\n"
+	         "  actual value   %s",
+	         b, c, slot_pending(before) ? d : "none", a, eb,
+	         lo != hi ? "\n    .. up to    " : "", lo != hi ? ec : "", act);
 }
 
 /* ---- writer side ---- */
@@ -315,6 +401,7 @@ struct worker {
 	uint64_t rng;
 	uint64_t writes;
 	uint64_t ops;
+	uint64_t nops[OP_COUNT]; /* per op kind, this run */
 	pthread_t tid;
 	cesium_batch *batch;
 };
@@ -433,10 +520,63 @@ static void do_get(struct worker *w)
 		return;
 	} else {
 		s = decode_value(a, k, val, vlen, &v);
-		cesium_free(val);
 	}
 	if (!read_ok(before, after, s, v))
-		report_read("get", a, k, before, after, s, v);
+		report_read("get", a, k, before, after, s, v, rc ? NULL : val, vlen);
+	if (!rc)
+		cesium_free(val);
+}
+
+/* 1..MAX_MGET random keys of one namespace (repeats allowed: the API must
+ * answer each position) in one cesium_multi_get, each result checked as a
+ * get would be. */
+static void do_mget(struct worker *w)
+{
+	uint32_t a = (uint32_t)(rnd(&w->rng) % hdr->nns);
+	size_t n = 1 + (size_t)(rnd(&w->rng) % MAX_MGET);
+	char kbuf[MAX_MGET][KEY_LEN];
+	const void *keys[MAX_MGET];
+	size_t klens[MAX_MGET], vlens[MAX_MGET];
+	void *vals[MAX_MGET];
+	int st[MAX_MGET];
+	uint32_t key[MAX_MGET];
+	uint64_t before[MAX_MGET];
+
+	for (size_t i = 0; i < n; i++) {
+		key[i] = (uint32_t)(rnd(&w->rng) % hdr->nkeys);
+		make_key(kbuf[i], key[i]);
+		keys[i] = kbuf[i];
+		klens[i] = KEY_LEN;
+		vals[i] = NULL;
+		vlens[i] = 0;
+		st[i] = 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		before[i] = atomic_load_explicit(slot_of(a, key[i]), memory_order_seq_cst);
+	int rc = cesium_multi_get(db, ns_id(a), n, keys, klens, vals, vlens, st);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t after = atomic_load_explicit(slot_of(a, key[i]), memory_order_seq_cst);
+		enum seen s = SEEN_ABSENT;
+		uint32_t v = 0;
+		if (st[i] == 0 && !vals[i]) {
+			mismatch("mget", a, key[i], "status 0 at position %zu of %zu but no value",
+			         i, n);
+			continue;
+		}
+		if (st[i] != 0 && st[i] != CESIUM_ENOTFOUND) {
+			if (!rc)
+				rc = st[i];
+			continue;
+		}
+		if (st[i] == 0)
+			s = decode_value(a, key[i], vals[i], vlens[i], &v);
+		if (!read_ok(before[i], after, s, v))
+			report_read("mget", a, key[i], before[i], after, s, v, vals[i], vlens[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		cesium_free(vals[i]);
+	if (rc)
+		fail_call("cesium_multi_get", rc);
 }
 
 /* Seek to a random key, iterate up to an upper bound ITER_SPAN keys later,
@@ -479,8 +619,10 @@ static void do_iter(struct worker *w)
 		const void *vp = cesium_iter_value(it, &vlen);
 		uint32_t k, v = 0;
 		if (!parse_key(kp, klen, &k) || k < next || k >= end) {
-			mismatch("iter-order", a, next, "unexpected key (len %zu) after k%08u",
-			         klen, next);
+			char kb[160];
+			fmt_bytes(kb, sizeof(kb), kp, klen);
+			mismatch("iter-order", a, next, "unexpected key %s (range k%08u..k%08u)",
+			         kb, next, end);
 			goto out;
 		}
 		for (; next < k; next++) {
@@ -488,12 +630,12 @@ static void do_iter(struct worker *w)
 			    atomic_load_explicit(slot_of(a, next), memory_order_seq_cst);
 			if (!read_ok(before[next - start], after, SEEN_ABSENT, 0))
 				report_read("iter-skip", a, next, before[next - start], after,
-				            SEEN_ABSENT, 0);
+				            SEEN_ABSENT, 0, NULL, 0);
 		}
 		enum seen s = decode_value(a, k, vp, vlen, &v);
 		uint64_t after = atomic_load_explicit(slot_of(a, k), memory_order_seq_cst);
 		if (!read_ok(before[k - start], after, s, v))
-			report_read("iter", a, k, before[k - start], after, s, v);
+			report_read("iter", a, k, before[k - start], after, s, v, vp, vlen);
 		next = k + 1;
 	}
 	rc = cesium_iter_status(it);
@@ -505,7 +647,7 @@ static void do_iter(struct worker *w)
 		uint64_t after = atomic_load_explicit(slot_of(a, next), memory_order_seq_cst);
 		if (!read_ok(before[next - start], after, SEEN_ABSENT, 0))
 			report_read("iter-skip", a, next, before[next - start], after, SEEN_ABSENT,
-			            0);
+			            0, NULL, 0);
 	}
 out:
 	cesium_iter_free(it);
@@ -515,9 +657,11 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct rec *r = &hdr->recs[w->id];
-	unsigned wsum = cfg.w_put + cfg.w_del + cfg.w_batch + cfg.w_get + cfg.w_iter + cfg.w_flush +
-	                cfg.w_compact;
+	unsigned wsum = 0;
 	int rc;
+
+	for (unsigned i = 0; i < OP_COUNT; i++)
+		wsum += cfg.w[i];
 
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		if (cfg.ops) {
@@ -528,28 +672,45 @@ static void *worker_main(void *arg)
 			atomic_fetch_add_explicit(&total_ops, 1, memory_order_relaxed);
 		}
 		unsigned x = (unsigned)(rnd(&w->rng) % wsum);
-		if (x < cfg.w_put) {
+		enum op op = OP_PUT;
+		while (x >= cfg.w[op])
+			x -= cfg.w[op++];
+		switch (op) {
+		case OP_PUT:
 			do_write(w, 1, false, false);
-		} else if ((x -= cfg.w_put) < cfg.w_del) {
+			break;
+		case OP_DEL:
 			do_write(w, 1, false, true);
-		} else if ((x -= cfg.w_del) < cfg.w_batch) {
+			break;
+		case OP_BATCH: {
 			unsigned n = 2 + (unsigned)(rnd(&w->rng) % (MAX_BATCH - 1));
 			uint32_t per =
 			    (hdr->nkeys - w->id + cfg.threads - 1) / cfg.threads * hdr->nns;
 			if (n > per)
 				n = per;
 			do_write(w, n, true, false);
-		} else if ((x -= cfg.w_batch) < cfg.w_get) {
+			break;
+		}
+		case OP_GET:
 			do_get(w);
-		} else if ((x -= cfg.w_get) < cfg.w_iter) {
+			break;
+		case OP_MGET:
+			do_mget(w);
+			break;
+		case OP_ITER:
 			do_iter(w);
-		} else if ((x -= cfg.w_iter) < cfg.w_flush) {
+			break;
+		case OP_FLUSH:
 			if ((rc = cesium_flush(db)) != 0)
 				fail_call("cesium_flush", rc);
-		} else {
+			break;
+		case OP_COMPACT:
+		case OP_COUNT:
 			if ((rc = cesium_compact(db)) != 0)
 				fail_call("cesium_compact", rc);
+			break;
 		}
+		w->nops[op]++;
 		w->ops++;
 		atomic_store_explicit(&r->ops,
 		                      atomic_load_explicit(&r->ops, memory_order_relaxed) + 1,
@@ -560,30 +721,81 @@ static void *worker_main(void *arg)
 
 /* ---- oracle file ---- */
 
-static int oracle_open(void)
+/*
+ * A file whose set-up a kill interrupted: oracle_open stores the magic last,
+ * after the shape fields, and nothing else before it, so such a file has no
+ * magic and is zero everywhere but the shape fields (ftruncate zero-fills).
+ * Returns 1 when it is one, 0 when not, -1 on a read error (errno set).
+ */
+static int oracle_never_set_up(int fd, off_t size)
+{
+	uint8_t buf[65536];
+	size_t lo = offsetof(struct oracle_hdr, format), hi = offsetof(struct oracle_hdr, pad);
+	off_t off = 0;
+
+	while (off < size) {
+		ssize_t n = pread(fd, buf, sizeof(buf), off);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			size_t at = (size_t)off + (size_t)i;
+			if (buf[i] && (at < lo || at >= hi))
+				return 0;
+		}
+		off += n;
+	}
+	return 1;
+}
+
+/*
+ * Opens PATH.oracle: a valid one is continued; a missing, empty or
+ * never-set-up one (see oracle_never_set_up) starts fresh with the shape of
+ * --ns and --keys. With --verify-only the file must exist and is not
+ * modified when fresh: it is then verified from an anonymous all-absent
+ * mapping. Sets *fresh.
+ */
+static int oracle_open(bool *fresh)
 {
 	char path[PATH_MAX];
+	struct oracle_hdr h;
 	struct stat st;
-	int fd, rc = -1;
-	bool fresh;
 	size_t size;
+	void *m;
+	int fd, rc = -1;
 
+	*fresh = false;
 	snprintf(path, sizeof(path), "%s.oracle", cfg.db);
-	fd = open(path, O_RDWR | O_CREAT, 0644);
+	fd = open(path, cfg.verify_only ? O_RDWR : O_RDWR | O_CREAT, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "cesium-stress: %s: %s\n", path, strerror(errno));
+		if (cfg.verify_only && errno == ENOENT)
+			fprintf(stderr,
+			        "cesium-stress: --verify-only: no oracle at %s: nothing to verify "
+			        "against (a run without --verify-only creates it)\n",
+			        path);
+		else
+			fprintf(stderr, "cesium-stress: open %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, &st) != 0) {
+		fprintf(stderr, "cesium-stress: fstat %s: %s\n", path, strerror(errno));
 		goto out;
-	fresh = st.st_size == 0;
-	if (!fresh) {
-		struct oracle_hdr h;
-		if ((size_t)st.st_size < sizeof(h) || pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
-		    h.magic != ORACLE_MAGIC || h.format != ORACLE_FORMAT || h.nns == 0 ||
-		    h.nns > MAX_NS || h.nkeys == 0 || h.nkeys > MAX_KEYS ||
+	}
+	memset(&h, 0, sizeof(h));
+	if ((size_t)st.st_size >= sizeof(h) && pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		fprintf(stderr, "cesium-stress: read %s: %s\n", path,
+		        errno ? strerror(errno) : "short read");
+		goto out;
+	}
+	if (h.magic == ORACLE_MAGIC) {
+		if (h.format != ORACLE_FORMAT || h.nns == 0 || h.nns > MAX_NS || h.nkeys == 0 ||
+		    h.nkeys > MAX_KEYS ||
 		    (size_t)st.st_size != sizeof(h) + (size_t)h.nns * h.nkeys * 8) {
-			fprintf(stderr, "cesium-stress: %s is not a valid oracle file\n", path);
+			fprintf(stderr,
+			        "cesium-stress: %s is not a valid oracle file (format %u, ns %u, "
+			        "keys %u, %lld bytes)\n",
+			        path, h.format, h.nns, h.nkeys, (long long)st.st_size);
 			goto out;
 		}
 		if (cfg.shape_given && (h.nns != cfg.nns || h.nkeys != cfg.keys))
@@ -591,30 +803,69 @@ static int oracle_open(void)
 			        h.nns, h.nkeys);
 		cfg.nns = h.nns;
 		cfg.keys = h.nkeys;
+	} else {
+		int z = oracle_never_set_up(fd, st.st_size);
+		if (z < 0) {
+			fprintf(stderr, "cesium-stress: read %s: %s\n", path, strerror(errno));
+			goto out;
+		}
+		if (z == 0) {
+			fprintf(stderr,
+			        "cesium-stress: %s is not a valid oracle file (no magic, and not "
+			        "an interrupted set-up: it holds data)\n",
+			        path);
+			goto out;
+		}
+		*fresh = true;
+		if (st.st_size)
+			fprintf(stderr,
+			        "cesium-stress: %s: set-up was interrupted before it finished; "
+			        "treating it as a fresh oracle\n",
+			        path);
 	}
 	size = sizeof(struct oracle_hdr) + (size_t)cfg.nns * cfg.keys * 8;
-	if (fresh && ftruncate(fd, (off_t)size) != 0)
+	if (*fresh && cfg.verify_only) {
+		m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	} else {
+		/* A fresh file is all zero (or shape fields only): truncating to 0
+		 * first clears those too. */
+		if (*fresh && (ftruncate(fd, 0) != 0 || ftruncate(fd, (off_t)size) != 0)) {
+			fprintf(stderr, "cesium-stress: ftruncate %s: %s\n", path, strerror(errno));
+			goto out;
+		}
+		m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	}
+	if (m == MAP_FAILED) {
+		fprintf(stderr, "cesium-stress: mmap %s: %s\n", path, strerror(errno));
 		goto out;
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		goto out;
+	}
 	hdr = m;
 	slots = (_Atomic uint64_t *)(void *)((char *)m + sizeof(struct oracle_hdr));
-	if (fresh) {
+	if (*fresh) {
 		hdr->nns = cfg.nns;
 		hdr->nkeys = cfg.keys;
 		hdr->format = ORACLE_FORMAT;
-		/* The magic last: a kill before it leaves a file that is refused,
-		 * not one that is half set up. */
+		/* The magic last: a kill before it leaves a file that
+		 * oracle_never_set_up recognises. */
 		atomic_thread_fence(memory_order_seq_cst);
 		hdr->magic = ORACLE_MAGIC;
 	}
 	rc = 0;
 out:
-	if (rc)
-		fprintf(stderr, "cesium-stress: %s: %s\n", path, strerror(errno));
 	close(fd);
 	return rc;
+}
+
+/* True when the oracle records no write at all (nothing issued, ever). */
+static bool oracle_empty(void)
+{
+	for (unsigned i = 0; i < MAX_THREADS; i++)
+		if (atomic_load(&hdr->recs[i].state) != REC_IDLE)
+			return false;
+	for (size_t i = 0; i < (size_t)hdr->nns * hdr->nkeys; i++)
+		if (atomic_load_explicit(&slots[i], memory_order_relaxed))
+			return false;
+	return true;
 }
 
 static uint64_t oracle_total_ops(void)
@@ -658,7 +909,7 @@ static uint64_t verify_all(void)
 	size_t total = (size_t)hdr->nns * hdr->nkeys;
 	struct seen_state *obs = calloc(total, sizeof(*obs));
 	uint64_t before = atomic_load(&mismatches);
-	char kbuf[KEY_LEN], b1[32], b2[32], b3[32];
+	char kbuf[KEY_LEN], b1[32], b2[32], b3[32], e1[160], e2[160], act[160];
 	int rc;
 
 	if (!obs) {
@@ -681,17 +932,25 @@ static uint64_t verify_all(void)
 				goto out;
 			} else {
 				o->s = (uint8_t)decode_value(a, k, val, vlen, &o->ver);
-				cesium_free(val);
 			}
 			if (!seen_is(o, slot_committed(s)) &&
 			    !(slot_pending(s) && seen_is(o, slot_pending(s)))) {
 				describe(b1, sizeof(b1), o->s, o->ver);
 				describe_ver(b2, sizeof(b2), slot_committed(s));
 				describe_ver(b3, sizeof(b3), slot_pending(s));
-				mismatch("verify-get", a, k, "expected %s%s%s, actual %s", b2,
-				         slot_pending(s) ? " or pending " : "",
-				         slot_pending(s) ? b3 : "", b1);
+				fmt_version_value(e1, sizeof(e1), a, k, slot_committed(s));
+				fmt_version_value(e2, sizeof(e2), a, k, slot_pending(s));
+				fmt_seen(act, sizeof(act), a, k, o->s, o->ver, val, vlen);
+				mismatch("verify-get", a, k,
+				         "expected %s%s%s, actual %s\n"
+				         "  expected value %s%s%s\n"
+				         "  actual value   %s",
+				         b2, slot_pending(s) ? " or pending " : "",
+				         slot_pending(s) ? b3 : "", b1, e1,
+				         slot_pending(s) ? "\n    or pending   " : "",
+				         slot_pending(s) ? e2 : "", act);
 			}
+			cesium_free(val);
 		}
 		/* A full scan must agree with the gets key by key. */
 		cesium_iter *it = NULL;
@@ -706,8 +965,9 @@ static uint64_t verify_all(void)
 			const void *vp = cesium_iter_value(it, &vlen);
 			uint32_t k, v = 0;
 			if (!parse_key(kp, klen, &k) || k < next || k >= hdr->nkeys) {
+				fmt_bytes(act, sizeof(act), kp, klen);
 				mismatch("verify-scan-order", a, next,
-				         "unexpected key (len %zu) after k%08u", klen, next);
+				         "unexpected key %s after k%08u", act, next);
 				break;
 			}
 			for (; next < k; next++)
@@ -719,7 +979,13 @@ static uint64_t verify_all(void)
 			if (s != o->s || (s == SEEN_VALUE && v != o->ver)) {
 				describe(b1, sizeof(b1), s, v);
 				describe(b2, sizeof(b2), (enum seen)o->s, o->ver);
-				mismatch("verify-scan", a, k, "get saw %s, scan saw %s", b2, b1);
+				fmt_seen(e1, sizeof(e1), a, k, (enum seen)o->s, o->ver, NULL, 0);
+				fmt_seen(act, sizeof(act), a, k, s, v, vp, vlen);
+				mismatch("verify-scan", a, k,
+				         "get saw %s, scan saw %s\n"
+				         "  get value  %s\n"
+				         "  scan value %s",
+				         b2, b1, e1, act);
 			}
 			next = k + 1;
 		}
@@ -769,12 +1035,17 @@ static uint64_t verify_all(void)
 				    &obs[(size_t)r->ns[i] * hdr->nkeys + r->key[i]];
 				describe(b1, sizeof(b1), (enum seen)o->s, o->ver);
 				describe_ver(b2, sizeof(b2), r->ver[i]);
+				fmt_version_value(e1, sizeof(e1), r->ns[i], r->key[i], r->ver[i]);
+				fmt_seen(act, sizeof(act), r->ns[i], r->key[i], (enum seen)o->s,
+				         o->ver, NULL, 0);
 				mismatch(st == REC_ACKED ? "verify-acked-batch"
 				                         : "verify-batch-atomicity",
 				         r->ns[i], r->key[i],
-				         "thread %u write of %u keys (%s): expected %s, actual %s",
+				         "thread %u write of %u keys (%s): expected %s, actual %s\n"
+				         "  expected value %s\n"
+				         "  actual value   %s",
 				         t, n, st == REC_ACKED ? "acknowledged" : "in flight", b2,
-				         b1);
+				         b1, e1, act);
 			}
 		}
 	}
@@ -810,17 +1081,21 @@ static void usage(FILE *f)
 	    "  --seed=N             random seed (default: from the clock; printed)\n"
 	    "  --keys=N             keys per namespace (default 10000; fixed by the oracle)\n"
 	    "  --ns=N               namespaces (default 4; fixed by the oracle)\n"
-	    "  --put= --delete= --batch= --get= --iter= --flush= --compact=\n"
-	    "                       op-mix weights (default 4000 800 1000 3000 1000 3 1)\n"
+	    "  --put= --delete= --batch= --get= --mget= --iter= --flush= --compact=\n"
+	    "                       op-mix weights (default 4000 800 1000 3000 750 1000 3 1);\n"
+	    "                       mget: cesium_multi_get of 1..%u keys of one namespace\n"
 	    "  --sync-every=N       every Nth write of a thread is CESIUM_WRITE_SYNC (default\n"
 	    "                       100; 0: never)\n"
 	    "  --opt name=value     engine option (repeatable); defaults: memtable_size=256KiB\n"
 	    "                       target_file_size=128KiB max_bytes_for_level_base=1MiB\n"
 	    "                       level_size_multiplier=4\n"
-	    "  --verify-only        check the whole database against the oracle and exit\n"
+	    "  --verify-only        check the whole database against the oracle and exit;\n"
+	    "                       PATH.oracle must exist, the database is never created\n"
+	    "  --max-reports=N      mismatches printed with key, expected and actual value\n"
+	    "                       (default 50; 0: all); the total is always printed\n"
 	    "  --quiet              no progress line\n"
 	    "The oracle is kept in PATH.oracle. Exit: 0 ok, 1 mismatch or error, 2 usage.\n",
-	    MAX_THREADS);
+	    MAX_THREADS, MAX_MGET);
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -864,24 +1139,25 @@ static int parse_args(int argc, char **argv)
 		unsigned *dst;
 		unsigned max;
 	} weights[] = {
-	    {"--put=", &cfg.w_put, 1000000},         {"--delete=", &cfg.w_del, 1000000},
-	    {"--batch=", &cfg.w_batch, 1000000},     {"--get=", &cfg.w_get, 1000000},
-	    {"--iter=", &cfg.w_iter, 1000000},       {"--flush=", &cfg.w_flush, 1000000},
-	    {"--compact=", &cfg.w_compact, 1000000},
+	    {"--put=", &cfg.w[OP_PUT], 1000000},     {"--delete=", &cfg.w[OP_DEL], 1000000},
+	    {"--batch=", &cfg.w[OP_BATCH], 1000000}, {"--get=", &cfg.w[OP_GET], 1000000},
+	    {"--mget=", &cfg.w[OP_MGET], 1000000},   {"--iter=", &cfg.w[OP_ITER], 1000000},
+	    {"--flush=", &cfg.w[OP_FLUSH], 1000000}, {"--compact=", &cfg.w[OP_COMPACT], 1000000},
+	};
+	/* mget at a quarter of get: each one reads up to MAX_MGET keys. */
+	static const unsigned default_w[OP_COUNT] = {
+	    [OP_PUT] = 4000, [OP_DEL] = 800,   [OP_BATCH] = 1000, [OP_GET] = 3000,
+	    [OP_MGET] = 750, [OP_ITER] = 1000, [OP_FLUSH] = 3,    [OP_COMPACT] = 1,
 	};
 	bool have_seed = false;
+	unsigned wsum = 0;
 
 	cfg.threads = 4;
 	cfg.keys = 10000;
 	cfg.nns = 4;
-	cfg.w_put = 4000;
-	cfg.w_del = 800;
-	cfg.w_batch = 1000;
-	cfg.w_get = 3000;
-	cfg.w_iter = 1000;
-	cfg.w_flush = 3;
-	cfg.w_compact = 1;
+	memcpy(cfg.w, default_w, sizeof(cfg.w));
 	cfg.sync_every = 100;
+	cfg.max_reports = 50;
 
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
@@ -918,6 +1194,8 @@ static int parse_args(int argc, char **argv)
 		} else if (OPT("--ns=")) {
 			ok = parse_uint(v, &cfg.nns, MAX_NS) && cfg.nns > 0;
 			cfg.shape_given = true;
+		} else if (OPT("--max-reports=")) {
+			ok = parse_uint(v, &cfg.max_reports, UINT_MAX);
 		} else if (OPT("--sync-every=")) {
 			ok = parse_uint(v, &cfg.sync_every, UINT_MAX);
 		} else if (OPT("--opt=")) {
@@ -941,9 +1219,9 @@ static int parse_args(int argc, char **argv)
 		fprintf(stderr, "cesium-stress: --db=PATH is required\n");
 		return -1;
 	}
-	if (cfg.w_put + cfg.w_del + cfg.w_batch + cfg.w_get + cfg.w_iter + cfg.w_flush +
-	        cfg.w_compact ==
-	    0) {
+	for (unsigned i = 0; i < OP_COUNT; i++)
+		wsum += cfg.w[i];
+	if (wsum == 0) {
 		fprintf(stderr, "cesium-stress: every op weight is 0\n");
 		return -1;
 	}
@@ -978,6 +1256,9 @@ static int open_db(void)
 		if ((rc = cesium_options_set(o, cfg.opt_name[i], cfg.opt_val[i])) != 0)
 			fprintf(stderr, "cesium-stress: option %s=%s: %s\n", cfg.opt_name[i],
 			        cfg.opt_val[i], cesium_errmsg());
+	/* Verifying must not conjure up an empty database where one was lost. */
+	if (!rc && cfg.verify_only && (rc = cesium_options_set(o, "create_if_missing", "false")))
+		fprintf(stderr, "cesium-stress: option create_if_missing: %s\n", cesium_errmsg());
 	if (rc)
 		goto out;
 	rc = cesium_open(cfg.db, o, &db);
@@ -992,6 +1273,8 @@ out:
 int main(int argc, char **argv)
 {
 	struct worker *ws = NULL;
+	struct stat st;
+	bool fresh;
 	int ret = 1, rc;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -999,8 +1282,23 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (oracle_open())
+	if (oracle_open(&fresh))
 		return 1;
+	/* A kill before the first run opened the database leaves an oracle
+	 * and no database: nothing was written, so nothing can be lost. */
+	if (cfg.verify_only && stat(cfg.db, &st) != 0 && errno == ENOENT) {
+		if (!oracle_empty()) {
+			fprintf(stderr,
+			        "cesium-stress: --verify-only: no database at %s, but its oracle "
+			        "records writes (%" PRIu64 " operations)\n",
+			        cfg.db, oracle_total_ops());
+			return 1;
+		}
+		printf("verify: db=%s ns=%u keys=%u checked=0 mismatches=0 errors=0 "
+		       "total_ops=%" PRIu64 " (no database yet; the oracle records no write)\n",
+		       cfg.db, hdr->nns, hdr->nkeys, oracle_total_ops());
+		return 0;
+	}
 	if (open_db())
 		return 1;
 
@@ -1071,13 +1369,19 @@ int main(int argc, char **argv)
 		}
 	}
 	atomic_store(&stop, true);
-	uint64_t done = 0;
+	uint64_t done = 0, nops[OP_COUNT] = {0};
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(ws[i].tid, NULL);
 		cesium_batch_free(ws[i].batch);
 		done += ws[i].ops;
+		for (unsigned j = 0; j < OP_COUNT; j++)
+			nops[j] += ws[i].nops[j];
 	}
 	double el = now_sec() - t0;
+	printf("stress: ops by kind:");
+	for (unsigned j = 0; j < OP_COUNT; j++)
+		printf(" %s=%" PRIu64, op_names[j], nops[j]);
+	printf("\n");
 	printf("stress: seed=%" PRIu64 " ops=%" PRIu64 " in %.2fs = %.0f ops/s, mismatches=%" PRIu64
 	       " errors=%" PRIu64 "\n",
 	       cfg.seed, done, el, el > 0 ? (double)done / el : 0.0, atomic_load(&mismatches),
@@ -1085,6 +1389,12 @@ int main(int argc, char **argv)
 	if (!atomic_load(&mismatches) && !atomic_load(&errors))
 		ret = 0;
 close:
+	if (atomic_load(&mismatches))
+		fprintf(stderr,
+		        "cesium-stress: %" PRIu64 " mismatch%s in total, %" PRIu64
+		        " printed (--max-reports=%u)\n",
+		        atomic_load(&mismatches), atomic_load(&mismatches) == 1 ? "" : "es",
+		        atomic_load(&reported), cfg.max_reports);
 	rc = cesium_close(db);
 	if (rc) {
 		fprintf(stderr, "cesium-stress: close: %s: %s\n", cesium_strerror(rc),

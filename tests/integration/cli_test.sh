@@ -1,7 +1,8 @@
 #!/bin/bash
 # cli_test — the `cesium` command-line tool end to end: data commands in
 # text and hex and across namespaces, dump of each file kind, check on a
-# healthy and on a corrupted database, and usage errors.
+# healthy and on corrupted databases (one report per injected problem), and
+# usage errors.
 # Usage: cli_test.sh <build root> [source root]
 set -u
 build="${1:?usage: cli_test.sh <build root> [source root]}"
@@ -99,11 +100,42 @@ printf "$(printf '\\%03o' $(( (byte ^ 0x55) & 255 )))" |
 expect_rc 1 "$cesium" check "$tmp/bad"
 echo "$out" | grep -q "PROBLEM $bseg: .*offset [0-9]" && ok ||
 	bad "check did not name the file and an offset: $out"
+# One injected problem, one report (the engine's reader and check's own
+# parse must not both report it).
+[ "$(grep -c '^PROBLEM' <<<"$out")" -eq 1 ] && grep -q '^1 problem found' <<<"$out" && ok ||
+	bad "one flipped segment byte, not exactly one problem: $out"
+# A MANIFEST record corrupted in the middle of the log (a valid record
+# follows it, so it is no torn tail): one problem, with file and offset.
+# The second open flushes the first one's log, so its MANIFEST holds the
+# snapshot and a flush edit.
+cp -r "$db" "$tmp/badman"
+"$cesium" put "$tmp/badman" m1 v1 >/dev/null 2>&1
+"$cesium" put "$tmp/badman" m2 v2 >/dev/null 2>&1
+bman=$(ls "$tmp"/badman/MANIFEST-* | head -1)
+mrecs=$("$cesium" dump "$bman" 2>/dev/null | grep -c '^record ')
+if [ "$mrecs" -ge 2 ]; then
+	byte=$(od -An -tu1 -j20 -N1 "$bman" | tr -d ' ')
+	printf "$(printf '\\%03o' $(( (byte ^ 0x55) & 255 )))" |
+		dd of="$bman" bs=1 seek=20 count=1 conv=notrunc 2>/dev/null
+	expect_rc 1 "$cesium" check "$tmp/badman"
+	[ "$(grep -c '^PROBLEM' <<<"$out")" -eq 1 ] &&
+		grep -q "^PROBLEM $bman: .*offset [0-9]" <<<"$out" && ok ||
+		bad "one corrupt MANIFEST record, not exactly one problem naming file and offset: $out"
+else
+	bad "MANIFEST has $mrecs records, the corruption test needs 2"
+fi
 # An orphan segment is a problem too.
 cp -r "$db" "$tmp/orphan"
 cp "$seg" "$tmp/orphan/999999.seg"
 expect_rc 1 "$cesium" check "$tmp/orphan"
 echo "$out" | grep -q "999999.seg.*orphan" && ok || bad "orphan not reported: $out"
+[ "$(grep -c '^PROBLEM' <<<"$out")" -eq 1 ] && ok || bad "orphan reported more than once: $out"
+# A segment the MANIFEST lists but the directory lacks: one problem.
+cp -r "$db" "$tmp/noseg"
+rm "$tmp/noseg/$(basename "$seg")"
+expect_rc 1 "$cesium" check "$tmp/noseg"
+[ "$(grep -c '^PROBLEM' <<<"$out")" -eq 1 ] && grep -q "PROBLEM $tmp/noseg/$(basename "$seg")" <<<"$out" &&
+	ok || bad "missing segment, not exactly one problem naming it: $out"
 
 # Usage errors exit 2; help exits 0.
 expect_rc 2 "$cesium"
