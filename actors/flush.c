@@ -1,5 +1,6 @@
 #include "flush.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,80 +8,208 @@
 #include "error.h"
 #include "mem.h"
 #include "options.h"
-#include "output.h"
 #include "scheduler.h"
 
-/* Writes mem into segment `number`; fills the file description. */
-static int flush_write(struct flush_actor *f, struct flush_request *req, struct sched_flushed *out)
+/* Wait before resending a result the scheduler's mailbox refused. */
+#define FLUSH_RETRY_NS (1000u * 1000u)
+
+static void flush_next(struct flush_actor *f);
+
+/* Records the job's first failure, with this thread's message for it. */
+static void flush_fail(struct flush_actor *f, int rc)
 {
-	cesium_db *db = f->db;
-	char *path = NULL;
-	iter *it = NULL;
-	struct output o;
-	bool opened = false;
-	int rc = db_file_path(db, req->file_number, "seg", &path);
-	if (rc)
-		goto out;
-	rc = memtable_iter_new(req->mem, &it);
-	if (rc)
-		goto out;
-	iter_seek_first(it);
-	if (!iter_valid(it)) {
-		rc = iter_status(it);
-		goto out; /* an empty memtable retires its WAL without a file */
-	}
-	struct seg_writer_opts wo = db_writer_opts(db, 0);
-	rc = output_open(&o, reactor_ring(f->actor.home), path, req->file_number, &wo);
-	if (rc)
-		goto out;
-	opened = true;
-	for (; iter_valid(it) && rc == 0; iter_next(it))
-		rc = output_add(&o, iter_key(it), iter_value(it));
-	if (!rc)
-		rc = iter_status(it);
-	if (!rc)
-		rc = output_finish(&o);
-	if (!rc)
-		rc = db_desc_from_props(seg_writer_props(o.writer), 0, req->file_number,
-		                        seg_writer_file_size(o.writer), &out->file);
-	if (!rc) {
-		out->has_file = true;
-		atomic_fetch_add_explicit(&db->stats.flushes, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&db->stats.flush_bytes, out->file.file_size,
-		                          memory_order_relaxed);
-	}
-out:
-	if (opened)
-		output_close(&o, rc == 0);
-	iter_destroy(it);
-	mem_free(path);
-	return rc;
+	struct flush_job *j = &f->job;
+	if (!rc || j->rc)
+		return;
+	j->rc = rc;
+	snprintf(j->res->errmsg, sizeof(j->res->errmsg), "%s", cesium_errmsg());
 }
 
-static void flush_handle(struct actor *self, struct actor_msg *msg)
+static void flush_send(struct flush_actor *f, struct sched_flushed *res)
 {
-	struct flush_actor *f = (struct flush_actor *)self;
-	struct flush_request *req = (struct flush_request *)msg;
+	int rc = actor_send(&f->sched->actor, &res->msg);
+	if (rc == CESIUM_EBUSY) {
+		/* Backpressure: try again later, never by spinning. */
+		f->unsent = res;
+		reactor_timer(f->actor.home, &f->retry, FLUSH_RETRY_NS);
+	} else if (rc) {
+		db_set_bg_error(f->db, rc);
+		mem_free(res);
+	}
+}
+
+static void flush_retry_done(struct io_req *req, int res)
+{
+	(void)res;
+	struct flush_actor *f = req->ctx;
+	struct sched_flushed *out = f->unsent;
+	f->unsent = NULL;
+	flush_send(f, out);
+	flush_next(f);
+}
+
+/* Ends the job (nothing of it is in flight): describes the segment, keeps
+ * or removes it, and sends the result. */
+static void flush_complete(struct flush_actor *f)
+{
+	cesium_db *db = f->db;
+	struct flush_job *j = &f->job;
+	struct sched_flushed *out = j->res;
+	if (!j->rc && j->opened) {
+		flush_fail(f,
+		           db_desc_from_props(seg_writer_props(j->o.writer), 0, j->req->file_number,
+		                              seg_writer_file_size(j->o.writer), &out->file));
+		if (!j->rc) {
+			out->has_file = true;
+			atomic_fetch_add_explicit(&db->stats.flushes, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&db->stats.flush_bytes, out->file.file_size,
+			                          memory_order_relaxed);
+		}
+	}
+	if (j->opened)
+		output_close(&j->o, j->rc == 0);
+	iter_destroy(j->it);
+	mem_free(j->path);
+	out->result = j->rc;
+	memtable_unref(j->req->mem);
+	mem_free(j->req);
+	memset(j, 0, sizeof(*j));
+	f->busy = false;
+	flush_send(f, out);
+}
+
+/* Ends the job if it can end now: failed with nothing in flight, or synced. */
+static void flush_check(struct flush_actor *f)
+{
+	struct flush_job *j = &f->job;
+	if (j->opened && !j->rc && j->o.error)
+		flush_fail(f, j->o.error);
+	if (j->opened && output_inflight(&j->o) > 0)
+		return;
+	if (j->rc || !j->opened || output_done(&j->o))
+		flush_complete(f);
+}
+
+/* One step: adds entries until the write window is full or the memtable
+ * is exhausted (then seals the segment). Bounded by OUTPUT_WINDOW chunks of
+ * encoding; never waits. */
+static void flush_pump(struct flush_actor *f)
+{
+	struct flush_job *j = &f->job;
+	int rc = 0;
+	while (!output_busy(&j->o) && iter_valid(j->it)) {
+		rc = output_add(&j->o, iter_key(j->it), iter_value(j->it));
+		if (rc)
+			break;
+		iter_next(j->it);
+	}
+	if (!rc && !iter_valid(j->it)) {
+		rc = iter_status(j->it);
+		if (!rc)
+			rc = output_finish_start(&j->o);
+	}
+	flush_fail(f, rc);
+	flush_check(f);
+}
+
+/* notify of the job's output: a write or the sync completed. */
+static void flush_on_io(struct output *o, void *arg)
+{
+	struct flush_actor *f = arg;
+	struct flush_job *j = &f->job;
+	(void)o;
+	if (!j->rc && !j->o.error && !j->o.sealed) {
+		if (output_busy(&j->o))
+			return;
+		f->resumed++;
+		flush_pump(f);
+	} else {
+		flush_check(f);
+	}
+	if (!f->busy)
+		flush_next(f);
+}
+
+/* Starts a flush of req; it may also end here (an empty memtable, a
+ * failure before any write). */
+static void flush_start(struct flush_actor *f, struct flush_request *req)
+{
+	cesium_db *db = f->db;
+	struct flush_job *j = &f->job;
 	struct sched_flushed *out = mem_zalloc(sizeof(*out));
 	if (!out) {
 		/* Nothing can carry the result: the db learns of it as a
 		 * background error and the memtable stays sealed (its WAL
 		 * keeps the data). */
-		db_set_bg_error(f->db, CESIUM_ENOMEM);
-		goto done;
+		db_set_bg_error(db, CESIUM_ENOMEM);
+		memtable_unref(req->mem);
+		mem_free(req);
+		return;
 	}
+	memset(j, 0, sizeof(*j));
 	out->msg.type = SCHED_MSG_FLUSHED;
-	out->msg.from = self;
+	out->msg.from = &f->actor;
 	out->next_log_number = req->next_log_number;
 	out->last_seq = req->last_seq;
-	out->result = flush_write(f, req, out);
-	if (out->result)
-		snprintf(out->errmsg, sizeof(out->errmsg), "%s", cesium_errmsg());
-	while (actor_send(&f->sched->actor, &out->msg) == CESIUM_EBUSY)
-		io_ring_poll(reactor_ring(self->home), false);
-done:
-	memtable_unref(req->mem);
-	mem_free(req);
+	j->req = req;
+	j->res = out;
+	f->busy = true;
+	int rc = db_file_path(db, req->file_number, "seg", &j->path);
+	if (!rc)
+		rc = memtable_iter_new(req->mem, &j->it);
+	if (!rc) {
+		iter_seek_first(j->it);
+		/* An empty memtable retires its WAL without a file. */
+		if (!iter_valid(j->it)) {
+			flush_fail(f, iter_status(j->it));
+			flush_complete(f);
+			return;
+		}
+	}
+	if (!rc) {
+		struct seg_writer_opts wo = db_writer_opts(db, 0);
+		rc =
+		    output_open(&j->o, reactor_ring(f->actor.home), j->path, req->file_number, &wo);
+	}
+	if (rc) {
+		flush_fail(f, rc);
+		flush_complete(f);
+		return;
+	}
+	j->opened = true;
+	output_set_notify(&j->o, flush_on_io, f);
+	flush_pump(f);
+}
+
+/* Starts queued requests, one at a time, in order. */
+static void flush_next(struct flush_actor *f)
+{
+	while (!f->busy && !f->unsent && f->queue_head) {
+		struct actor_msg *m = f->queue_head;
+		f->queue_head = m->next;
+		if (!f->queue_head)
+			f->queue_tail = NULL;
+		m->next = NULL;
+		flush_start(f, (struct flush_request *)m);
+	}
+}
+
+static void flush_handle(struct actor *self, struct actor_msg *msg)
+{
+	struct flush_actor *f = (struct flush_actor *)self;
+	msg->next = NULL;
+	if (f->queue_tail)
+		f->queue_tail->next = msg;
+	else
+		f->queue_head = msg;
+	f->queue_tail = msg;
+	flush_next(f);
+}
+
+static bool flush_idle(struct actor *self)
+{
+	struct flush_actor *f = (struct flush_actor *)self;
+	return !f->busy && !f->unsent && !f->queue_head;
 }
 
 void flush_init(struct flush_actor *f, cesium_db *db, struct scheduler *sched)
@@ -88,6 +217,9 @@ void flush_init(struct flush_actor *f, cesium_db *db, struct scheduler *sched)
 	memset(f, 0, sizeof(*f));
 	f->actor.name = "flush";
 	f->actor.handle = flush_handle;
+	f->actor.idle = flush_idle;
+	f->retry.done = flush_retry_done;
+	f->retry.ctx = f;
 	f->db = db;
 	f->sched = sched;
 }

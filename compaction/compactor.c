@@ -13,18 +13,27 @@
 #include "output.h"
 
 #define COMPACTOR_READAHEAD (2u << 20)
+/* Wait before resending a result the scheduler's mailbox refused. */
+#define COMPACTOR_RETRY_NS (1000u * 1000u)
 
 /* Opens a merged, filtered view of the job's inputs. */
-static int compactor_open_input(cesium_db *db, const struct compaction_job *job,
+static int compactor_open_input(struct compactor *c, const struct compaction_job *job,
                                 struct compaction_part *part, compact_iter **out)
 {
+	cesium_db *db = c->db;
 	(void)part; /* every input, seeked to the part's start by the caller */
 	iter **children = mem_calloc(job->ninputs ? job->ninputs : 1, sizeof(*children));
 	uint64_t *snaps = NULL;
 	size_t nsnaps = 0, n = 0;
 	iter *merged = NULL;
 	int rc = children ? 0 : error_set(CESIUM_ENOMEM, "out of memory");
-	struct seg_iter_opts so = { .fill_cache = false, .readahead = COMPACTOR_READAHEAD };
+	/* Inputs are read in large windows on this compactor's ring, the next
+	 * window of every input in flight while the merge consumes the
+	 * current ones. */
+	struct seg_iter_opts so = {.fill_cache = false,
+	                           .readahead = COMPACTOR_READAHEAD,
+	                           .ring = reactor_ring(c->actor.home),
+	                           .ring_reads = &c->ring_reads};
 	for (size_t i = 0; i < job->ninputs && !rc; i++) {
 		seg_reader *r;
 		rc = db_file_reader(db, job->inputs[i], &r);
@@ -71,7 +80,8 @@ static int compactor_finish_output(const struct compaction_job *job, struct comp
 /* Whether the iterator has passed the part's end. */
 static bool compactor_past_end(const struct compaction_part *p, keys_slice ikey)
 {
-	return p->hi && keys_compare_bytes(keys_ikey_nskey(ikey), keys_slice_of(p->hi, p->hi_len)) >= 0;
+	return p->hi &&
+	       keys_compare_bytes(keys_ikey_nskey(ikey), keys_slice_of(p->hi, p->hi_len)) >= 0;
 }
 
 static int compactor_run(struct compactor *c, struct compaction_part *part)
@@ -82,7 +92,7 @@ static int compactor_run(struct compactor *c, struct compaction_part *part)
 	struct output o;
 	bool open = false;
 	char *path = NULL;
-	int rc = compactor_open_input(db, job, part, &ci);
+	int rc = compactor_open_input(c, job, part, &ci);
 	uint64_t target = job->target_file_size;
 	struct seg_writer_opts wo = db_writer_opts(db, job->output_level);
 	if (!rc && part->lo)
@@ -109,7 +119,8 @@ static int compactor_run(struct compactor *c, struct compaction_part *part)
 			uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
 			rc = db_file_path(db, number, "seg", &path);
 			if (!rc)
-				rc = output_open(&o, reactor_ring(c->actor.home), path, number, &wo);
+				rc =
+				    output_open(&o, reactor_ring(c->actor.home), path, number, &wo);
 			mem_free(path);
 			path = NULL;
 			if (rc)
@@ -151,6 +162,41 @@ static int compactor_run(struct compactor *c, struct compaction_part *part)
 	return rc;
 }
 
+/* Sends the waiting results in order; on a full scheduler mailbox, tries
+ * again from a timer, never by spinning. */
+static void compactor_flush_unsent(struct compactor *c)
+{
+	while (c->unsent_head) {
+		struct compaction_part *part = (struct compaction_part *)c->unsent_head;
+		struct actor_msg *next = part->msg.next;
+		if (actor_send(&part->job->sched->actor, &part->msg) == CESIUM_EBUSY) {
+			reactor_timer(c->actor.home, &c->retry, COMPACTOR_RETRY_NS);
+			return;
+		}
+		c->unsent_head = next;
+	}
+	c->unsent_tail = NULL;
+}
+
+static void compactor_send(struct compactor *c, struct compaction_part *part)
+{
+	part->msg.next = NULL;
+	bool waiting = c->unsent_head != NULL; /* a retry timer is armed */
+	if (c->unsent_tail)
+		c->unsent_tail->next = &part->msg;
+	else
+		c->unsent_head = &part->msg;
+	c->unsent_tail = &part->msg;
+	if (!waiting)
+		compactor_flush_unsent(c);
+}
+
+static void compactor_retry_done(struct io_req *req, int res)
+{
+	(void)res;
+	compactor_flush_unsent(req->ctx);
+}
+
 static void compactor_handle(struct actor *self, struct actor_msg *msg)
 {
 	struct compactor *c = (struct compactor *)self;
@@ -168,8 +214,12 @@ static void compactor_handle(struct actor *self, struct actor_msg *msg)
 	}
 	part->msg.type = SCHED_MSG_PART_DONE;
 	part->msg.from = self;
-	while (actor_send(&part->job->sched->actor, &part->msg) == CESIUM_EBUSY)
-		io_ring_poll(reactor_ring(self->home), false);
+	compactor_send(c, part);
+}
+
+static bool compactor_idle(struct actor *self)
+{
+	return ((struct compactor *)self)->unsent_head == NULL;
 }
 
 void compactor_init(struct compactor *c, cesium_db *db)
@@ -177,5 +227,8 @@ void compactor_init(struct compactor *c, cesium_db *db)
 	memset(c, 0, sizeof(*c));
 	c->actor.name = "compactor";
 	c->actor.handle = compactor_handle;
+	c->actor.idle = compactor_idle;
+	c->retry.done = compactor_retry_done;
+	c->retry.ctx = c;
 	c->db = db;
 }

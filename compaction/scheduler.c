@@ -14,6 +14,7 @@
 #include "error.h"
 #include "file.h"
 #include "log.h"
+#include "manifest.h"
 #include "mem.h"
 #include "options.h"
 #include "waiter.h"
@@ -25,6 +26,55 @@ static uint64_t sched_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Back-off after the nth consecutive failure (n >= 1): 100 ms doubling to
+ * 10 s, so that a full or failing disk is not hammered. */
+static uint64_t sched_backoff_ns(unsigned n)
+{
+	unsigned f = n > 0 ? n - 1 : 0;
+	if (f > 7)
+		f = 7;
+	uint64_t wait = (100ull * 1000 * 1000) << f;
+	return wait < 10ull * 1000 * 1000 * 1000 ? wait : 10ull * 1000 * 1000 * 1000;
+}
+
+/* Starts a new MANIFEST holding the installed version as one edit and
+ * points CURRENT at it (manifest_create: write, fdatasync, then CURRENT by
+ * write-temp, fsync, rename, fsync dir). Afterwards the old MANIFEST, and
+ * whatever a failed append left in it, no longer counts. Synchronous
+ * system calls on the scheduler's thread: this runs only after a failure.
+ * On failure the old MANIFEST stays closed and manifest_stale set; the
+ * partly written new one is left for the next open's sweep (CURRENT may
+ * already name it if only the final directory fsync failed). */
+static int sched_roll_manifest(struct scheduler *s)
+{
+	cesium_db *db = s->db;
+	uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
+	char *path = mem_printf("%s/MANIFEST-%06llu", db->path, (unsigned long long)number);
+	if (!path)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	int fd = -1;
+	uint64_t size = 0;
+	int rc = manifest_create(db->path, number, s->version, s->version->log_number,
+	                         atomic_load(&db->next_file_number), s->version->last_seq, &fd,
+	                         &size);
+	if (rc) {
+		mem_free(path);
+		return rc;
+	}
+	io_close(s->manifest_fd);
+	/* CURRENT no longer names the old MANIFEST (the rename and the
+	 * directory are durable): it can go. */
+	if (db->cleaner)
+		cleanup_push(db->cleaner, s->manifest_path, 0);
+	mem_free(s->manifest_path);
+	s->manifest_path = path;
+	s->manifest_fd = fd;
+	s->manifest_size = size;
+	s->manifest_stale = false;
+	atomic_fetch_add_explicit(&s->stats.manifest_rolls, 1, memory_order_relaxed);
+	return 0;
 }
 
 /* One manifest append: the edit's record written then fdatasynced. */
@@ -44,18 +94,35 @@ static void sched_io_done(struct io_req *req, int res)
 	io->pending--;
 }
 
-/* Appends e to the MANIFEST and waits until it is durable. After a failure
- * the MANIFEST may hold a partial record, so it is not written again:
- * every later edit fails too (the next open replays up to the last good
- * record and starts a new MANIFEST). */
-static int sched_log_edit(struct scheduler *s, const struct edit *e)
+/* After a failed append (or install), which left the MANIFEST possibly
+ * holding a record the installed version lacks: marks it stale and tries
+ * to start a new one at once. Keeps the first failure as the error.
+ * *maybe_logged stays true unless the new MANIFEST made the record moot. */
+static int sched_after_manifest_failure(struct scheduler *s, int rc, bool *maybe_logged)
+{
+	char msg[ERROR_MSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", cesium_errmsg());
+	s->manifest_stale = true;
+	atomic_fetch_add_explicit(&s->stats.manifest_failures, 1, memory_order_relaxed);
+	int roll = sched_roll_manifest(s);
+	if (!roll) {
+		*maybe_logged = false;
+		return error_set(rc, "%s (a new MANIFEST replaced it)", msg);
+	}
+	return error_set(rc, "%s; starting a new MANIFEST failed too: %s", msg, cesium_errmsg());
+}
+
+/* Appends e to the MANIFEST and waits until it is durable. A stale
+ * MANIFEST is replaced first. On failure *maybe_logged tells whether the
+ * record may have reached the file that CURRENT names. */
+static int sched_log_edit(struct scheduler *s, const struct edit *e, bool *maybe_logged)
 {
 	uint8_t *payload = NULL, *rec = NULL;
 	size_t plen = 0;
-	int rc;
-	if (s->manifest_fd < 0)
-		return error_set(CESIUM_EIO, "%s: an earlier MANIFEST write failed; reopen the database",
-		                 s->manifest_path);
+	int rc = 0;
+	*maybe_logged = false;
+	if (s->manifest_stale && (rc = sched_roll_manifest(s)) != 0)
+		return rc;
 	rc = edit_encode(e, &payload, &plen);
 	if (rc)
 		goto out;
@@ -96,8 +163,10 @@ static int sched_log_edit(struct scheduler *s, const struct edit *e)
 		rc = error_set(error_from_errno(err), "%s: offset %llu: MANIFEST %s failed",
 		               s->manifest_path, (unsigned long long)s->manifest_size,
 		               io.write_res < 0 ? "write" : "fdatasync");
-		io_close(s->manifest_fd);
-		s->manifest_fd = -1;
+		/* Part of the record (or all of it, before a failed fdatasync)
+		 * may be in the file: never append after it. */
+		*maybe_logged = true;
+		rc = sched_after_manifest_failure(s, rc, maybe_logged);
 		goto out;
 	}
 	s->manifest_size += rlen;
@@ -108,7 +177,10 @@ out:
 }
 
 /* Logs e, builds and installs the version it makes. `flushed` memtables
- * leave the read state with it. */
+ * leave the read state with it. On failure the installed version is
+ * unchanged and *maybe_logged tells whether the MANIFEST that CURRENT
+ * names may hold the edit all the same (only when starting a new MANIFEST
+ * failed too; the next edit retries that first). */
 static int sched_apply(struct scheduler *s, struct edit *e, size_t flushed, bool *maybe_logged)
 {
 	*maybe_logged = false;
@@ -121,15 +193,20 @@ static int sched_apply(struct scheduler *s, struct edit *e, size_t flushed, bool
 	int rc = version_apply(s->version, e, NULL, NULL, &nv);
 	if (rc)
 		return rc;
-	rc = sched_log_edit(s, e);
-	if (!rc)
+	assert(!s->in_apply);
+	s->in_apply = true;
+	rc = sched_log_edit(s, e, maybe_logged);
+	if (!rc) {
 		rc = db_install_version(s->db, nv, flushed);
+		if (rc) {
+			/* Durable but not installed: undo it on disk by starting
+			 * a MANIFEST from the installed version. */
+			*maybe_logged = true;
+			rc = sched_after_manifest_failure(s, rc, maybe_logged);
+		}
+	}
+	s->in_apply = false;
 	if (rc) {
-		/* The record may have reached the disk (a write that landed
-		 * before a failed fdatasync): the in-memory shape and the
-		 * MANIFEST may disagree now, which only a reopen resolves. */
-		*maybe_logged = true;
-		db_set_bg_error(s->db, rc);
 		version_unref(nv);
 		return rc;
 	}
@@ -155,15 +232,19 @@ static void sched_retire_wals(struct scheduler *s, uint64_t from, uint64_t to)
 	}
 }
 
-static void sched_on_flushed(struct scheduler *s, struct sched_flushed *f)
+static void sched_flushed_free(struct sched_flushed *f)
+{
+	mem_free(f->file.smallest);
+	mem_free(f->file.largest);
+	mem_free(f);
+}
+
+/* Installs one flush result: 0, or the failure (nothing changed then). */
+static int sched_install_flush(struct scheduler *s, struct sched_flushed *f)
 {
 	struct edit e;
 	edit_init(&e);
-	int rc = f->result;
-	if (rc) {
-		error_set(rc, "%s", f->errmsg);
-		goto out;
-	}
+	int rc = 0;
 	uint64_t old_log = s->version->log_number;
 	edit_set_log_number(&e, f->next_log_number);
 	edit_set_last_seq(&e, f->last_seq > s->version->last_seq ? f->last_seq
@@ -177,13 +258,59 @@ static void sched_on_flushed(struct scheduler *s, struct sched_flushed *f)
 		db_retire_wals(s->db, f->next_log_number);
 		sched_retire_wals(s, old_log, f->next_log_number);
 	}
-out:
-	if (rc)
-		db_set_bg_error(s->db, rc);
 	edit_free(&e);
-	mem_free(f->file.smallest);
-	mem_free(f->file.largest);
-	mem_free(f);
+	return rc;
+}
+
+/* Installs the queued flush results in order, up to the first that fails.
+ * A failed one stays queued (its memtable sealed, its WAL kept, its
+ * segment on disk) and is tried again at once, then after a back-off on
+ * the tick; only after SCHED_FLUSH_TRIES failures in a row do writers
+ * learn of it as a background error (the retries go on). */
+#define SCHED_FLUSH_TRIES 8
+static void sched_install_flushes(struct scheduler *s)
+{
+	while (s->flush_head) {
+		if (s->flush_failures > 1 && sched_now_ns() < s->flush_retry_ns)
+			return;
+		if (s->flush_failures > 0)
+			atomic_fetch_add_explicit(&s->stats.flush_retries, 1, memory_order_relaxed);
+		struct sched_flushed *f = s->flush_head;
+		int rc = sched_install_flush(s, f);
+		if (rc) {
+			s->flush_failures++;
+			s->flush_retry_ns = sched_now_ns() + sched_backoff_ns(s->flush_failures - 1);
+			if (s->flush_failures >= SCHED_FLUSH_TRIES)
+				db_set_bg_error(s->db, rc);
+			if (s->flush_failures > 1)
+				return;
+			continue; /* the first failure is retried at once */
+		}
+		s->flush_failures = 0;
+		s->flush_head = f->next;
+		if (!s->flush_head)
+			s->flush_tail = NULL;
+		sched_flushed_free(f);
+	}
+}
+
+static void sched_on_flushed(struct scheduler *s, struct sched_flushed *f)
+{
+	if (f->result) {
+		/* The segment was not written: the memtable stays sealed and
+		 * its WAL keeps the data; writers learn of it. */
+		error_set(f->result, "%s", f->errmsg);
+		db_set_bg_error(s->db, f->result);
+		sched_flushed_free(f);
+	} else {
+		f->next = NULL;
+		if (s->flush_tail)
+			s->flush_tail->next = f;
+		else
+			s->flush_head = f;
+		s->flush_tail = f;
+		sched_install_flushes(s);
+	}
 	sched_after_change(s);
 }
 
@@ -251,18 +378,35 @@ static struct policy_config sched_config(const struct scheduler *s)
 	return c;
 }
 
-/* Publishes scores and run counts, and the stall the writers must obey. */
+/* Publishes scores and the stall the writers must obey. */
 static void sched_publish(struct scheduler *s)
 {
 	struct policy_config c = sched_config(s);
 	double scores[VERSION_LEVELS];
 	policy_scores(s->version, &c, &s->inflight, scores);
-	for (int l = 0; l < VERSION_LEVELS; l++) {
+	for (int l = 0; l < VERSION_LEVELS; l++)
 		atomic_store_explicit(&s->stats.score_milli[l], (uint64_t)(scores[l] * 1000.0),
 		                      memory_order_relaxed);
-		atomic_store_explicit(&s->stats.runs[l], policy_level_runs(s->version, l),
-		                      memory_order_relaxed);
+	/* Jobs that could start now but wait for a slot or a back-off:
+	 * what policy_pick would hand out with unlimited slots (cursors
+	 * untouched), plus a cesium_compact waiting for the running jobs. */
+	struct policy_job jobs[POLICY_MAX_JOBS];
+	size_t njobs = 0;
+	uint64_t queued = 0;
+	if (s->manual) {
+		queued = 1;
+		for (struct compaction_job *j = s->running; j; j = j->next)
+			if (j->manual)
+				queued = 0;
 	}
+	if (policy_pick(s->version, &c, &s->inflight, s->l0_running, POLICY_MAX_JOBS, jobs, &njobs,
+	                NULL) == 0) {
+		queued += njobs;
+		for (size_t i = 0; i < njobs; i++)
+			policy_job_free(&jobs[i]);
+	}
+	atomic_store_explicit(&s->stats.jobs_queued, queued, memory_order_relaxed);
+	atomic_store_explicit(&s->stats.inflight_files, s->inflight.count, memory_order_relaxed);
 	const cesium_options *o = s->db->opts;
 	size_t l0 = s->version->nfiles[0];
 	int stall = l0 >= o->l0_stop_trigger       ? DB_STALL_STOP
@@ -375,6 +519,7 @@ static int sched_dispatch(struct scheduler *s, struct compaction_job *job, size_
 		assert(c); /* the caller counted free slots */
 		s->compactor_busy[idx] = true;
 		parts[i]->compactor = c;
+		parts[i]->start_ns = sched_now_ns();
 		/* A compactor's mailbox holds more parts than it can ever
 		 * be given (one at a time), so this send is never refused. */
 		actor_send(&c->actor, &parts[i]->msg);
@@ -517,11 +662,6 @@ static void sched_pick(struct scheduler *s)
 	if (policy_pick(s->version, &cfg, &s->inflight, s->l0_running, max, jobs, &njobs,
 	                s->cursors) != 0)
 		return;
-	double scores[VERSION_LEVELS];
-	policy_scores(s->version, &cfg, &s->inflight, scores);
-	uint64_t queued = 0;
-	for (int l = 0; l < VERSION_LEVELS; l++)
-		queued += scores[l] >= 1.0;
 	for (size_t i = 0; i < njobs; i++) {
 		struct policy_job *j = &jobs[i];
 		/* The spare slots go to the first jobs as subcompactions. */
@@ -529,15 +669,14 @@ static void sched_pick(struct scheduler *s)
 		if (sched_free_slots(s) > 0)
 			sched_start_job(s, j->inputs, j->ninputs, j->level, j->output_level,
 			                j->bottommost, j->target_file_size, false, slots ? slots : 1);
-		queued = queued > 0 ? queued - 1 : 0;
 		policy_job_free(j);
 	}
-	atomic_store_explicit(&s->stats.jobs_queued, queued, memory_order_relaxed);
 }
 
 /* After any change of shape: new stall decision, new jobs. */
 static void sched_after_change(struct scheduler *s)
 {
+	sched_install_flushes(s);
 	sched_pick(s);
 	sched_publish(s);
 }
@@ -573,21 +712,14 @@ out:
 	if (rc) {
 		atomic_fetch_add_explicit(&db->stats.compaction_failures, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
-		/* Back off: 100 ms, doubling to 10 s, so a full disk is not
-		 * hammered; the tick retries. */
-		unsigned f = s->consecutive_failures < 7 ? s->consecutive_failures : 7;
-		uint64_t wait = (100ull * 1000 * 1000) << f;
-		if (wait > 10ull * 1000 * 1000 * 1000)
-			wait = 10ull * 1000 * 1000 * 1000;
-		s->backoff_until_ns = sched_now_ns() + wait;
+		/* The tick retries after the back-off. */
 		s->consecutive_failures++;
+		s->backoff_until_ns = sched_now_ns() + sched_backoff_ns(s->consecutive_failures);
 	} else {
 		atomic_fetch_add_explicit(&db->stats.compactions, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->stats.jobs_completed, 1, memory_order_relaxed);
 		s->consecutive_failures = 0;
 	}
-	atomic_fetch_add_explicit(&s->stats.busy_ns, sched_now_ns() - job->start_ns,
-	                          memory_order_relaxed);
 	atomic_fetch_sub_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
 	for (struct compaction_job **pp = &s->running; *pp; pp = &(*pp)->next) {
 		if (*pp == job) {
@@ -597,21 +729,31 @@ out:
 	}
 	if (job->level == 0 && !job->manual)
 		s->l0_running = false;
+	struct sched_compact *manual = NULL;
 	if (job->manual && s->manual) {
-		if (rc)
-			waiter_wake_err(s->manual->waiter, rc);
-		else
-			waiter_wake(s->manual->waiter, 0);
-		mem_free(s->manual);
+		manual = s->manual;
 		s->manual = NULL;
 	}
 	sched_job_free(s, job);
 	edit_free(&e);
+	if (manual) {
+		/* The caller reads the figures as soon as it wakes: publish
+		 * the tree without this job (in-flight set included) first. */
+		sched_publish(s);
+		if (rc)
+			waiter_wake_err(manual->waiter, rc);
+		else
+			waiter_wake(manual->waiter, 0);
+		mem_free(manual);
+	}
 }
 
 static void sched_on_part_done(struct scheduler *s, struct compaction_part *p)
 {
 	struct compaction_job *job = p->job;
+	/* Per part, so that parallel subcompactions count once each. */
+	atomic_fetch_add_explicit(&s->stats.busy_ns, sched_now_ns() - p->start_ns,
+	                          memory_order_relaxed);
 	for (size_t i = 0; i < s->ncompactors; i++)
 		if (s->compactors[i] == p->compactor)
 			s->compactor_busy[i] = false;
@@ -658,7 +800,10 @@ static void sched_tick_done(struct io_req *req, int res)
 	if (s->stopping)
 		return;
 	sched_sample_workload(s);
-	sched_after_change(s);
+	/* Mid-apply (see in_apply) the message that started the apply runs
+	 * sched_after_change itself once done. */
+	if (!s->in_apply)
+		sched_after_change(s);
 	s->tick_armed = true;
 	reactor_timer(s->actor.home, &s->tick, SCHED_TICK_NS);
 }
@@ -776,6 +921,14 @@ int scheduler_init(struct scheduler *s, cesium_db *db, struct version *v, int ma
 
 void scheduler_fini(struct scheduler *s)
 {
+	/* Flush results never installed: their WALs still hold the data,
+	 * which the next open replays. */
+	while (s->flush_head) {
+		struct sched_flushed *f = s->flush_head;
+		s->flush_head = f->next;
+		sched_flushed_free(f);
+	}
+	s->flush_tail = NULL;
 	while (s->running) {
 		struct compaction_job *j = s->running;
 		s->running = j->next;

@@ -5,13 +5,20 @@
  * owns the set of segments in flight, serializes L0 compactions, picks jobs
  * (compaction/policy.h) to fill free compactor slots, splits large jobs
  * into subcompactions, decides write stalls and keeps the compaction
- * statistics. Because only this actor touches that state, none of it needs
+ * statistics. A failed MANIFEST append never makes the database read-only:
+ * the scheduler starts a new MANIFEST from the installed version (core/
+ * manifest.h's manifest_create, synchronous, on its own thread) and the
+ * failed edit is retried or its job failed (docs/compaction.md).
+ * Because only this actor touches that state, none of it needs
  * a mutex; other threads read the published figures (struct sched_stats)
  * through relaxed atomics.
  *
  * Messages it takes:
  *   SCHED_MSG_FLUSHED   from the flush actor: a new L0 segment (or none,
  *                       for an empty memtable) and the WAL it retires.
+ *                       Installed strictly in arrival order; an install
+ *                       whose MANIFEST edit fails stays queued and is
+ *                       retried (at once, then with back-off).
  *   SCHED_MSG_COMPACT   from a caller (cesium_compact): merge everything
  *                       into one sorted run at the last non-empty level
  *                       (L3 at least); the caller's waiter is woken then.
@@ -72,6 +79,7 @@ struct compaction_part {
 	struct compactor *compactor;
 	uint8_t *lo, *hi;
 	size_t lo_len, hi_len;
+	uint64_t start_ns; /* when it was handed to its compactor */
 	/* Filled by the compactor. */
 	int result;
 	char errmsg[512];
@@ -83,8 +91,11 @@ struct compaction_part {
 struct sched_stats {
 	_Atomic uint64_t jobs_completed, jobs_failed, jobs_running, jobs_queued;
 	_Atomic uint64_t subcompactions, busy_ns, l0_jobs;
+	_Atomic uint64_t inflight_files;    /* segments in the in-flight set */
+	_Atomic uint64_t manifest_failures; /* MANIFEST appends that failed */
+	_Atomic uint64_t manifest_rolls;    /* new MANIFESTs started after one */
+	_Atomic uint64_t flush_retries;     /* flush installs tried again */
 	_Atomic uint64_t score_milli[VERSION_LEVELS]; /* score x 1000 */
-	_Atomic uint64_t runs[VERSION_LEVELS];
 	_Atomic int workload; /* enum sched_workload */
 	_Atomic uint64_t start_ns;
 };
@@ -106,6 +117,7 @@ struct sched_flushed {
 	struct file_desc file; /* keys owned by this message */
 	uint64_t next_log_number;
 	uint64_t last_seq;
+	struct sched_flushed *next; /* the scheduler's queue of installs */
 };
 
 struct sched_compact {
@@ -124,7 +136,22 @@ struct scheduler {
 	int dir_fd; /* the database directory, fsynced before edits adding files */
 	char *manifest_path;
 	uint64_t manifest_size;
+	/* The MANIFEST may disagree with `version` (an append failed, or
+	 * was written but not installed): nothing more is appended to it;
+	 * the next edit first starts a new MANIFEST from `version`. */
+	bool manifest_stale;
+	/* Inside sched_apply, which polls the ring for its MANIFEST I/O: a
+	 * timer completion arriving meanwhile must not re-enter picking or
+	 * flush installs (they would act on a version about to change). */
+	bool in_apply;
 	struct version_env *env;
+
+	/* Flush results not installed yet, oldest first: installed strictly
+	 * in order (each drops the oldest sealed memtable), retried after a
+	 * failure with back-off. */
+	struct sched_flushed *flush_head, *flush_tail;
+	unsigned flush_failures;
+	uint64_t flush_retry_ns;
 
 	struct policy_inflight inflight; /* segments that running jobs read */
 	struct policy_cursor cursors[VERSION_LEVELS];

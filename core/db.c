@@ -24,6 +24,7 @@
 #include "mem.h"
 #include "merge.h"
 #include "options.h"
+#include "policy.h"
 #include "reactor.h"
 #include "run_iter.h"
 #include "ring.h"
@@ -220,14 +221,31 @@ void db_set_stall(cesium_db *db, int stall)
 	}
 }
 
+/* Sealed memtables waiting for their flush, read inside the epoch (the
+ * scheduler may replace and free the state at any moment). */
+static size_t db_sealed_count(cesium_db *db)
+{
+	epoch_guard g = epoch_enter(&db->epoch);
+	size_t n = atomic_load_explicit(&db->current, memory_order_acquire)->nsealed;
+	epoch_exit(&db->epoch, g);
+	return n;
+}
+
 /* Obeys the scheduler's stall decision before a write joins the queue:
  * a slowdown delays each write a bounded DB_SLOWDOWN_NS; a stop waits
- * until compaction has caught up (or the db fails or closes). */
+ * until compaction has caught up (or the db fails or closes). Sealed
+ * memtables piling up also slow writers down, one short of max_memtables
+ * (where db_make_room makes them wait), so that flushes can catch up
+ * before a hard wait. */
 static void db_throttle(cesium_db *db)
 {
 	int stall = atomic_load_explicit(&db->stall, memory_order_relaxed);
-	if (__builtin_expect(stall == DB_STALL_NONE, 1))
-		return;
+	if (__builtin_expect(stall == DB_STALL_NONE, 1)) {
+		uint32_t max = db->opts->max_memtables;
+		if (max < 2 || db_sealed_count(db) + 1 < max)
+			return;
+		stall = DB_STALL_SLOWDOWN;
+	}
 	uint64_t start = db_now_ns();
 	if (stall == DB_STALL_SLOWDOWN) {
 		struct timespec ts = { 0, DB_SLOWDOWN_NS };
@@ -444,7 +462,8 @@ static int db_seal(cesium_db *db)
 	struct flush_request *req = NULL;
 	int rc = db_file_path(db, number, "wal", &path);
 	if (!rc)
-		rc = wal_create(path, db->opts->wal_prealloc_size, &w);
+		rc = wal_create_after(path, db->opts->wal_prealloc_size, db->wal_number,
+		                      wal_size(db->wal), &w);
 	if (!rc)
 		rc = memtable_new(db->opts->memtable_size, &mem);
 	if (!rc && !(req = mem_zalloc(sizeof(*req))))
@@ -601,8 +620,34 @@ struct db_group {
 	/* Its leader's own condition variable (idle since it left the write
 	 * queue): the leader waits here, woken alone. */
 	pthread_cond_t *cv;
+	/* Its other members, leader->next .. last (write_mu): completion wakes
+	 * each directly, rather than through the leader, which would add a
+	 * second wake-up to every write's latency. */
+	struct db_writer *leader, *last;
 	struct db_group *next;
 };
+
+/* Tells a completed group's members their status and wakes them. Caller
+ * holds sync_mu; write_mu is taken inside (sync_mu is never taken under
+ * write_mu). */
+static void db_release_members(cesium_db *db, const struct db_group *g)
+{
+	if (g->leader == g->last)
+		return;
+	pthread_mutex_lock(&db->write_mu);
+	for (struct db_writer *p = g->leader->next;; p = p->next) {
+		p->status = g->rc;
+		if (g->rc)
+			snprintf(p->errmsg, sizeof(p->errmsg), "%s", g->errmsg);
+		p->done = true;
+		/* p stays valid until write_mu is released: its owner cannot
+		 * return from its wait before that. */
+		pthread_cond_signal(&p->cv);
+		if (p == g->last)
+			break;
+	}
+	pthread_mutex_unlock(&db->write_mu);
+}
 
 static bool db_group_needs_sync(const cesium_db *db, const struct db_group *g)
 {
@@ -640,6 +685,7 @@ static void db_complete_groups(cesium_db *db)
 		db->pending_head = g->next;
 		if (!g->next)
 			db->pending_tail = NULL;
+		db_release_members(db, g);
 		g->done = true;
 		pthread_cond_signal(g->cv);
 	}
@@ -660,36 +706,57 @@ static void db_group_enqueue(cesium_db *db, struct db_group *g)
 	pthread_mutex_unlock(&db->sync_mu);
 }
 
+/* One fdatasync round for every group appended before it began. Caller
+ * holds sync_mu and has set db->syncing; both stay so. */
+static void db_sync_round(cesium_db *db)
+{
+	uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
+	pthread_mutex_unlock(&db->sync_mu);
+	int rc = db_sync_logs(db);
+	atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
+	pthread_mutex_lock(&db->sync_mu);
+	if (rc) {
+		db->sync_error = rc;
+		snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s", cesium_errmsg());
+	} else if (target > db->synced_gen) {
+		db->synced_gen = target;
+	}
+}
+
+/* Syncs a thread may run for later groups once its own is complete: each
+ * one saves handing the next sync to a sleeping leader (a wake-up on the
+ * commit's critical path), at the cost of this caller's latency. */
+#define DB_SYNC_CHAIN 1
+
 /*
  * Returns once g is complete. A leader whose group needs a sync that
  * nobody is running runs it, for every group appended so far: the groups
- * that append while one fdatasync runs share the next. A sync failure is
- * sticky (the log is poisoned by wal_sync).
+ * that append while one fdatasync runs share the next, which the same
+ * thread starts at once. A sync failure is sticky (the log is poisoned by
+ * wal_sync).
  */
 static int db_group_wait(cesium_db *db, struct db_group *g)
 {
 	pthread_mutex_lock(&db->sync_mu);
 	db_complete_groups(db);
 	while (!g->done) {
-		if (db_group_needs_sync(db, g) && !db->syncing) {
-			db->syncing = true;
-			uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
-			pthread_mutex_unlock(&db->sync_mu);
-			int rc = db_sync_logs(db);
-			atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
-			pthread_mutex_lock(&db->sync_mu);
-			db->syncing = false;
-			if (rc) {
-				db->sync_error = rc;
-				snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s",
-				         cesium_errmsg());
-			} else if (target > db->synced_gen) {
-				db->synced_gen = target;
-			}
-			db_complete_groups(db);
+		if (!db_group_needs_sync(db, g) || db->syncing) {
+			pthread_cond_wait(g->cv, &db->sync_mu);
 			continue;
 		}
-		pthread_cond_wait(g->cv, &db->sync_mu);
+		db->syncing = true;
+		unsigned extra = 0;
+		for (;;) {
+			db_sync_round(db);
+			db_complete_groups(db); /* no hand-off while syncing */
+			struct db_group *h = db->pending_head;
+			if (!h || !db_group_needs_sync(db, h))
+				break;
+			if (g->done && ++extra > DB_SYNC_CHAIN)
+				break;
+		}
+		db->syncing = false;
+		db_complete_groups(db); /* hands a needed sync to its leader */
 	}
 	pthread_mutex_unlock(&db->sync_mu);
 	if (g->rc)
@@ -817,7 +884,9 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	                     .sync = gsync,
 	                     .sticky = sticky,
 	                     .rc = rc,
-	                     .cv = &w.cv};
+	                     .cv = &w.cv,
+	                     .leader = &w,
+	                     .last = last};
 	if (rc)
 		snprintf(g.errmsg, sizeof(g.errmsg), "%s", cesium_errmsg());
 	db_group_enqueue(db, &g);
@@ -832,24 +901,16 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		pthread_cond_signal(&db->queue_head->cv);
 	pthread_mutex_unlock(&db->write_mu);
 
+	/* The other members are released by whichever thread completes g. */
 	rc = db_group_wait(db, &g);
-
-	pthread_mutex_lock(&db->write_mu);
-	/* Sequence numbers of a failed group are not reused: a gap is
-	 * harmless, a reused number in a log record that did land is not. */
-	if (rc && sticky)
+	if (rc && sticky) {
+		/* Sequence numbers of a failed group are not reused: a gap is
+		 * harmless, a reused number in a log record that did land is
+		 * not. */
+		pthread_mutex_lock(&db->write_mu);
 		db_note_bg_error(db, rc);
-	for (struct db_writer *p = &w;; p = p->next) {
-		p->status = rc;
-		p->done = true;
-		if (rc && p != &w)
-			snprintf(p->errmsg, sizeof(p->errmsg), "%s", cesium_errmsg());
-		if (p != &w)
-			pthread_cond_signal(&p->cv);
-		if (p == last)
-			break;
+		pthread_mutex_unlock(&db->write_mu);
 	}
-	pthread_mutex_unlock(&db->write_mu);
 	pthread_cond_destroy(&w.cv);
 	return rc;
 }
@@ -1467,12 +1528,71 @@ out:
 	return rc;
 }
 
+/* Whether name is "<prefix><digits><suffix>" with at least one digit. */
+static bool db_name_is_numbered(const char *name, const char *prefix, const char *suffix)
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix), nl = strlen(name);
+	if (nl <= pl + sl || strncmp(name, prefix, pl) != 0 || strcmp(name + nl - sl, suffix) != 0)
+		return false;
+	for (size_t i = pl; i < nl - sl; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+	return true;
+}
+
+/* Whether the engine itself may have put a file of this name in a database
+ * directory: LOCK, CURRENT and OPTIONS with their temporaries (manifest.c,
+ * db_write_options_file), MANIFEST-<n>, <n>.wal and <n>.seg
+ * (db_file_path). */
+static bool db_own_name(const char *name)
+{
+	static const char *const fixed[] = { ".",       "..",          "LOCK",       "CURRENT",
+		                             "CURRENT.tmp", "OPTIONS", "OPTIONS.tmp" };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(name, fixed[i]) == 0)
+			return true;
+	return db_name_is_numbered(name, "MANIFEST-", "") || db_name_is_numbered(name, "", ".wal") ||
+	       db_name_is_numbered(name, "", ".seg");
+}
+
+/* Refuses a directory without CURRENT that holds a name cesium never
+ * creates: adopting it would mix the engine's files into someone else's
+ * data. An empty directory (or one holding only cesium's own files, left
+ * by a first open that crashed) is fine. Called before LOCK is created, so
+ * a refused directory is left exactly as it was, and again under the lock
+ * in db_recover in case a file appeared in between. */
+static int db_check_not_foreign(cesium_db *db)
+{
+	DIR *d = opendir(db->path);
+	if (!d)
+		return error_set(error_from_errno(-errno), "%s: cannot list: %s", db->path,
+		                 strerror(errno));
+	int rc = 0;
+	bool has_current = false;
+	char foreign[256] = "";
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, "CURRENT") == 0)
+			has_current = true;
+		else if (!foreign[0] && !db_own_name(e->d_name))
+			snprintf(foreign, sizeof(foreign), "%s", e->d_name);
+	}
+	closedir(d);
+	if (!has_current && foreign[0])
+		rc = error_set(CESIUM_EINVAL, "not a cesium database: %s contains %s", db->path,
+		               foreign);
+	return rc;
+}
+
 static int db_open_dir(cesium_db *db)
 {
 	struct stat st;
 	if (stat(db->path, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
 			return error_set(CESIUM_EINVAL, "%s: exists and is not a directory", db->path);
+		int rc = db_check_not_foreign(db);
+		if (rc)
+			return rc;
 	} else if (errno != ENOENT) {
 		return error_set(error_from_errno(-errno), "%s: %s", db->path, strerror(errno));
 	} else if (!db->opts->create_if_missing) {
@@ -1498,25 +1618,36 @@ static int db_open_dir(cesium_db *db)
 	return 0;
 }
 
-/* Replays every WAL the version does not cover into one memtable. */
+/* Replays every WAL the version does not cover into one memtable, as one
+ * chain (wal_replay_chain); *chain says where the next WAL links. */
 static int db_replay_wals(cesium_db *db, const uint64_t *wals, size_t nwals, uint64_t log_number,
-                          memtable *mem, uint64_t *max_seq)
+                          memtable *mem, uint64_t *max_seq, struct wal_chain_stats *chain)
 {
-	struct db_replay_ctx ctx = { .mem = mem, .max_seq = *max_seq };
+	struct db_replay_ctx ctx = { .mem = mem, .max_seq = *max_seq, .path = "(log)" };
+	char **paths = mem_calloc(nwals ? nwals : 1, sizeof(*paths));
+	uint64_t *numbers = mem_calloc(nwals ? nwals : 1, sizeof(*numbers));
+	size_t n = 0;
 	int rc = 0;
+	memset(chain, 0, sizeof(*chain));
+	if (!paths || !numbers) {
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < nwals && !rc; i++) {
 		if (wals[i] < log_number)
 			continue;
-		char *path = NULL;
-		rc = db_file_path(db, wals[i], "wal", &path);
-		if (rc)
-			break;
-		struct wal_replay_stats ws;
-		ctx.path = path;
-		rc = wal_replay(path, db_replay_record, &ctx, &ws);
-		mem_free(path);
+		rc = db_file_path(db, wals[i], "wal", &paths[n]);
+		numbers[n++] = wals[i];
 	}
+	if (!rc)
+		rc = wal_replay_chain((const char *const *)paths, numbers, n, db_replay_record, &ctx,
+		                      chain);
 	*max_seq = ctx.max_seq;
+out:
+	for (size_t i = 0; paths && i < n; i++)
+		mem_free(paths[i]);
+	mem_free(paths);
+	mem_free(numbers);
 	return rc;
 }
 
@@ -1583,6 +1714,7 @@ static int db_recover(cesium_db *db)
 	memtable *recovered = NULL, *active = NULL;
 	int manifest_fd = -1;
 	char *cur = NULL;
+	struct wal_chain_stats chain = {0};
 	int rc = db_scan_dir(db, &wals, &nwals, &max_number, &has_files);
 	if (rc)
 		goto out;
@@ -1601,13 +1733,17 @@ static int db_recover(cesium_db *db)
 		rc = manifest_read_current(db->path, &manifest);
 		if (!rc)
 			rc = version_recover(manifest, &db->env, NULL, NULL, &v, &valid_end);
-	} else if (has_files) {
-		rc = error_set(CESIUM_ECORRUPT,
-		               "%s: holds segment or log files but no CURRENT: not a "
-		               "database cesium can open safely",
-		               db->path);
 	} else {
-		rc = version_new_empty(&db->env, &v);
+		/* Checked again under the lock: a file may have appeared since
+		 * db_open_dir looked. */
+		rc = db_check_not_foreign(db);
+		if (!rc && has_files)
+			rc = error_set(CESIUM_ECORRUPT,
+			               "%s: holds segment or log files but no CURRENT: not a "
+			               "database cesium can open safely",
+			               db->path);
+		if (!rc)
+			rc = version_new_empty(&db->env, &v);
 	}
 	if (rc)
 		goto out;
@@ -1615,7 +1751,7 @@ static int db_recover(cesium_db *db)
 	last_seq = v->last_seq;
 	rc = memtable_new(db->opts->memtable_size, &recovered);
 	if (!rc)
-		rc = db_replay_wals(db, wals, nwals, v->log_number, recovered, &last_seq);
+		rc = db_replay_wals(db, wals, nwals, v->log_number, recovered, &last_seq, &chain);
 	if (rc)
 		goto out;
 
@@ -1626,7 +1762,34 @@ static int db_recover(cesium_db *db)
 	uint64_t flush_number = next++;
 	bool flush_recovered = memtable_entries(recovered) > 0;
 	/* The recovered memtable is flushed before the new WAL is retired, so
-	 * the version's log number stays where it was until that flush. */
+	 * the version's log number stays where it was until that flush, whose
+	 * edit moves it to wal_number and hands the old WALs to cleanup.
+	 *
+	 * With nothing recovered, the WALs from log_number on held no complete
+	 * record (never written, or only a torn tail that replay discards
+	 * anyway), so no log below wal_number holds data the segments lack:
+	 * the new MANIFEST's snapshot edit moves log_number to wal_number at
+	 * once. manifest_create makes that MANIFEST durable and CURRENT point
+	 * at it (fsync, rename, fsync of the directory) before
+	 * db_remove_orphans deletes a WAL below it. A crash before the switch
+	 * keeps the old MANIFEST and its still-empty WALs, which the next open
+	 * retires the same way; a crash after it leaves WALs below log_number,
+	 * which the next open's orphan sweep deletes. A crash before the new
+	 * WAL exists leaves no log at or above log_number: nothing to replay,
+	 * and nothing acknowledged was in one. Without this every open would
+	 * leave one more empty WAL behind. */
+	if (!flush_recovered && v->log_number < wal_number) {
+		struct edit le;
+		struct version *nv = NULL;
+		edit_init(&le);
+		edit_set_log_number(&le, wal_number);
+		rc = version_apply(v, &le, NULL, NULL, &nv);
+		edit_free(&le);
+		if (rc)
+			goto out;
+		version_unref(v);
+		v = nv;
+	}
 	rc = manifest_create(db->path, manifest_number, v, v->log_number, next, last_seq,
 	                     &manifest_fd, &manifest_size);
 	if (rc)
@@ -1647,7 +1810,8 @@ static int db_recover(cesium_db *db)
 	char *wpath = NULL;
 	rc = db_file_path(db, wal_number, "wal", &wpath);
 	if (!rc)
-		rc = wal_create(wpath, db->opts->wal_prealloc_size, &db->wal);
+		rc = wal_create_after(wpath, db->opts->wal_prealloc_size, chain.last_number,
+		                      chain.last_end, &db->wal);
 	mem_free(wpath);
 	if (rc)
 		goto out;
@@ -1914,6 +2078,10 @@ int cesium_stats(cesium_db *db, char **out)
 		S("compaction_jobs_failed", atomic_load(&ss->jobs_failed));
 		S("compaction_l0_jobs", atomic_load(&ss->l0_jobs));
 		S("subcompactions", atomic_load(&ss->subcompactions));
+		S("inflight_files", atomic_load(&ss->inflight_files));
+		S("manifest_failures", atomic_load(&ss->manifest_failures));
+		S("manifest_rolls", atomic_load(&ss->manifest_rolls));
+		S("flush_install_retries", atomic_load(&ss->flush_retries));
 		S("compactors", db->ncompactors);
 		uint64_t up = db_now_ns() - atomic_load(&ss->start_ns);
 		S("compactor_utilization_milli",
@@ -1922,8 +2090,6 @@ int cesium_stats(cesium_db *db, char **out)
 		                        sched_workload_name(atomic_load(&ss->workload)));
 		for (int l = 0; l < VERSION_LEVELS; l++) {
 			char name[32];
-			snprintf(name, sizeof(name), "level%d_runs", l);
-			S(name, atomic_load(&ss->runs[l]));
 			snprintf(name, sizeof(name), "level%d_score_milli", l);
 			S(name, atomic_load(&ss->score_milli[l]));
 		}
@@ -1940,6 +2106,10 @@ int cesium_stats(cesium_db *db, char **out)
 		char name[32];
 		snprintf(name, sizeof(name), "level%d_segments", l);
 		S(name, st->version->nfiles[l]);
+		/* From the version readers see, like the segments: the
+		 * scheduler's published figures can trail an install. */
+		snprintf(name, sizeof(name), "level%d_runs", l);
+		S(name, policy_level_runs(st->version, l));
 		snprintf(name, sizeof(name), "level%d_bytes", l);
 		S(name, version_level_bytes(st->version, l));
 	}

@@ -50,12 +50,38 @@ void log_encode(uint8_t *dst, const void *payload, size_t len)
 	log_seal(dst, len);
 }
 
-void log_reader_init(struct log_reader *r, const uint8_t *buf, size_t size, const char *path)
+void log_file_slot_encode(uint8_t *dst, uint64_t synced, uint64_t prev_number, uint64_t prev_end)
 {
-	memset(r, 0, sizeof(*r));
-	r->buf = buf;
-	r->size = size;
-	r->path = path ? path : "(log)";
+	keys_put_u64le(dst + LOG_FILE_PREV_NUMBER_OFFSET, prev_number);
+	keys_put_u64le(dst + LOG_FILE_PREV_END_OFFSET, prev_end);
+	keys_put_u32le(dst, LOG_FILE_MAGIC);
+	keys_put_u32le(dst + 4, LOG_FILE_VERSION);
+	keys_put_u64le(dst + LOG_FILE_SYNCED_OFFSET, synced);
+	keys_put_u64le(dst + LOG_FILE_CHECKSUM_OFFSET, XXH3_64bits(dst, LOG_FILE_CHECKSUM_OFFSET));
+}
+
+enum log_slot {
+	LOG_SLOT_NONE,    /* no magic: not a header */
+	LOG_SLOT_DAMAGED, /* magic, but the checksum fails */
+	LOG_SLOT_VALID,
+};
+
+static enum log_slot log_slot_at(const uint8_t *buf, size_t size, size_t off, uint32_t *version,
+                                 uint64_t *synced, uint64_t prev[2])
+{
+	if (size < off + LOG_FILE_SLOT_SIZE)
+		return LOG_SLOT_NONE;
+	const uint8_t *s = buf + off;
+	if (keys_get_u32le(s) != LOG_FILE_MAGIC)
+		return LOG_SLOT_NONE;
+	if (XXH3_64bits(s, LOG_FILE_CHECKSUM_OFFSET) !=
+	    keys_get_u64le(s + LOG_FILE_CHECKSUM_OFFSET))
+		return LOG_SLOT_DAMAGED;
+	*version = keys_get_u32le(s + 4);
+	*synced = keys_get_u64le(s + LOG_FILE_SYNCED_OFFSET);
+	prev[0] = keys_get_u64le(s + LOG_FILE_PREV_NUMBER_OFFSET);
+	prev[1] = keys_get_u64le(s + LOG_FILE_PREV_END_OFFSET);
+	return LOG_SLOT_VALID;
 }
 
 enum log_check {
@@ -108,6 +134,65 @@ static const char *log_check_name(enum log_check c)
 	}
 }
 
+void log_reader_init(struct log_reader *r, const uint8_t *buf, size_t size, const char *path)
+{
+	memset(r, 0, sizeof(*r));
+	r->buf = buf;
+	r->size = size;
+	r->path = path ? path : "(log)";
+
+	uint32_t va = 0, vb = 0, len;
+	uint64_t sa = 0, sb = 0, pa[2] = {0, 0}, pb[2] = {0, 0};
+	enum log_slot a = log_slot_at(buf, size, LOG_FILE_SLOT_A, &va, &sa, pa);
+	enum log_slot b = log_slot_at(buf, size, LOG_FILE_SLOT_B, &vb, &sb, pb);
+	/* Slot B alone counts only where no record starts at 0: inside a
+	 * headerless log, offset 512 is some record's bytes. */
+	bool record_at_0 = log_check_at(buf, size, 0, &len) == LOG_OK;
+	if (a == LOG_SLOT_NONE && (b == LOG_SLOT_NONE || record_at_0))
+		return; /* a headerless log (MANIFEST, or a version 1 WAL) */
+	if (a != LOG_SLOT_VALID && b != LOG_SLOT_VALID) {
+		/* Both copies damaged. The header was durable before the
+		 * first record was appended, so with no record after it this
+		 * is a creation cut short: an empty log. */
+		size_t start = size < LOG_FILE_HEADER_SIZE ? size : LOG_FILE_HEADER_SIZE;
+		if (log_all_zero(buf + start, size - start)) {
+			r->off = start;
+			r->state = 1;
+		} else {
+			r->state = error_set(CESIUM_ECORRUPT,
+			                     "%s: offset 0: both copies of the log header are "
+			                     "damaged",
+			                     r->path);
+		}
+		return;
+	}
+	/* Every value ever stored was already durable when stored, so the
+	 * larger of two valid copies is still a safe watermark. */
+	uint32_t version = a == LOG_SLOT_VALID ? va : vb;
+	uint64_t synced = 0;
+	if (a == LOG_SLOT_VALID)
+		synced = sa;
+	if (b == LOG_SLOT_VALID && sb > synced) {
+		synced = sb;
+		version = vb;
+	}
+	if (version != LOG_FILE_VERSION) {
+		r->state =
+		    error_set(CESIUM_ENOTSUP, "%s: offset 4: log format version %u, expected %u",
+		              r->path, version, LOG_FILE_VERSION);
+		return;
+	}
+	r->has_header = true;
+	r->synced_end = synced;
+	/* Both copies carry the same link, set once at creation. */
+	r->prev_number = a == LOG_SLOT_VALID ? pa[0] : pb[0];
+	r->prev_end = a == LOG_SLOT_VALID ? pa[1] : pb[1];
+	r->off = LOG_FILE_HEADER_SIZE;
+	if (r->off > size)
+		r->off = size;
+	r->valid_end = r->off;
+}
+
 int log_reader_next(struct log_reader *r, keys_slice *payload)
 {
 	if (r->state != 0)
@@ -116,15 +201,26 @@ int log_reader_next(struct log_reader *r, keys_slice *payload)
 	size_t off = r->off;
 	size_t left = r->size - off;
 	size_t hdr = left < LOG_HEADER_SIZE ? left : LOG_HEADER_SIZE;
-	if (log_all_zero(r->buf + off, hdr)) {
+	uint32_t len = 0;
+	bool zero = log_all_zero(r->buf + off, hdr);
+	enum log_check c = zero ? LOG_OK : log_check_at(r->buf, r->size, off, &len);
+	if (r->has_header && c != LOG_OK)
+		goto bad_with_header;
+	if (zero) {
+		if (r->has_header && off < r->synced_end) {
+			r->state = error_set(
+			    CESIUM_ECORRUPT,
+			    "%s: offset %llu: %s inside the synced part of the log "
+			    "(synced up to offset %llu)",
+			    r->path, (unsigned long long)off, hdr ? "zeros" : "end of file",
+			    (unsigned long long)r->synced_end);
+			return r->state;
+		}
 		/* Clean end: nothing written here yet (or exactly at EOF). */
 		r->valid_end = off;
 		r->state = 1;
 		return 0;
 	}
-
-	uint32_t len = 0;
-	enum log_check c = log_check_at(r->buf, r->size, off, &len);
 	if (c == LOG_OK) {
 		*payload = keys_slice_of(r->buf + off + LOG_HEADER_SIZE, len);
 		r->record_offset = off;
@@ -133,7 +229,7 @@ int log_reader_next(struct log_reader *r, keys_slice *payload)
 		return 1;
 	}
 
-	/* A bad record is a torn tail only if nothing valid follows it. The
+	/* Headerless: a bad record is a torn tail only if nothing valid follows it. The
 	 * search starts one byte on, not after the claimed length, because
 	 * the length itself may be what was damaged. */
 	for (size_t o = off + 1; o + LOG_HEADER_SIZE <= r->size; o++) {
@@ -152,6 +248,22 @@ int log_reader_next(struct log_reader *r, keys_slice *payload)
 			return r->state;
 		}
 	}
+	goto torn;
+
+bad_with_header:
+	/* Below the watermark the bytes were durable: damage there is real.
+	 * At or past it they may be a power loss's out-of-order pages, and
+	 * whatever valid records follow were never synced: dropping them
+	 * keeps replay a prefix. */
+	if (off < r->synced_end) {
+		r->state = error_set(CESIUM_ECORRUPT,
+		                     "%s: offset %llu: %s inside the synced part of the log "
+		                     "(synced up to offset %llu)",
+		                     r->path, (unsigned long long)off, log_check_name(c),
+		                     (unsigned long long)r->synced_end);
+		return r->state;
+	}
+torn:
 	r->torn = true;
 	r->torn_offset = off;
 	r->valid_end = off;

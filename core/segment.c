@@ -4,8 +4,10 @@
 #include "bloom.h"
 #include "cache.h"
 #include "error.h"
+#include "fault.h"
 #include "file.h"
 #include "mem.h"
+#include "ring.h"
 #include "segment_format.h"
 
 #include <pthread.h>
@@ -564,7 +566,21 @@ static int seg_load_block(seg_reader *r, struct seg_handle h, bool fill, struct 
 		 * verified on this reader's first read of the block (as a
 		 * block cache verifies on insert, not on every hit); the page
 		 * cache is its cache, so the block cache keeps its budget for
-		 * decompressed blocks. */
+		 * decompressed blocks. The fault seam is asked here because
+		 * no read call passes through io/ (a real media error on a
+		 * mapped page is SIGBUS instead: docs/durability.md). */
+		if (io_fault_armed()) {
+			size_t want = (size_t)h.size + SEG_TRAILER_SIZE, len = want;
+			int e = io_fault_check(IO_OP_READ, r->fd, r->path, &len);
+			if (e < 0)
+				return error_set(error_from_errno(e),
+				                 "%s: read of %zu bytes at offset %llu: %s", r->path,
+				                 want, (ull)h.off, strerror(-e));
+			if (len < want)
+				return error_set(CESIUM_ECORRUPT,
+				                 "%s: block at offset %llu: file truncated (%zu of %zu bytes)",
+				                 r->path, (ull)h.off, len, want);
+		}
 		if (seg_block_verified(r, h.off)) {
 			*b = (struct seg_block){.data = r->map + h.off, .len = h.size};
 			return 0;
@@ -1121,6 +1137,7 @@ struct seg_iter {
 	uint8_t *ra; /* readahead: file bytes [ra_off, ra_off + ra_len) */
 	size_t ra_len, ra_cap;
 	uint64_t ra_off;
+	struct seg_ra_read *next; /* with a ring: the window after ra's */
 	int status;
 };
 
@@ -1130,6 +1147,141 @@ static void seg_iter_fail(struct seg_iter *it, int rc)
 	if (it->have_blk)
 		seg_block_release(it->r, &it->blk);
 	it->have_blk = false;
+}
+
+/* One asynchronous readahead window on the iterator's ring. */
+struct seg_ra_read {
+	struct io_req req;
+	struct io_ring *ring;
+	int fd;
+	uint8_t *buf;
+	size_t cap;
+	uint64_t off;
+	size_t len, got;
+	int res; /* 0 or -errno */
+	bool busy, eof;
+};
+
+static void seg_ra_done(struct io_req *req, int res)
+{
+	struct seg_ra_read *rd = (struct seg_ra_read *)req;
+	if (res > 0 && (size_t)res < rd->len - rd->got) {
+		/* A short read before the end: ask for the rest. */
+		rd->got += (size_t)res;
+		io_ring_read(rd->ring, &rd->req, rd->fd, rd->buf + rd->got, rd->len - rd->got,
+		             rd->off + rd->got);
+		io_ring_submit(rd->ring);
+		return;
+	}
+	if (res < 0)
+		rd->res = res;
+	else if (res == 0)
+		rd->eof = true;
+	else
+		rd->got += (size_t)res;
+	rd->busy = false;
+}
+
+/* Starts reading [off, off + len) into rd's buffer; rd must not be busy. */
+static int seg_ra_start(struct seg_iter *it, struct seg_ra_read *rd, uint64_t off, size_t len)
+{
+	if (len > rd->cap) {
+		uint8_t *nb = mem_alloc(len);
+		if (!nb)
+			return error_set(CESIUM_ENOMEM, "%s: out of memory for readahead",
+			                 it->r->path);
+		mem_free(rd->buf);
+		rd->buf = nb;
+		rd->cap = len;
+	}
+	memset(&rd->req, 0, sizeof(rd->req));
+	rd->req.done = seg_ra_done;
+	rd->ring = it->o.ring;
+	rd->fd = it->r->fd;
+	rd->off = off;
+	rd->len = len;
+	rd->got = 0;
+	rd->res = 0;
+	rd->eof = false;
+	rd->busy = true;
+	io_ring_read(rd->ring, &rd->req, rd->fd, rd->buf, len, off);
+	io_ring_submit(rd->ring);
+	if (it->o.ring_reads)
+		(*it->o.ring_reads)++;
+	return 0;
+}
+
+/* Waits on the ring until rd's read has ended; its result. */
+static int seg_ra_wait(const seg_reader *r, struct seg_ra_read *rd)
+{
+	while (rd->busy) {
+		int rc = io_ring_poll(rd->ring, true);
+		if (rc < 0)
+			return rc; /* a broken ring; rd stays busy */
+	}
+	if (rd->res < 0)
+		return error_set(error_from_errno(rd->res),
+		                 "%s: read of %zu bytes at offset %llu: %s", r->path, rd->len,
+		                 (ull)rd->off, strerror(-rd->res));
+	if (rd->eof)
+		return error_set(CESIUM_ECORRUPT,
+		                 "%s: block at offset %llu: file truncated (%zu of %zu bytes)",
+		                 r->path, (ull)rd->off, rd->got, rd->len);
+	return 0;
+}
+
+/* Ring readahead: makes the window holding [h.off, h.off + need) current
+ * (the prefetched one when it covers it, else a fresh read of want bytes),
+ * then starts the read of the window after it, so the disk works while
+ * the caller consumes this one. */
+static const uint8_t *seg_iter_ring_readahead(struct seg_iter *it, struct seg_handle h,
+                                              size_t need, size_t want, int *rc)
+{
+	seg_reader *r = it->r;
+	struct seg_ra_read *nx = it->next;
+	if (!nx) {
+		nx = it->next = mem_zalloc(sizeof(*nx));
+		if (!nx) {
+			*rc = error_set(CESIUM_ENOMEM, "%s: out of memory for readahead", r->path);
+			return NULL;
+		}
+	}
+	bool covered = (nx->busy || nx->len) && h.off >= nx->off && h.off - nx->off <= nx->len &&
+	               need <= nx->len - (h.off - nx->off);
+	if (!covered) {
+		/* A seek, or a block larger than the prefetch: the window in
+		 * flight is of no use, but its buffer is the kernel's until it
+		 * lands. */
+		if (nx->busy && (*rc = seg_ra_wait(r, nx)) && nx->busy)
+			return NULL;
+		if ((*rc = seg_ra_start(it, nx, h.off, want)))
+			return NULL;
+	}
+	*rc = seg_ra_wait(r, nx);
+	if (*rc) {
+		nx->len = 0;
+		return NULL;
+	}
+	uint8_t *buf = it->ra;
+	size_t cap = it->ra_cap;
+	it->ra = nx->buf;
+	it->ra_cap = nx->cap;
+	it->ra_off = nx->off;
+	it->ra_len = nx->len;
+	nx->buf = buf;
+	nx->cap = cap;
+	nx->len = 0;
+	uint64_t poff = it->ra_off + it->ra_len;
+	if (poff < r->data_end) {
+		size_t plen = it->o.readahead;
+		if (plen > r->data_end - poff)
+			plen = (size_t)(r->data_end - poff);
+		/* Without the prefetch the scan still works: the next window
+		 * is then read on demand. */
+		if (seg_ra_start(it, nx, poff, plen))
+			error_clear();
+	}
+	return it->ra + (h.off - it->ra_off);
 }
 
 /* Raw bytes of block h from the readahead buffer, refilled when needed. */
@@ -1147,6 +1299,8 @@ static const uint8_t *seg_iter_readahead(struct seg_iter *it, struct seg_handle 
 		*rc = seg_corrupt(r, h.off, "block handle out of bounds");
 		return NULL;
 	}
+	if (it->o.ring)
+		return seg_iter_ring_readahead(it, h, need, want, rc);
 	if (want > it->ra_cap) {
 		uint8_t *nb = mem_alloc(want);
 		if (!nb) {
@@ -1303,6 +1457,16 @@ static void seg_iter_destroy(iter *base)
 	block_iter_cleanup(&it->index);
 	block_iter_cleanup(&it->data);
 	mem_free(it->ra);
+	if (it->next) {
+		/* The kernel may still write into the prefetch buffer: wait
+		 * for it; if the ring broke, leak it rather than free it. */
+		if (it->next->busy)
+			seg_ra_wait(it->r, it->next);
+		if (!it->next->busy) {
+			mem_free(it->next->buf);
+			mem_free(it->next);
+		}
+	}
 	seg_reader_unref(it->r);
 	mem_free(it);
 }

@@ -23,6 +23,7 @@
 #include "keys.h"
 
 struct cache;
+struct io_ring;
 
 enum seg_compression {
 	SEG_COMPRESSION_NONE = 0,
@@ -123,7 +124,15 @@ int seg_reader_fd(const seg_reader *r);
 
 struct seg_iter_opts {
 	bool fill_cache;  /* insert blocks read into the cache */
-	size_t readahead; /* >0: read this many bytes per pread on sequential scans */
+	size_t readahead; /* >0: read this many bytes per read on sequential scans */
+	/* Optional, with readahead: the caller's ring (io/ring.h). Windows are
+	 * then read with asynchronous reads on it, the next one kept in
+	 * flight while the current one is consumed; the iterator waits on
+	 * the ring (io_ring_poll) only when the window it needs has not yet
+	 * arrived. The iterator must then be used and destroyed on the
+	 * ring's thread only, and the ring must outlive it. NULL: pread. */
+	struct io_ring *ring;
+	uint64_t *ring_reads; /* optional: incremented per read submitted on ring */
 };
 
 /* o may be NULL (fill the cache, no readahead). */

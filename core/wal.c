@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -23,6 +24,9 @@ struct wal {
 	 * bytes are in place, readers load with acquire. */
 	_Atomic uint64_t used;
 	uint64_t synced; /* offset known durable; syncers are serialized */
+	/* The file header's slots, rewritten by each sync (syncers only). */
+	uint8_t header[LOG_FILE_SLOT_B + LOG_FILE_SLOT_SIZE];
+	uint64_t prev_number, prev_end; /* the header's link, fixed */
 	/* Writer only: below this offset the mapping's pages were released
 	 * (wal_release_behind). */
 	uint64_t released;
@@ -57,6 +61,12 @@ static char *wal_parent_dir(const char *path)
 
 int wal_create(const char *path, size_t prealloc, wal **out)
 {
+	return wal_create_after(path, prealloc, 0, 0, out);
+}
+
+int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, uint64_t prev_end,
+                     wal **out)
+{
 	int rc;
 	char *dir = NULL;
 	bool created = false;
@@ -73,6 +83,8 @@ int wal_create(const char *path, size_t prealloc, wal **out)
 		goto out;
 	}
 	memcpy(w->path, path, plen + 1);
+	w->prev_number = prev_number;
+	w->prev_end = prev_end;
 	w->chunk = wal_page_round(prealloc ? prealloc : WAL_DEFAULT_PREALLOC);
 
 	w->fd = io_open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
@@ -97,6 +109,14 @@ int wal_create(const char *path, size_t prealloc, wal **out)
 		goto out;
 	}
 	w->map_size = w->chunk;
+	/* The header must be durable before any record is: the reader takes
+	 * a file whose both slots are damaged for an empty log only when no
+	 * record follows. */
+	atomic_store_explicit(&w->used, LOG_FILE_HEADER_SIZE, memory_order_relaxed);
+	w->synced = LOG_FILE_HEADER_SIZE;
+	w->released = LOG_FILE_HEADER_SIZE;
+	log_file_slot_encode(w->map + LOG_FILE_SLOT_A, w->synced, prev_number, prev_end);
+	log_file_slot_encode(w->map + LOG_FILE_SLOT_B, w->synced, prev_number, prev_end);
 	e = io_fsync(w->fd);
 	if (e == 0)
 		e = io_fsync_dir(dir);
@@ -214,6 +234,28 @@ int wal_append(wal *w, const void *payload, size_t len)
 	return 0;
 }
 
+/*
+ * Records in the file header that everything below `synced` is durable.
+ * Called only after the fdatasync covering it returned, so every value the
+ * header ever holds, on disk or in the page cache, is a lower bound of what
+ * is durable; the next fdatasync (or writeback) carries it to disk.
+ * Written with pwrite, not through the mapping: the writer may be moving
+ * the mapping (mremap) while a syncer runs. Slot A first, then slot B, so
+ * that an interrupted write damages at most one.
+ */
+static void wal_store_watermark(wal *w, uint64_t synced)
+{
+	log_file_slot_encode(w->header + LOG_FILE_SLOT_A, synced, w->prev_number, w->prev_end);
+	log_file_slot_encode(w->header + LOG_FILE_SLOT_B, synced, w->prev_number, w->prev_end);
+	/* A failed write leaves the older, still true, watermark: it only
+	 * narrows what recovery can call corruption, so it is not an error
+	 * of the sync, whose data is durable. */
+	(void)io_pwrite_full(w->fd, w->header + LOG_FILE_SLOT_A, LOG_FILE_SLOT_SIZE,
+	                     LOG_FILE_SLOT_A);
+	(void)io_pwrite_full(w->fd, w->header + LOG_FILE_SLOT_B, LOG_FILE_SLOT_SIZE,
+	                     LOG_FILE_SLOT_B);
+}
+
 int wal_sync(wal *w)
 {
 	if (w->poisoned)
@@ -235,6 +277,7 @@ int wal_sync(wal *w)
 		                 w->path, strerror(-e));
 	}
 	w->synced = used;
+	wal_store_watermark(w, used);
 	return 0;
 }
 
@@ -250,6 +293,9 @@ int wal_close(wal *w, bool truncate)
 		if (w->poisoned) {
 			rc = wal_poisoned_error(w);
 		} else {
+			/* The watermark stays where the last sync put it: a
+			 * closed log cut short past it still reads as a torn
+			 * tail, as it did before the watermark existed. */
 			int e = io_ftruncate(w->fd, used);
 			if (e == 0)
 				e = io_fsync(w->fd);
@@ -273,6 +319,71 @@ uint64_t wal_size(const wal *w)
 const char *wal_path(const wal *w)
 {
 	return w->path;
+}
+
+/* The link in the header of the log at path (0, 0 for none). */
+static int wal_read_link(const char *path, uint64_t *prev_number, uint64_t *prev_end)
+{
+	uint8_t head[LOG_FILE_SLOT_B + LOG_FILE_SLOT_SIZE];
+	*prev_number = *prev_end = 0;
+	int fd = io_open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return error_set(error_from_errno(fd), "%s: cannot open: %s", path, strerror(-fd));
+	ssize_t n = io_pread_full(fd, head, sizeof(head), 0);
+	io_close(fd);
+	if (n < 0)
+		return error_set(error_from_errno((int)n), "%s: read failed: %s", path,
+		                 strerror((int)-n));
+	struct log_reader r;
+	log_reader_init(&r, head, (size_t)n, path);
+	if (r.state < 0)
+		return r.state;
+	*prev_number = r.prev_number;
+	*prev_end = r.prev_end;
+	return 0;
+}
+
+int wal_replay_chain(const char *const *paths, const uint64_t *numbers, size_t n,
+                     int (*fn)(void *ctx, keys_slice payload), void *ctx,
+                     struct wal_chain_stats *st)
+{
+	struct wal_chain_stats local = {0};
+	int rc = 0;
+	bool have_last = false;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t pn, pe;
+		rc = wal_read_link(paths[i], &pn, &pe);
+		if (rc)
+			goto out;
+		/* A log linked to another than the last one replayed, or to
+		 * more of it than replay found, follows records that were
+		 * lost; it was therefore never synced (a sync covers the
+		 * older logs first), and replaying it would break the prefix.
+		 * An unlinked log (version 1, or a first log) is replayed. */
+		if (have_last && pn != 0 && (pn != local.last_number || pe > local.last_end)) {
+			local.skipped++;
+			continue;
+		}
+		struct wal_replay_stats ws;
+		rc = wal_replay(paths[i], fn, ctx, &ws);
+		if (rc < 0 && !strstr(cesium_errmsg(), paths[i])) {
+			/* fn's own error does not know which log it was in. */
+			char msg[ERROR_MSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", cesium_errmsg());
+			rc = error_set(rc, "%s: %s", paths[i], msg);
+		}
+		if (rc)
+			goto out;
+		local.replayed++;
+		local.records += ws.records;
+		local.last_number = numbers[i];
+		local.last_end = ws.valid_end;
+		have_last = true;
+	}
+out:
+	if (st)
+		*st = local;
+	return rc;
 }
 
 int wal_replay(const char *path, int (*fn)(void *ctx, keys_slice payload), void *ctx,
@@ -299,6 +410,9 @@ int wal_replay(const char *path, int (*fn)(void *ctx, keys_slice payload), void 
 	local.valid_end = r.valid_end;
 	local.torn = r.torn;
 	local.torn_offset = r.torn_offset;
+	local.synced_end = r.has_header ? r.synced_end : 0;
+	local.prev_number = r.prev_number;
+	local.prev_end = r.prev_end;
 out:
 	if (st)
 		*st = local;

@@ -6,6 +6,12 @@
  * cache (it survives a crash of the process) and wal_sync makes everything
  * appended so far survive a power loss.
  *
+ * The file opens with a header (log.h, LOG_FILE_HEADER_SIZE bytes) whose
+ * synced watermark each completed sync advances to what it covered, so
+ * that replay after a power loss can tell damage to never-synced pages (a
+ * torn tail, discarded with every record after it) from damage to synced
+ * ones (corruption). Format and argument: docs/format-log.md.
+ *
  * Threads: one writer at a time appends (the write group leader, which
  * holds the write queue). One syncer at a time calls wal_sync (db.c
  * serializes them under its wal_mu), concurrently with the writer's
@@ -36,6 +42,12 @@ typedef struct wal wal;
  * On failure nothing is left behind. */
 #define WAL_DEFAULT_PREALLOC (64u * 1024u * 1024u)
 int wal_create(const char *path, size_t prealloc, wal **out);
+/* The same, linking the new log to the one replayed before it: the log
+ * numbered prev_number, whose replay must reach prev_end (its wal_size when
+ * sealed, or the valid_end recovery reached). wal_create is
+ * wal_create_after(..., 0, 0, ...): no link. */
+int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, uint64_t prev_end,
+                     wal **out);
 /* Appends one record (len <= LOG_MAX_PAYLOAD, else CESIUM_EINVAL); grows the
  * file by another prealloc chunk when full (CESIUM_ENOSPC if the disk is
  * full: the log is unchanged and the append may be retried). */
@@ -50,7 +62,8 @@ int wal_sync(wal *w);
 /* With truncate, cuts the preallocated tail off and fsyncs; then unmaps and
  * closes. w is freed even on error. */
 int wal_close(wal *w, bool truncate);
-/* Bytes of records appended (the offset of the next record). */
+/* The file offset of the next record (LOG_FILE_HEADER_SIZE plus the bytes
+ * of the records appended). */
 uint64_t wal_size(const wal *w);
 const char *wal_path(const wal *w);
 
@@ -60,13 +73,34 @@ struct wal_replay_stats {
 	uint64_t file_size;   /* bytes in the file, preallocated zeros included */
 	bool torn;            /* the log ended in a torn record (discarded) */
 	uint64_t torn_offset; /* where that record starts */
+	uint64_t synced_end;  /* the header's watermark (0: a headerless log) */
+	uint64_t prev_number; /* the header's link (wal_create_after) */
+	uint64_t prev_end;
 };
 
 /* Delivers each record of the log at path, in order, to fn; the payload
- * slice is valid only during the call. Stops at the end or a torn tail;
- * CESIUM_ECORRUPT for corruption in the middle (message names path and
- * offset); fn's value if it returns non-zero. st may be NULL. */
+ * slice is valid only during the call. Stops at the end or a torn tail
+ * (bad data at or past the synced watermark: what follows is discarded);
+ * CESIUM_ECORRUPT for damage below the watermark (or, in a headerless
+ * version 1 log, for a bad record followed by a valid one), the message
+ * naming path and offset; CESIUM_ENOTSUP for an unknown format version;
+ * fn's value if it returns non-zero. st may be NULL. */
 int wal_replay(const char *path, int (*fn)(void *ctx, keys_slice payload), void *ctx,
                struct wal_replay_stats *st);
+
+struct wal_chain_stats {
+	uint64_t replayed, skipped, records;
+	uint64_t last_number; /* the last log replayed: link the next log to it */
+	uint64_t last_end;    /* and to the valid_end its replay reached */
+};
+
+/* Replays the logs paths[0..n) (numbers ascending, numbers[i] naming
+ * paths[i]) as one sequence: a log whose link names another log than the
+ * last one replayed, or more of it than replay found, is skipped (its
+ * predecessor lost unsynced records, so it holds only unsynced writes that
+ * would follow a gap). Errors as wal_replay. st may be NULL. */
+int wal_replay_chain(const char *const *paths, const uint64_t *numbers, size_t n,
+                     int (*fn)(void *ctx, keys_slice payload), void *ctx,
+                     struct wal_chain_stats *st);
 
 #endif

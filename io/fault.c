@@ -2,7 +2,7 @@
 
 #include <stdatomic.h>
 
-struct fault_hook {
+struct io_fault_hook {
 	io_fault_fn fn;
 	void *arg;
 };
@@ -11,25 +11,25 @@ struct fault_hook {
  * new function with an old argument; acquire pairs with the release in
  * io_fault_set. Hooks are installed by tests between phases, so the static
  * slots below are never rewritten while a reader may hold them. */
-static struct fault_hook fault_slots[2];
-static _Atomic(struct fault_hook *) fault_current;
+static struct io_fault_hook fault_slots[2];
+_Atomic(struct io_fault_hook *) io_fault_current;
 static unsigned fault_next_slot;
 
 void io_fault_set(io_fault_fn fn, void *arg)
 {
 	if (!fn) {
-		atomic_store_explicit(&fault_current, NULL, memory_order_release);
+		atomic_store_explicit(&io_fault_current, NULL, memory_order_release);
 		return;
 	}
-	struct fault_hook *h = &fault_slots[fault_next_slot++ & 1];
+	struct io_fault_hook *h = &fault_slots[fault_next_slot++ & 1];
 	h->fn = fn;
 	h->arg = arg;
-	atomic_store_explicit(&fault_current, h, memory_order_release);
+	atomic_store_explicit(&io_fault_current, h, memory_order_release);
 }
 
 int io_fault_check(enum io_op op, int fd, const char *path, size_t *len)
 {
-	struct fault_hook *h = atomic_load_explicit(&fault_current, memory_order_acquire);
+	struct io_fault_hook *h = atomic_load_explicit(&io_fault_current, memory_order_acquire);
 	if (__builtin_expect(h == NULL, 1))
 		return 0;
 	size_t dummy = 0;
@@ -39,7 +39,7 @@ int io_fault_check(enum io_op op, int fd, const char *path, size_t *len)
 const char *io_op_name(enum io_op op)
 {
 	static const char *const names[IO_OP_COUNT] = {
-		"read", "write", "fsync", "open", "rename", "unlink", "fallocate", "truncate",
+	    "read", "write", "fsync", "open", "rename", "unlink", "fallocate", "truncate",
 	};
 	return (unsigned)op < IO_OP_COUNT ? names[op] : "?";
 }
@@ -68,8 +68,7 @@ void io_fault_set_done(io_fault_done_fn fn, void *arg)
 
 void io_fault_done(enum io_op op, int fd, int res)
 {
-	struct fault_done_hook *h =
-	    atomic_load_explicit(&fault_done_current, memory_order_acquire);
+	struct fault_done_hook *h = atomic_load_explicit(&fault_done_current, memory_order_acquire);
 	if (__builtin_expect(h != NULL, 0))
 		h->fn(h->arg, op, fd, res);
 }

@@ -1,4 +1,3 @@
-
 #include "file.h"
 
 #include <errno.h>
@@ -61,6 +60,8 @@ int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 				continue;
 			return -errno;
 		}
+		if (n == 0)
+			return -EIO; /* no progress and no reason: never spin */
 		done += (size_t)n;
 	}
 	/* An injected short write: part of the data reached the file, then the

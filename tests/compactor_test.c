@@ -21,6 +21,8 @@
 #include <cmocka.h>
 
 #include "cesium.h"
+#include "compactor.h"
+#include "db.h"
 #include "error.h"
 #include "fault.h"
 #include "file.h"
@@ -233,6 +235,112 @@ static void test_compaction_read_failure_changes_nothing(void **state)
 	free(dir);
 }
 
+/* Input reads the compactors submitted on their rings so far. */
+static uint64_t ring_reads(cesium_db *db)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < db->ncompactors; i++)
+		n += db->compactors[i]->ring_reads;
+	return n;
+}
+
+/* Two flushed segments of several readahead windows each. */
+static cesium_db *open_with_big_inputs(const char *dir, struct model *m)
+{
+	cesium_db *db = open_db(dir, "block_cache_size", "0", "memtable_size", "64MiB", NULL);
+	model_init(m, 100000);
+	for (unsigned gen = 1; gen <= 2; gen++) {
+		for (unsigned i = gen - 1; i < 100000; i += gen)
+			model_put(db, m, i, gen);
+		assert_int_equal(cesium_flush(db), 0);
+	}
+	assert_int_equal(stat_of(db, "level0_segments"), 2);
+	return db;
+}
+
+/* A compactor reads its inputs with asynchronous reads on its own ring:
+ * one per readahead window, so at least input bytes / 2 MiB of them. */
+static void test_compaction_reads_inputs_on_its_ring(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("compactor");
+	struct model m;
+	cesium_db *db = open_with_big_inputs(dir, &m);
+	uint64_t before = ring_reads(db);
+	uint64_t in_bytes = stat_of(db, "level0_bytes");
+	assert_int_equal(cesium_compact(db), 0);
+	uint64_t reads = ring_reads(db) - before;
+	fprintf(stderr, "%llu input bytes, %llu ring reads\n", (unsigned long long)in_bytes,
+	        (unsigned long long)reads);
+	assert_true(in_bytes > 4 * (2u << 20));
+	assert_true(reads >= in_bytes / (2u << 20));
+	assert_int_equal(total_segments(db), 1);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
+/* Fails the nth read of one whole readahead window (reader opens read
+ * other sizes), with EIO. */
+struct window_fault {
+	unsigned nth;
+	atomic_uint seen, failed;
+};
+
+static int window_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len)
+{
+	struct window_fault *wf = arg;
+	(void)fd;
+	(void)path;
+	if (op != IO_OP_READ || *len != (2u << 20))
+		return 0;
+	if (atomic_fetch_add(&wf->seen, 1) + 1 != wf->nth)
+		return 0;
+	atomic_fetch_add(&wf->failed, 1);
+	return -EIO;
+}
+
+/* An EIO on a prefetched input window, after the merge has consumed the
+ * earlier windows, fails the job cleanly: the tree and its files are as
+ * before, and the next compaction succeeds. */
+static void test_compaction_ring_read_eio_mid_merge_fails_cleanly(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("compactor");
+	struct model m;
+	cesium_db *db = open_with_big_inputs(dir, &m);
+	uint64_t before = ring_reads(db);
+	/* Full windows 1-4 are both inputs' first windows and their
+	 * prefetches; the 5th is a prefetch issued once the merge has
+	 * consumed the first input's first window. */
+	struct window_fault wf = {.nth = 5};
+	io_fault_set(window_fault_hook, &wf);
+	int rc = cesium_compact(db);
+	io_fault_set(NULL, NULL);
+	uint64_t reads = ring_reads(db) - before;
+	fprintf(stderr, "failed compaction: %s (%s), %llu ring reads\n", cesium_strerror(rc),
+	        cesium_errmsg(), (unsigned long long)reads);
+	assert_int_equal(atomic_load(&wf.failed), 1);
+	assert_int_equal(rc, CESIUM_EIO);
+	assert_true(reads >= 5);
+	assert_int_equal(stat_of(db, "compaction_failures"), 1);
+	assert_int_equal(stat_of(db, "level0_segments"), 2);
+	assert_int_equal(count_files(dir, ".seg"), 2);
+	model_check(db, &m);
+	assert_int_equal(cesium_compact(db), 0);
+	assert_int_equal(total_segments(db), 1);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	db = open_db(dir, NULL);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +348,8 @@ int main(void)
 	    cmocka_unit_test(test_compaction_keeps_versions_an_open_iterator_needs),
 	    cmocka_unit_test(test_compaction_splits_outputs_at_target_size),
 	    cmocka_unit_test(test_compaction_read_failure_changes_nothing),
+	    cmocka_unit_test(test_compaction_reads_inputs_on_its_ring),
+	    cmocka_unit_test(test_compaction_ring_read_eio_mid_merge_fails_cleanly),
 	};
 	test_require_io_uring();
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,7 +20,10 @@
 #include <cmocka.h>
 
 #include "cesium.h"
+#include "db.h"
 #include "error.h"
+#include "flush.h"
+#include "output.h"
 #include "fault.h"
 #include "test_db.h"
 #include "test_util.h"
@@ -230,6 +233,78 @@ static void test_segment_fsync_failure_fails_flush(void **state)
 	free(dir);
 }
 
+#define BIG_KEYS 250000
+
+/* A memtable of many write windows, flushed by cesium_flush. */
+static cesium_db *open_with_big_memtable(const char *dir, struct model *m)
+{
+	cesium_db *db = open_db(dir, "memtable_size", "64MiB", NULL);
+	model_init(m, BIG_KEYS);
+	for (unsigned i = 0; i < BIG_KEYS; i++)
+		model_put(db, m, i, 1);
+	return db;
+}
+
+/* A flush larger than the write window is not written inside one handler
+ * call: after the first window, every further chunk is encoded and
+ * submitted from a write completion. */
+static void test_large_flush_continues_from_write_completions(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("flush");
+	struct model m;
+	cesium_db *db = open_with_big_memtable(dir, &m);
+	uint64_t before = db->flusher->resumed;
+	assert_int_equal(cesium_flush(db), 0);
+	uint64_t resumed = db->flusher->resumed - before;
+	uint64_t bytes = stat_of(db, "flush_bytes");
+	fprintf(stderr, "%llu bytes flushed, %llu steps from completions\n",
+	        (unsigned long long)bytes, (unsigned long long)resumed);
+	assert_true(bytes > 2ull * OUTPUT_WINDOW * OUTPUT_CHUNK);
+	assert_true(resumed >= bytes / OUTPUT_CHUNK - OUTPUT_WINDOW);
+	assert_int_equal(stat_of(db, "level0_segments"), 1);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	db = open_db(dir, NULL);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
+/* A write that fails while later chunks are still being produced fails
+ * the flush once every write in flight has landed: the partial segment is
+ * removed, the data stays readable, and after a reopen (the failure is a
+ * background error) the data is recovered from the WAL and flushes. */
+static void test_write_failure_mid_flush_fails_it_cleanly(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("flush");
+	struct model m;
+	cesium_db *db = open_with_big_memtable(dir, &m);
+	struct file_fault f;
+	file_fault_arm(&f, IO_OP_WRITE, ".seg", -EIO, OUTPUT_WINDOW + 3);
+	int rc = cesium_flush(db);
+	file_fault_disarm(&f);
+	fprintf(stderr, "failed flush: %s (%s)\n", cesium_strerror(rc), cesium_errmsg());
+	assert_int_equal(atomic_load(&f.failed), 1);
+	assert_int_equal(rc, CESIUM_EIO);
+	assert_int_equal(stat_of(db, "level0_segments"), 0);
+	assert_int_equal(count_files(dir, ".seg"), 0);
+	model_check(db, &m);
+	cesium_close(db);
+	db = open_db(dir, NULL);
+	model_check(db, &m);
+	assert_int_equal(cesium_flush(db), 0);
+	assert_int_equal(total_segments(db), 1);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +314,8 @@ int main(void)
 	    cmocka_unit_test(test_recovered_memtable_is_flushed),
 	    cmocka_unit_test(test_background_flushes_keep_newest_values),
 	    cmocka_unit_test(test_segment_fsync_failure_fails_flush),
+	    cmocka_unit_test(test_large_flush_continues_from_write_completions),
+	    cmocka_unit_test(test_write_failure_mid_flush_fails_it_cleanly),
 	};
 	test_require_io_uring();
 	return cmocka_run_group_tests(tests, NULL, NULL);

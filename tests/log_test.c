@@ -67,7 +67,7 @@ static void test_log_round_trip(void **state)
 	assert_int_equal(r.valid_end, size);
 	/* An empty payload still has a non-zero header, so it is never
 	 * mistaken for the zero end marker. */
-	uint8_t hdr[LOG_HEADER_SIZE] = { 0 };
+	uint8_t hdr[LOG_HEADER_SIZE] = {0};
 	log_encode(hdr, NULL, 0);
 	assert_int_not_equal(keys_get_u64le(hdr + LOG_CHECKSUM_OFFSET), 0);
 	/* Further calls keep reporting the end. */
@@ -268,6 +268,75 @@ static void test_log_read_file(void **state)
 	free(dir);
 }
 
+/* Counts the records of a log; the count, or the error code. */
+static int count_all(const uint8_t *buf, size_t size, struct log_reader *r)
+{
+	log_reader_init(r, buf, size, "test.log");
+	keys_slice p;
+	int n = 0, rc;
+	while ((rc = log_reader_next(r, &p)) == 1)
+		n++;
+	return rc < 0 ? rc : n;
+}
+
+/* With a file header, a bad record at or past the synced watermark is a
+ * torn tail even when valid records follow; below it, corruption naming
+ * the offset. A slot-B-only header is found; a headerless log whose bytes
+ * at 512 look like a slot is still read as headerless. */
+static void test_log_header_watermark_splits_torn_from_corrupt(void **state)
+{
+	(void)state;
+	size_t off[7];
+	size_t size = LOG_FILE_HEADER_SIZE;
+	for (int i = 0; i < 6; i++) {
+		off[i] = size;
+		size += log_record_size(100);
+	}
+	off[6] = size;
+	uint8_t *buf = calloc(1, size);
+	assert_non_null(buf);
+	uint8_t pl[100];
+	for (int i = 0; i < 6; i++) {
+		memset(pl, 'a' + i, sizeof(pl));
+		log_encode(buf + off[i], pl, sizeof(pl));
+	}
+	log_file_slot_encode(buf + LOG_FILE_SLOT_A, off[3], 0, 0);
+	log_file_slot_encode(buf + LOG_FILE_SLOT_B, off[3], 0, 0);
+	struct log_reader r;
+	assert_int_equal(count_all(buf, size, &r), 6);
+
+	buf[off[4] + 20] ^= 1;
+	assert_int_equal(count_all(buf, size, &r), 4);
+	assert_true(r.torn);
+	assert_int_equal(r.torn_offset, off[4]);
+	buf[off[4] + 20] ^= 1;
+
+	buf[off[3] + 20] ^= 1; /* exactly at the watermark: torn */
+	assert_int_equal(count_all(buf, size, &r), 3);
+	assert_true(r.torn);
+	buf[off[3] + 20] ^= 1;
+
+	buf[off[1] + 20] ^= 1;
+	assert_int_equal(count_all(buf, size, &r), CESIUM_ECORRUPT);
+	char want[48];
+	snprintf(want, sizeof(want), "offset %zu:", off[1]);
+	assert_non_null(strstr(cesium_errmsg(), want));
+	buf[off[1] + 20] ^= 1;
+
+	memset(buf + LOG_FILE_SLOT_A, 0, LOG_FILE_SLOT_SIZE); /* only B left */
+	buf[off[2] + 20] ^= 1;
+	assert_int_equal(count_all(buf, size, &r), CESIUM_ECORRUPT);
+	free(buf);
+
+	/* Headerless: a slot image inside a record's payload at 512. */
+	uint8_t big[1000] = {0};
+	log_file_slot_encode(big + LOG_FILE_SLOT_B - LOG_HEADER_SIZE, 1u << 20, 0, 0);
+	uint8_t img[2000] = {0};
+	log_encode(img, big, sizeof(big));
+	assert_int_equal(count_all(img, sizeof(img), &r), 1);
+	assert_false(r.has_header);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +349,7 @@ int main(void)
 	    cmocka_unit_test(test_log_garbage_lengths),
 	    cmocka_unit_test(test_log_random_input_never_crashes),
 	    cmocka_unit_test(test_log_read_file),
+	    cmocka_unit_test(test_log_header_watermark_splits_torn_from_corrupt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Database-level unit-test helpers; see test_db.h. */
 
 #include <dirent.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,58 +179,125 @@ int wait_files(const char *dir, const char *suffix, int want)
 	return n;
 }
 
-static bool fd_matches(int fd, const char *suffix, char *out, size_t cap)
+/* The file fd names, from its /proc/self/fd link, into out. */
+static bool fd_path(int fd, char *out, size_t cap)
 {
 	if (fd < 0)
 		return false;
-	char link[64], target[512];
+	char link[64];
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	ssize_t n = readlink(link, out, cap - 1);
 	if (n <= 0)
 		return false;
-	target[n] = '\0';
-	if (!strstr(target, suffix))
-		return false;
-	snprintf(out, cap, "%s", target);
+	out[n] = '\0';
 	return true;
 }
 
-static int file_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len)
+/* splitmix64's finalizer: consecutive operation numbers give unrelated
+ * decisions. */
+static uint64_t fault_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* An error the operation could really return; 0 asks for a short write. */
+static int fault_pick(enum io_op op, uint64_t r, size_t len)
+{
+	switch (op) {
+	case IO_OP_READ:
+	case IO_OP_FSYNC:
+		return -EIO;
+	case IO_OP_WRITE:
+		if (r % 3 == 2 && len >= 2)
+			return 0;
+		return r % 3 == 1 ? -ENOSPC : -EIO;
+	case IO_OP_FALLOCATE:
+		return -ENOSPC;
+	default:
+		return r % 2 ? -ENOSPC : -EIO;
+	}
+}
+
+int file_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len)
 {
 	struct file_fault *f = arg;
-	char target[512];
-	if (op != f->op || !atomic_load(&f->armed))
+	char target[512] = "";
+	if ((unsigned)op >= IO_OP_COUNT || !(f->ops & FILE_FAULT_OP(op)) || !atomic_load(&f->armed))
 		return 0;
-	if (path) {
-		if (!strstr(path, f->suffix))
-			return 0;
+	bool any = !f->suffix || !f->suffix[0];
+	if (path)
 		snprintf(target, sizeof(target), "%s", path);
-	} else if (!fd_matches(fd, f->suffix, target, sizeof(target))) {
+	else if (!any && !fd_path(fd, target, sizeof(target)))
+		return 0;
+	if (!any && !strstr(target, f->suffix))
+		return 0;
+	unsigned k = atomic_fetch_add(&f->seen, 1) + 1;
+	uint64_t h = fault_mix(f->seed ^ fault_mix(k));
+	if (f->per_million) {
+		if (h % 1000000 >= f->per_million)
+			return 0;
+	} else if (k < f->nth || (k > f->nth && !f->every)) {
 		return 0;
 	}
-	unsigned k = atomic_fetch_add(&f->seen, 1) + 1;
-	if (k < f->nth || (k > f->nth && !f->every))
-		return 0;
+	int err = f->err == FILE_FAULT_MIXED ? fault_pick(op, h >> 32, *len) : f->err;
+	atomic_fetch_add(&f->failed_op[op], 1);
 	if (atomic_fetch_add(&f->failed, 1) == 0) {
+		if (!target[0] && !fd_path(fd, target, sizeof(target)))
+			snprintf(target, sizeof(target), "(no file)");
 		pthread_mutex_lock(&f->mu);
 		snprintf(f->path, sizeof(f->path), "%s", target);
 		pthread_mutex_unlock(&f->mu);
 	}
-	if (f->err)
-		return f->err;
+	if (f->trace) {
+		if (!target[0] && !fd_path(fd, target, sizeof(target)))
+			snprintf(target, sizeof(target), "(no file)");
+		fprintf(stderr, "fault %u: %s %s: %s\n", k, io_op_name(op), target,
+		        err ? strerror(-err) : "short write");
+	}
+	if (err)
+		return err;
+	atomic_fetch_add(&f->shortened, 1);
 	*len /= 2;
 	return 0;
 }
 
-void file_fault_arm(struct file_fault *f, enum io_op op, const char *suffix, int err, unsigned nth)
+static void file_fault_init(struct file_fault *f, unsigned ops, const char *suffix, int err)
 {
 	memset(f, 0, sizeof(*f));
 	pthread_mutex_init(&f->mu, NULL);
-	f->op = op;
+	f->ops = ops;
 	f->suffix = suffix;
 	f->err = err;
+}
+
+void file_fault_arm(struct file_fault *f, enum io_op op, const char *suffix, int err, unsigned nth)
+{
+	file_fault_init(f, FILE_FAULT_OP(op), suffix, err);
 	f->nth = nth;
 	io_fault_set(file_fault_hook, f);
+	atomic_store(&f->armed, true);
+}
+
+void file_fault_arm_random(struct file_fault *f, unsigned ops, const char *suffix, int err,
+                           uint32_t per_million, uint64_t seed)
+{
+	file_fault_init(f, ops, suffix, err);
+	f->per_million = per_million;
+	f->seed = seed;
+	io_fault_set(file_fault_hook, f);
+	atomic_store(&f->armed, true);
+}
+
+void file_fault_pause(struct file_fault *f)
+{
+	atomic_store(&f->armed, false);
+}
+
+void file_fault_resume(struct file_fault *f)
+{
 	atomic_store(&f->armed, true);
 }
 
@@ -239,4 +307,3 @@ void file_fault_disarm(struct file_fault *f)
 	io_fault_set(NULL, NULL);
 	pthread_mutex_destroy(&f->mu);
 }
-

@@ -2,7 +2,7 @@
  * test_db — helpers for unit tests that drive a whole database: open with
  * option pairs, a model of which generation of each key should be visible
  * (checked through get and an iterator), statistics and file counts, and a
- * fault hook that fails one (or every) write or sync of chosen files.
+ * fault hook that fails chosen, or random, operations on chosen files.
  *
  * Test-only; every helper fails the running cmocka test on error. The
  * caller owns the db from open_db (cesium_close) and the model's gen array
@@ -55,21 +55,52 @@ int count_files(const char *dir, const char *suffix);
  * ending in suffix; returns the last count. */
 int wait_files(const char *dir, const char *suffix, int want);
 
-/* Fails the nth operation op on files whose path contains suffix, counted
- * from arming; set `every` after arming to fail all from the nth on. */
+/*
+ * A fault hook for io/'s seam (fault.h). Counted mode fails the nth matching
+ * operation after arming (set `every` after arming to fail all from the nth
+ * on). Random mode fails each matching operation with probability
+ * per_million / 1e6, decided by a hash of seed and the operation's number,
+ * so a run is replayed by its seed (up to the order threads reach the
+ * hook). An operation matches when its bit is in `ops` and its file's path
+ * (the path given, or the fd's /proc/self/fd link) contains `suffix`; a
+ * NULL or empty suffix matches every file, and operations with neither
+ * path nor fd.
+ */
+#define FILE_FAULT_OP(op) (1u << (op))
+#define FILE_FAULT_ALL_OPS ((1u << IO_OP_COUNT) - 1)
+/* err: fail with an error natural to the operation, chosen by the hash:
+ * reads EIO; writes EIO, ENOSPC or a short write; fsync EIO; fallocate
+ * ENOSPC; open, rename, unlink and truncate EIO or ENOSPC. */
+#define FILE_FAULT_MIXED 1
+
 struct file_fault {
-	enum io_op op;
-	const char *suffix; /* ".seg", ".wal", "MANIFEST" ... */
-	int err;            /* 0: shorten the write to half */
-	unsigned nth;       /* fail the nth matching operation after arming */
-	bool every;         /* fail every matching operation from the nth on */
+	unsigned ops;         /* FILE_FAULT_OP bits */
+	const char *suffix;   /* ".seg", ".wal", "MANIFEST" ...; NULL: every file */
+	int err;              /* -errno; 0: shorten the write to half; FILE_FAULT_MIXED */
+	unsigned nth;         /* counted: fail the nth matching operation after arming */
+	bool every;           /* counted: fail every matching operation from the nth on */
+	uint32_t per_million; /* random mode when non-zero */
+	uint64_t seed;
+	bool trace; /* print each injected fault to stderr */
 	atomic_bool armed;
 	atomic_uint seen, failed;
+	atomic_uint failed_op[IO_OP_COUNT]; /* faults injected, by operation */
+	atomic_uint shortened;              /* of which short writes */
 	pthread_mutex_t mu;
 	char path[512]; /* the file that failed first */
 };
 
+/* Counted mode on one operation. */
 void file_fault_arm(struct file_fault *f, enum io_op op, const char *suffix, int err, unsigned nth);
+/* Random mode on the operations in ops (FILE_FAULT_OP bits). */
+void file_fault_arm_random(struct file_fault *f, unsigned ops, const char *suffix, int err,
+                           uint32_t per_million, uint64_t seed);
+/* Stops injecting without removing the hook (counters keep their values);
+ * file_fault_resume starts again. */
+void file_fault_pause(struct file_fault *f);
+void file_fault_resume(struct file_fault *f);
 void file_fault_disarm(struct file_fault *f);
+/* The hook itself, for tests that call it directly. */
+int file_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len);
 
 #endif

@@ -68,9 +68,10 @@ static void append_n(wal *w, uint64_t from, uint64_t to)
 	}
 }
 
+/* The file offset just past record n-1: the header, then the records. */
 static uint64_t bytes_of(uint64_t n)
 {
-	uint64_t b = 0;
+	uint64_t b = LOG_FILE_HEADER_SIZE;
 	for (uint64_t i = 0; i < n; i++)
 		b += log_record_size(len_of(i));
 	return b;
@@ -298,12 +299,18 @@ static void test_wal_replay_cut_at_random_points(void **state)
 	wal *w;
 	assert_int_equal(wal_create(path, 1 << 16, &w), 0);
 	append_n(w, 0, 300);
-	assert_int_equal(wal_close(w, true), 0);
+	/* Never synced: the watermark stays at the header, so every cut is
+	 * in the part a power loss may tear. */
+	assert_int_equal(wal_close(w, false), 0);
 	uint8_t *buf;
 	size_t size;
 	assert_int_equal(log_read_file(path, &buf, &size), 0);
+	size = (size_t)bytes_of(300);
 	for (int round = 0; round < 60; round++) {
-		size_t cut = (size_t)(test_rand(&seed) % (size + 1));
+		/* Cuts inside the header (creation cut short) are not
+		 * this test's subject. */
+		size_t cut = LOG_FILE_HEADER_SIZE +
+		             (size_t)(test_rand(&seed) % (size - LOG_FILE_HEADER_SIZE + 1));
 		size_t pad = round & 1 ? 4096 : 0;
 		uint8_t *img = calloc(1, cut + pad + 1);
 		assert_non_null(img);
@@ -378,6 +385,233 @@ static void test_wal_survives_process_kill(void **state)
 	free(dir);
 }
 
+/* XORs mask into the byte at off of the file at path. */
+static void flip_byte(const char *path, uint64_t off, uint8_t mask)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= mask;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+static void zero_range(const char *path, uint64_t off, size_t len)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t *z = calloc(1, len);
+	assert_non_null(z);
+	assert_int_equal(pwrite(fd, z, len, (off_t)off), (ssize_t)len);
+	free(z);
+	close(fd);
+}
+
+/* A log of 200 records whose first 100 were synced, left as a crash
+ * leaves it (not truncated). */
+static void make_half_synced(const char *path)
+{
+	wal *w;
+	assert_int_equal(wal_create(path, 1 << 16, &w), 0);
+	append_n(w, 0, 100);
+	assert_int_equal(wal_sync(w), 0);
+	append_n(w, 100, 200);
+	assert_int_equal(wal_close(w, false), 0);
+}
+
+/* Damage at or past the synced watermark (a flipped bit, or a page that
+ * never reached the disk, with valid records after it) is a torn tail:
+ * replay stops there and drops the later records. */
+static void test_wal_damage_past_watermark_is_torn_tail(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "9.wal");
+	make_half_synced(path);
+	struct collect c = {0, -1};
+	struct wal_replay_stats st;
+	assert_int_equal(wal_replay(path, check_record, &c, &st), 0);
+	assert_int_equal(c.n, 200);
+	assert_int_equal(st.synced_end, bytes_of(100));
+
+	flip_byte(path, bytes_of(150) + LOG_HEADER_SIZE, 0x10);
+	c = (struct collect){0, -1};
+	assert_int_equal(wal_replay(path, check_record, &c, &st), 0);
+	assert_int_equal(c.n, 150);
+	assert_true(st.torn);
+	assert_int_equal(st.torn_offset, bytes_of(150));
+
+	/* The first unsynced record lost to zeros, later ones intact. */
+	zero_range(path, bytes_of(100), LOG_HEADER_SIZE);
+	c = (struct collect){0, -1};
+	assert_int_equal(wal_replay(path, check_record, &c, &st), 0);
+	assert_int_equal(c.n, 100);
+	assert_int_equal(st.valid_end, bytes_of(100));
+	test_rmtree(dir);
+	free(path);
+	free(dir);
+}
+
+/* Damage below the watermark is corruption naming the file and offset:
+ * a flipped bit, zeros, or a file cut short before it. */
+static void test_wal_damage_below_watermark_is_corrupt(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "10.wal");
+	char want[64];
+	make_half_synced(path);
+	flip_byte(path, bytes_of(40) + LOG_HEADER_SIZE + 1, 0x01);
+	assert_int_equal(wal_replay(path, count_record, &(uint64_t){0}, NULL), CESIUM_ECORRUPT);
+	assert_non_null(strstr(cesium_errmsg(), path));
+	snprintf(want, sizeof(want), "offset %llu:", (unsigned long long)bytes_of(40));
+	assert_non_null(strstr(cesium_errmsg(), want));
+	flip_byte(path, bytes_of(40) + LOG_HEADER_SIZE + 1, 0x01);
+
+	zero_range(path, bytes_of(99), LOG_HEADER_SIZE);
+	assert_int_equal(wal_replay(path, count_record, &(uint64_t){0}, NULL), CESIUM_ECORRUPT);
+	snprintf(want, sizeof(want), "offset %llu:", (unsigned long long)bytes_of(99));
+	assert_non_null(strstr(cesium_errmsg(), want));
+
+	/* A file shorter than its watermark lost synced records. */
+	char *p2 = mkpath(dir, "11.wal");
+	wal *w;
+	assert_int_equal(wal_create(p2, 1 << 16, &w), 0);
+	append_n(w, 0, 30);
+	assert_int_equal(wal_sync(w), 0);
+	assert_int_equal(wal_close(w, true), 0);
+	struct wal_replay_stats st;
+	assert_int_equal(wal_replay(p2, count_record, &(uint64_t){0}, &st), 0);
+	assert_int_equal(st.synced_end, bytes_of(30));
+	assert_int_equal(truncate(p2, (off_t)bytes_of(29)), 0);
+	assert_int_equal(wal_replay(p2, count_record, &(uint64_t){0}, NULL), CESIUM_ECORRUPT);
+	assert_non_null(strstr(cesium_errmsg(), "synced"));
+	test_rmtree(dir);
+	free(p2);
+	free(path);
+	free(dir);
+}
+
+/* A log never synced keeps the creation watermark (the header's end), so
+ * damage anywhere in it is a torn tail, even with valid records after. */
+static void test_wal_header_never_updated(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "12.wal");
+	wal *w;
+	assert_int_equal(wal_create(path, 1 << 16, &w), 0);
+	append_n(w, 0, 50);
+	assert_int_equal(wal_close(w, false), 0);
+	flip_byte(path, bytes_of(0) + 2, 0x80); /* the very first record */
+	struct collect c = {0, -1};
+	struct wal_replay_stats st;
+	assert_int_equal(wal_replay(path, check_record, &c, &st), 0);
+	assert_int_equal(c.n, 0);
+	assert_true(st.torn);
+	assert_int_equal(st.synced_end, LOG_FILE_HEADER_SIZE);
+	assert_int_equal(st.torn_offset, LOG_FILE_HEADER_SIZE);
+	test_rmtree(dir);
+	free(path);
+	free(dir);
+}
+
+/* One damaged header slot is survived through the other; both damaged is
+ * corruption when records follow, an empty log when none do. */
+static void test_wal_header_slots(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "13.wal");
+	make_half_synced(path);
+	flip_byte(path, LOG_FILE_SLOT_A + LOG_FILE_SYNCED_OFFSET, 0x04);
+	struct wal_replay_stats st;
+	uint64_t n = 0;
+	assert_int_equal(wal_replay(path, count_record, &n, &st), 0);
+	assert_int_equal(n, 200);
+	assert_int_equal(st.synced_end, bytes_of(100));
+	flip_byte(path, LOG_FILE_SLOT_B, 0x04); /* B's magic: no copy left */
+	flip_byte(path, LOG_FILE_SLOT_A, 0x00);
+	assert_int_equal(wal_replay(path, count_record, &(uint64_t){0}, NULL), CESIUM_ECORRUPT);
+	assert_non_null(strstr(cesium_errmsg(), "offset 0"));
+
+	char *p2 = mkpath(dir, "14.wal");
+	wal *w;
+	assert_int_equal(wal_create(p2, 1 << 16, &w), 0);
+	assert_int_equal(wal_close(w, false), 0);
+	flip_byte(p2, LOG_FILE_SLOT_A + 9, 0x40);
+	flip_byte(p2, LOG_FILE_SLOT_B + 9, 0x40);
+	n = 0;
+	assert_int_equal(wal_replay(p2, count_record, &n, &st), 0);
+	assert_int_equal(n, 0);
+	test_rmtree(dir);
+	free(p2);
+	free(path);
+	free(dir);
+}
+
+/* A chain of logs replays as one sequence; once a log lost unsynced
+ * records, the logs linked past that point are skipped, and a log linked
+ * to what replay really reached (as recovery links its new log) is
+ * replayed. */
+static void test_wal_chain_skips_logs_after_a_lost_tail(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *p[4];
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "%d.wal", i + 1);
+		p[i] = mkpath(dir, name);
+	}
+	const uint64_t nums[4] = {1, 2, 3, 4};
+	wal *w;
+	assert_int_equal(wal_create(p[0], 1 << 16, &w), 0);
+	append_n(w, 0, 10);
+	uint64_t end1 = wal_size(w);
+	assert_int_equal(wal_close(w, false), 0);
+	assert_int_equal(wal_create_after(p[1], 1 << 16, 1, end1, &w), 0);
+	append_n(w, 0, 5);
+	uint64_t end2 = wal_size(w);
+	assert_int_equal(wal_close(w, false), 0);
+	assert_int_equal(wal_create_after(p[2], 1 << 16, 2, end2, &w), 0);
+	append_n(w, 0, 3);
+	assert_int_equal(wal_close(w, false), 0);
+	uint64_t n = 0;
+	struct wal_chain_stats st;
+	assert_int_equal(wal_replay_chain((const char *const *)p, nums, 3, count_record, &n, &st),
+	                 0);
+	assert_int_equal(n, 18);
+	assert_int_equal(st.replayed, 3);
+	assert_int_equal(st.last_number, 3);
+
+	/* Log 1's last record never reached the disk. */
+	zero_range(p[0], bytes_of(9), LOG_HEADER_SIZE);
+	n = 0;
+	assert_int_equal(wal_replay_chain((const char *const *)p, nums, 3, count_record, &n, &st),
+	                 0);
+	assert_int_equal(n, 9);
+	assert_int_equal(st.skipped, 2);
+	assert_int_equal(st.last_number, 1);
+	assert_int_equal(st.last_end, bytes_of(9));
+
+	/* Recovery's new log links to what it replayed. */
+	assert_int_equal(wal_create_after(p[3], 1 << 16, st.last_number, st.last_end, &w), 0);
+	append_n(w, 0, 4);
+	assert_int_equal(wal_close(w, false), 0);
+	n = 0;
+	assert_int_equal(wal_replay_chain((const char *const *)p, nums, 4, count_record, &n, &st),
+	                 0);
+	assert_int_equal(n, 13);
+	assert_int_equal(st.skipped, 2);
+	assert_int_equal(st.last_number, 4);
+	test_rmtree(dir);
+	for (int i = 0; i < 4; i++)
+		free(p[i]);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +623,11 @@ int main(void)
 	    cmocka_unit_test(test_wal_create_existing_and_replay_errors),
 	    cmocka_unit_test(test_wal_replay_cut_at_random_points),
 	    cmocka_unit_test(test_wal_survives_process_kill),
+	    cmocka_unit_test(test_wal_damage_past_watermark_is_torn_tail),
+	    cmocka_unit_test(test_wal_damage_below_watermark_is_corrupt),
+	    cmocka_unit_test(test_wal_header_never_updated),
+	    cmocka_unit_test(test_wal_header_slots),
+	    cmocka_unit_test(test_wal_chain_skips_logs_after_a_lost_tail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,11 @@
  * compaction, reopening with other options, and the locking of a database
  * against a second open in this process and in another one.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -742,42 +745,305 @@ static cesium_options *make_opts(const char *const *kv)
 	return o;
 }
 
-/* A database written with one set of options opens and reads correctly
- * with another (memtable size, cache size, compression), both ways. */
+#define CHANGED_N 3000
+
+/* Checks every key of the model (gen[i] < 0: deleted) by get, and the
+ * whole namespace by one scan. */
+static void expect_model(cesium_db *db, const int *gen, const char *when)
+{
+	char k[32], v[96];
+	unsigned live = 0;
+	for (unsigned i = 0; i < CHANGED_N; i++) {
+		keyname(k, sizeof(k), i);
+		if (gen[i] < 0) {
+			expect_missing(db, 0, k);
+			continue;
+		}
+		valname(v, sizeof(v), i, (unsigned)gen[i]);
+		expect_val(db, 0, k, v);
+		live++;
+	}
+	cesium_iter *it = NULL;
+	check_ok(cesium_iter_new(db, 0, &it), "iter_new");
+	unsigned seen = 0;
+	for (cesium_iter_seek_first(it); cesium_iter_valid(it); cesium_iter_next(it))
+		seen++;
+	if (seen != live)
+		print_error("%s: scan saw %u keys, the model holds %u\n", when, seen, live);
+	assert_int_equal(cesium_iter_status(it), 0);
+	assert_int_equal(seen, live);
+	cesium_iter_free(it);
+}
+
+/* A database reopens with every option a user may change between opens
+ * changed at each open (memtable and block sizes, cache on and off, bloom
+ * filters 10 -> 0 -> 20 bits, compression and zstd level, level shape and
+ * file-size multipliers, triggers, workers, sync_writes, WAL reservation),
+ * and every write made under one set reads back under the next, through
+ * flushes, compactions, deletes and WAL replay. */
 static void test_reopen_with_changed_options(void **state)
 {
 	struct test_fx *f = *state;
 	char k[32], v[96];
-	static const char *const small[] = {
-	    "memtable_size", "64KiB", "block_cache_size", "256KiB", "compression", "none", NULL};
-	static const char *const zstd[] = {"memtable_size", "4MiB",        "block_cache_size",
-	                                   "8MiB",          "compression", "zstd",
-	                                   "block_size",    "16KiB",       NULL};
-	cesium_options *o1 = make_opts(small);
-	cesium_options *o2 = make_opts(zstd);
-	f->db = open_db(f->dir, o1);
-	fill_keys(f->db, 4000, 1, 0); /* many 64 KiB memtables */
-	check_ok(cesium_flush(f->db), "flush");
-	reopen(f, o2);
-	for (unsigned i = 0; i < 4000; i += 7) {
-		keyname(k, sizeof(k), i);
-		valname(v, sizeof(v), i, 0);
-		expect_val(f->db, 0, k, v);
-	}
-	fill_keys(f->db, 4000, 2, 1);
-	check_ok(cesium_flush(f->db), "flush zstd");
-	check_ok(cesium_compact(f->db), "compact zstd");
-	reopen(f, o1);
-	for (unsigned i = 0; i < 4000; i++) {
-		keyname(k, sizeof(k), i);
-		valname(v, sizeof(v), i, i % 2 == 0 ? 1 : 0);
-		expect_val(f->db, 0, k, v);
+	/* Name, value pairs read best a few to a line. */
+	/* clang-format off */
+	static const char *const phase0[] = {
+	    "memtable_size", "64KiB", "max_memtables", "2", "block_size", "4KiB",
+	    "block_cache_size", "256KiB", "bloom_bits_per_key", "10", "compression", "none",
+	    "zstd_level", "3", "compaction_workers", "1", "l0_compaction_trigger", "2",
+	    "l0_slowdown_trigger", "4", "l0_stop_trigger", "8", "sync_writes", "false",
+	    "target_file_size", "64KiB", "target_file_size_multiplier", "2",
+	    "level_size_multiplier", "4", "max_bytes_for_level_base", "1MiB",
+	    "wal_prealloc_size", "64KiB", NULL};
+	static const char *const phase1[] = {
+	    "memtable_size", "128KiB", "max_memtables", "1", "block_size", "1KiB",
+	    "block_cache_size", "0", "bloom_bits_per_key", "0", "compression", "zstd",
+	    "zstd_level", "1", "compaction_workers", "2", "l0_compaction_trigger", "1",
+	    "l0_slowdown_trigger", "2", "l0_stop_trigger", "3", "sync_writes", "true",
+	    "target_file_size", "128KiB", "target_file_size_multiplier", "1",
+	    "level_size_multiplier", "2", "max_bytes_for_level_base", "2MiB",
+	    "wal_prealloc_size", "1MiB", NULL};
+	static const char *const phase2[] = {
+	    "memtable_size", "4MiB", "max_memtables", "8", "block_size", "16KiB",
+	    "block_cache_size", "8MiB", "bloom_bits_per_key", "20", "compression", "zstd",
+	    "zstd_level", "19", "compaction_workers", "4", "l0_compaction_trigger", "8",
+	    "l0_slowdown_trigger", "16", "l0_stop_trigger", "32", "sync_writes", "false",
+	    "target_file_size", "1MiB", "target_file_size_multiplier", "4",
+	    "level_size_multiplier", "10", "max_bytes_for_level_base", "16MiB",
+	    "wal_prealloc_size", "4MiB", NULL};
+	static const char *const phase3[] = {
+	    "memtable_size", "64KiB", "max_memtables", "3", "block_size", "512",
+	    "block_cache_size", "64KiB", "bloom_bits_per_key", "32", "compression", "none",
+	    "zstd_level", "19", "compaction_workers", "1", "l0_compaction_trigger", "3",
+	    "l0_slowdown_trigger", "3", "l0_stop_trigger", "6", "sync_writes", "false",
+	    "target_file_size", "256KiB", "target_file_size_multiplier", "16",
+	    "level_size_multiplier", "100", "max_bytes_for_level_base", "1MiB",
+	    "wal_prealloc_size", "128KiB", NULL};
+	/* clang-format on */
+	static const char *const *const phases[] = {phase0, phase1, phase2, phase3, NULL};
+	/* sync_writes costs an fdatasync per write: fewer writes there. */
+	static const unsigned step[] = {1, 13, 3, 2, 5};
+	static int gen[CHANGED_N];
+	for (unsigned i = 0; i < CHANGED_N; i++)
+		gen[i] = -1;
+	f->db = NULL;
+	for (unsigned p = 0; p <= 4; p++) {
+		cesium_options *o = phases[p] ? make_opts(phases[p]) : NULL;
+		char when[64];
+		if (f->db)
+			reopen(f, o);
+		else
+			f->db = open_db(f->dir, o);
+		snprintf(when, sizeof(when), "phase %u after reopen", p);
+		expect_model(f->db, gen, when);
+		for (unsigned i = p % step[p]; i < CHANGED_N; i += step[p]) {
+			keyname(k, sizeof(k), i);
+			valname(v, sizeof(v), i, p);
+			put_s(f->db, 0, k, v);
+			gen[i] = (int)p;
+		}
+		for (unsigned i = p; i < CHANGED_N; i += 97) {
+			keyname(k, sizeof(k), i);
+			check_ok(cesium_delete(f->db, k, strlen(k)), "delete");
+			gen[i] = -1;
+		}
+		snprintf(when, sizeof(when), "phase %u after writes", p);
+		expect_model(f->db, gen, when);
+		check_ok(cesium_flush(f->db), "flush");
+		if (p % 2 == 1)
+			check_ok(cesium_compact(f->db), "compact");
+		snprintf(when, sizeof(when), "phase %u after flush", p);
+		expect_model(f->db, gen, when);
+		/* Left in the WAL: the next open replays it under other options. */
+		for (unsigned i = p + 1; i < CHANGED_N; i += 50) {
+			keyname(k, sizeof(k), i);
+			valname(v, sizeof(v), i, p + 10);
+			put_s(f->db, 0, k, v);
+			gen[i] = (int)p + 10;
+		}
+		cesium_options_free(o);
 	}
 	reopen(f, NULL);
-	valname(v, sizeof(v), 3999, 0);
-	expect_val(f->db, 0, "key003999", v);
-	cesium_options_free(o1);
-	cesium_options_free(o2);
+	expect_model(f->db, gen, "final reopen");
+}
+
+static size_t count_wals(const char *dir)
+{
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l > 4 && strcmp(e->d_name + l - 4, ".wal") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Opening and closing without writing leaves no trail of empty WALs: the
+ * log an open finds empty is retired at that open. */
+static void test_reopen_without_writes_keeps_one_wal(void **state)
+{
+	struct test_fx *f = *state;
+	for (unsigned i = 0; i < 10; i++) {
+		f->db = open_db(f->dir, NULL);
+		check_ok(cesium_close(f->db), "close");
+		f->db = NULL;
+	}
+	size_t n = count_wals(f->dir);
+	print_message("%zu WAL(s) after 10 open/close cycles\n", n);
+	assert_true(n <= 1);
+}
+
+/* Writes keep surviving reopens and a process crash while WALs are
+ * retired, and once the data is flushed the WALs stop piling up. */
+static void test_wal_retirement_keeps_written_data(void **state)
+{
+	struct test_fx *f = *state;
+	char k[32], v[96];
+	for (unsigned g = 0; g < 4; g++) {
+		f->db = open_db(f->dir, NULL);
+		for (unsigned i = 0; i < 4; i++) /* the earlier rounds, recovered */
+			for (unsigned j = i; j < 300; j += 4) {
+				if (i >= g)
+					break;
+				keyname(k, sizeof(k), j);
+				valname(v, sizeof(v), j, i);
+				expect_val(f->db, 0, k, v);
+			}
+		for (unsigned j = g; j < 300; j += 4) {
+			keyname(k, sizeof(k), j);
+			valname(v, sizeof(v), j, g);
+			put_s(f->db, 0, k, v);
+		}
+		check_ok(cesium_close(f->db), "close");
+		f->db = NULL;
+	}
+	/* A child writes and is killed without closing. */
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cesium_db *db = NULL;
+		if (cesium_open(f->dir, NULL, &db) != 0)
+			_exit(1);
+		for (unsigned j = 300; j < 600; j++) {
+			keyname(k, sizeof(k), j);
+			valname(v, sizeof(v), j, 9);
+			if (cesium_put(db, k, strlen(k), v, strlen(v)) != 0)
+				_exit(1);
+		}
+		kill(getpid(), SIGKILL);
+		_exit(1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	for (unsigned round = 0; round < 4; round++) {
+		f->db = open_db(f->dir, NULL);
+		for (unsigned j = 0; j < 600; j++) {
+			keyname(k, sizeof(k), j);
+			valname(v, sizeof(v), j, j < 300 ? j % 4 : 9);
+			expect_val(f->db, 0, k, v);
+		}
+		check_ok(cesium_close(f->db), "close");
+		f->db = NULL;
+	}
+	size_t n = count_wals(f->dir);
+	print_message("%zu WAL(s) after the crash and 4 reopens\n", n);
+	assert_true(n <= 1);
+}
+
+/* An iterator's exclusive upper bound keeps it out of segments that lie
+ * wholly beyond the bound: a damaged segment there does not fail a bounded
+ * scan, while an unbounded one reports the damage. */
+static void test_iter_bound_skips_segments_beyond_it(void **state)
+{
+	struct test_fx *f = *state;
+	char k[32], v[96];
+	static const char *const kv[] = {"compression", "none", "l0_compaction_trigger", "8",
+	                                 "l0_slowdown_trigger", "8", "l0_stop_trigger", "12",
+	                                 NULL};
+	cesium_options *o = make_opts(kv);
+	f->db = open_db(f->dir, o);
+	for (unsigned i = 0; i < 100; i++) {
+		snprintf(k, sizeof(k), "a%03u", i);
+		snprintf(v, sizeof(v), "low-value-%03u", i);
+		put_s(f->db, 0, k, v);
+	}
+	check_ok(cesium_flush(f->db), "flush low");
+	for (unsigned i = 0; i < 100; i++) {
+		snprintf(k, sizeof(k), "z%03u", i);
+		snprintf(v, sizeof(v), "HIGH-VALUE-%03u", i);
+		put_s(f->db, 0, k, v);
+	}
+	check_ok(cesium_flush(f->db), "flush high");
+	check_ok(cesium_close(f->db), "close");
+	f->db = NULL;
+
+	/* Find the segment holding the high keys' first value and flip a byte
+	 * of it: the first data block, which any scan of the file reads. */
+	bool flipped = false;
+	DIR *d = opendir(f->dir);
+	assert_non_null(d);
+	struct dirent *e;
+	while (!flipped && (e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l < 4 || strcmp(e->d_name + l - 4, ".seg") != 0)
+			continue;
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
+		int fd = open(path, O_RDWR);
+		assert_true(fd >= 0);
+		off_t size = lseek(fd, 0, SEEK_END);
+		assert_true(size > 0);
+		char *buf = malloc((size_t)size);
+		assert_non_null(buf);
+		assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+		/* The test needs the two ranges in separate segments. */
+		assert_false(memmem(buf, (size_t)size, "HIGH-VALUE", 10) &&
+		             memmem(buf, (size_t)size, "low-value", 9));
+		char *hit = memmem(buf, (size_t)size, "HIGH-VALUE-000", 14);
+		if (hit) {
+			char c = (char)(hit[0] ^ 0x20);
+			assert_int_equal(pwrite(fd, &c, 1, hit - buf), 1);
+			flipped = true;
+			print_message("flipped a byte of %s at offset %td\n", e->d_name, hit - buf);
+		}
+		free(buf);
+		close(fd);
+	}
+	closedir(d);
+	assert_true(flipped);
+
+	f->db = open_db(f->dir, o);
+	cesium_iter *it = NULL;
+	check_ok(cesium_iter_new(f->db, 0, &it), "iter_new");
+	check_ok(cesium_iter_set_upper_bound(it, "m", 1), "set bound");
+	unsigned n = 0;
+	for (cesium_iter_seek_first(it); cesium_iter_valid(it); cesium_iter_next(it), n++) {
+		snprintf(k, sizeof(k), "a%03u", n);
+		snprintf(v, sizeof(v), "low-value-%03u", n);
+		expect_iter_at(it, k, v);
+	}
+	if (cesium_iter_status(it) != 0)
+		print_error("bounded scan: %s: %s\n", cesium_strerror(cesium_iter_status(it)),
+		            cesium_errmsg());
+	assert_int_equal(cesium_iter_status(it), 0);
+	assert_int_equal(n, 100);
+	cesium_iter_free(it);
+
+	check_ok(cesium_iter_new(f->db, 0, &it), "iter_new");
+	n = 0;
+	for (cesium_iter_seek_first(it); cesium_iter_valid(it); cesium_iter_next(it))
+		n++;
+	print_message("unbounded scan stopped after %u keys: %s\n", n, cesium_errmsg());
+	assert_int_equal(cesium_iter_status(it), CESIUM_ECORRUPT);
+	assert_true(n < 200);
+	cesium_iter_free(it);
+	cesium_options_free(o);
 }
 
 /* cesium_stats returns non-empty "name value" lines. */
@@ -917,6 +1183,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_large_value_and_max_key, fx_setup, test_fx_teardown),
 	    cmocka_unit_test(test_options_round_trip),
 	    cmocka_unit_test_setup_teardown(test_reopen_with_changed_options, fx_setup,
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_without_writes_keeps_one_wal, fx_setup,
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_retirement_keeps_written_data, fx_setup,
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_iter_bound_skips_segments_beyond_it, fx_setup,
 	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_stats_returns_text, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_second_open_in_process_is_busy, fx_setup,

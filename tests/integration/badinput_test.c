@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -478,6 +480,80 @@ static void test_foreign_directory_is_rejected(void **state)
 	assert_true(cesium_errmsg()[0] != '\0');
 }
 
+/* Names in dir other than . and .., NULL-terminated. */
+static char **list_all(const char *dir)
+{
+	char **names = list_files(dir, "");
+	size_t k = 0;
+	for (size_t i = 0; names[i]; i++) {
+		if (strcmp(names[i], ".") == 0 || strcmp(names[i], "..") == 0)
+			free(names[i]);
+		else
+			names[k++] = names[i];
+	}
+	names[k] = NULL;
+	return names;
+}
+
+static size_t count_names(char **names)
+{
+	size_t n = 0;
+	while (names[n])
+		n++;
+	return n;
+}
+
+/* A directory holding only someone else's files (no CURRENT) is refused
+ * with CESIUM_EINVAL naming a file, and nothing is created in it; an empty
+ * directory is still adopted, and a database keeps opening with a foreign
+ * file put beside it later. */
+static void test_directory_of_foreign_files_is_not_adopted(void **state)
+{
+	struct test_fx *f = *state;
+	char path[4096];
+	cesium_db *db = NULL;
+	snprintf(path, sizeof(path), "%s/notes.txt", f->dir);
+	write_file(path, "shopping list\n", 14);
+	snprintf(path, sizeof(path), "%s/photo.jpg", f->dir);
+	write_file(path, "\xff\xd8\xff\xe0", 4);
+	int rc = cesium_open(f->dir, NULL, &db);
+	print_message("foreign files: %s: %s\n", cesium_strerror(rc), cesium_errmsg());
+	assert_int_equal(rc, CESIUM_EINVAL);
+	assert_null(db);
+	assert_non_null(strstr(cesium_errmsg(), "not a cesium database"));
+	assert_true(strstr(cesium_errmsg(), "notes.txt") || strstr(cesium_errmsg(), "photo.jpg"));
+	char **names = list_all(f->dir);
+	for (size_t i = 0; names[i]; i++)
+		print_message("left in the directory: %s\n", names[i]);
+	assert_int_equal(count_names(names), 2);
+	free_list(names);
+
+	/* One foreign name among cesium's own is enough to refuse. */
+	snprintf(path, sizeof(path), "%s/photo.jpg", f->dir);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/000007.wal", f->dir);
+	write_file(path, "", 0);
+	expect_err(cesium_open(f->dir, NULL, &db), CESIUM_EINVAL);
+	assert_non_null(strstr(cesium_errmsg(), "notes.txt"));
+	assert_null(db);
+
+	/* Emptied, the directory is adopted. */
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/notes.txt", f->dir);
+	assert_int_equal(unlink(path), 0);
+	f->db = open_db(f->dir, NULL);
+	check_ok(cesium_put(f->db, "k", 1, "v", 1), "put");
+	close_db(f);
+	/* A file put beside a database afterwards does not lock it out. */
+	write_file(path, "shopping list\n", 14);
+	f->db = open_db(f->dir, NULL);
+	void *out = NULL;
+	size_t ol = 0;
+	check_ok(cesium_get(f->db, "k", 1, &out, &ol), "get");
+	assert_int_equal(ol, 1);
+	cesium_free(out);
+}
+
 /* An open database is locked: a second open is CESIUM_EBUSY. */
 static void test_locked_database_is_busy(void **state)
 {
@@ -498,9 +574,21 @@ static void test_torn_wal_tail_loses_only_the_torn_write(void **state)
 	char k[32], v[128];
 	void *out = NULL;
 	size_t ol = 0;
-	f->db = open_db(f->dir, NULL);
-	fill_pattern(f->db, "walval", 100, 64);
-	close_db(f);
+	/* A tear happens only where the log was never synced: the writes
+	 * come from a process that dies without closing (a clean close
+	 * syncs, and damage below the sync watermark is corruption). */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cesium_db *db = NULL;
+		if (cesium_open(f->dir, NULL, &db) != 0)
+			_exit(1);
+		fill_pattern(db, "walval", 100, 64);
+		raise(SIGKILL);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
 	char *name = damage_value(f->dir, ".wal", "walval", 99, 64, true);
 	print_message("tore %s\n", name);
 	free(name);
@@ -651,6 +739,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_regular_file_path_is_rejected, fx_setup,
 	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_directory_is_rejected, fx_setup,
+	                                    test_fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_directory_of_foreign_files_is_not_adopted, fx_setup,
 	                                    test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_locked_database_is_busy, fx_setup, test_fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_wal_tail_loses_only_the_torn_write, fx_setup,
