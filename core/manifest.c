@@ -32,6 +32,7 @@ static int manifest_snapshot_edit(const struct version *v, uint64_t log_number,
 				.max_seq = f->max_seq,
 				.entries = f->entries,
 				.tombstones = f->tombstones,
+				.run = f->run,
 			};
 			int rc = edit_add_file(e, &d);
 			if (rc)

@@ -4,8 +4,9 @@
  * CURRENT to it atomically (write a temporary file, fsync, rename, fsync
  * the directory), and reading CURRENT back.
  *
- * Called by the caller thread inside cesium_open only; the scheduler actor
- * appends later edits to the file on its own ring.
+ * manifest_create is called by the caller thread inside cesium_open, and
+ * by the scheduler actor to start afresh after an append to the old file
+ * failed; the scheduler appends every other edit on its own ring.
  */
 #ifndef CESIUM_CORE_MANIFEST_H
 #define CESIUM_CORE_MANIFEST_H

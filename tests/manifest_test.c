@@ -39,7 +39,8 @@ static size_t mk_ikey(uint8_t *out, unsigned n, uint64_t seq)
 	return KEYS_NS_SIZE + (size_t)ul + KEYS_TRAILER_SIZE;
 }
 
-/* A version with three L0 files and two L7 files. */
+/* A version with three L0 files, one L1 run of two files and two L7
+ * files. */
 static struct version *make_version(void)
 {
 	struct version *base = NULL, *v = NULL;
@@ -50,8 +51,10 @@ static struct version *make_version(void)
 		int level;
 		uint64_t number;
 		unsigned lo, hi;
+		uint64_t run;
 	} files[] = {
-	    {0, 11, 0, 500}, {0, 12, 100, 900}, {0, 13, 50, 60}, {7, 7, 0, 399}, {7, 8, 400, 999},
+	    {0, 11, 0, 500, 0},  {0, 12, 100, 900, 0}, {0, 13, 50, 60, 0},    {1, 21, 0, 499, 20},
+	    {1, 22, 500, 999, 20}, {7, 7, 0, 399, 0},   {7, 8, 400, 999, 0},
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		uint8_t lo[32], hi[32];
@@ -67,6 +70,7 @@ static struct version *make_version(void)
 		    .max_seq = 100 + files[i].number,
 		    .entries = 10 * files[i].number,
 		    .tombstones = files[i].number % 3,
+		    .run = files[i].run,
 		};
 		assert_int_equal(edit_add_file(&e, &d), 0);
 	}
@@ -163,6 +167,7 @@ static void test_create_then_recover_round_trips(void **state)
 			assert_int_equal(b->max_seq, a->max_seq);
 			assert_int_equal(b->entries, a->entries);
 			assert_int_equal(b->tombstones, a->tombstones);
+			assert_int_equal(b->run, a->run); /* a tiered level keeps its runs */
 			assert_int_equal(b->smallest_len, a->smallest_len);
 			assert_memory_equal(b->smallest, a->smallest, a->smallest_len);
 			assert_int_equal(b->largest_len, a->largest_len);
