@@ -202,6 +202,9 @@ static void db_note_bg_error(cesium_db *db, int code)
 		return;
 	db->bg_error = code;
 	snprintf(db->bg_errmsg, sizeof(db->bg_errmsg), "%s", cesium_errmsg());
+	/* Writers waiting for room or for a stop to lift must learn of it
+	 * now: the flush or compaction they wait for may never come. */
+	pthread_cond_broadcast(&db->stall_cv);
 }
 
 /* Caller holds write_mu: the sticky error, with its message. */
@@ -268,7 +271,6 @@ void db_set_bg_error(cesium_db *db, int code)
 {
 	pthread_mutex_lock(&db->write_mu);
 	db_note_bg_error(db, code);
-	pthread_cond_broadcast(&db->stall_cv);
 	pthread_mutex_unlock(&db->write_mu);
 }
 
