@@ -32,7 +32,7 @@ struct compactor {
 	uint64_t jobs_done, jobs_failed;
 	/* Input reads submitted on the ring; written by the compactor's
 	 * reactor only, read by tests after the work is done. */
-	uint64_t ring_reads;
+	_Atomic uint64_t ring_reads;
 	/* Results a full scheduler mailbox refused, in order (linked through
 	 * msg.next); resent from the retry timer. */
 	struct actor_msg *unsent_head, *unsent_tail;

@@ -19,6 +19,8 @@
 #ifndef CESIUM_CORE_SEGMENT_H
 #define CESIUM_CORE_SEGMENT_H
 
+#include <stdatomic.h>
+
 #include "iter.h"
 #include "keys.h"
 
@@ -132,7 +134,7 @@ struct seg_iter_opts {
 	 * arrived. The iterator must then be used and destroyed on the
 	 * ring's thread only, and the ring must outlive it. NULL: pread. */
 	struct io_ring *ring;
-	uint64_t *ring_reads; /* optional: incremented per read submitted on ring */
+	_Atomic uint64_t *ring_reads; /* optional: counts reads submitted on ring (relaxed) */
 };
 
 /* o may be NULL (fill the cache, no readahead). */

@@ -1,5 +1,6 @@
 #include "fault.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 
 struct io_fault_hook {
@@ -15,16 +16,21 @@ static struct io_fault_hook fault_slots[2];
 _Atomic(struct io_fault_hook *) io_fault_current;
 static unsigned fault_next_slot;
 
+/* Calls inside a hook. A test frees its hook's state once io_fault_set
+ * returns, so the setter waits for every call still in the old hook. */
+static atomic_uint fault_users;
+
 void io_fault_set(io_fault_fn fn, void *arg)
 {
-	if (!fn) {
-		atomic_store_explicit(&io_fault_current, NULL, memory_order_release);
-		return;
+	struct io_fault_hook *h = NULL;
+	if (fn) {
+		h = &fault_slots[fault_next_slot++ & 1];
+		h->fn = fn;
+		h->arg = arg;
 	}
-	struct io_fault_hook *h = &fault_slots[fault_next_slot++ & 1];
-	h->fn = fn;
-	h->arg = arg;
-	atomic_store_explicit(&io_fault_current, h, memory_order_release);
+	atomic_store(&io_fault_current, h); /* seq_cst: see io_fault_check */
+	while (atomic_load(&fault_users))
+		sched_yield();
 }
 
 int io_fault_check(enum io_op op, int fd, const char *path, size_t *len)
@@ -32,8 +38,17 @@ int io_fault_check(enum io_op op, int fd, const char *path, size_t *len)
 	struct io_fault_hook *h = atomic_load_explicit(&io_fault_current, memory_order_acquire);
 	if (__builtin_expect(h == NULL, 1))
 		return 0;
-	size_t dummy = 0;
-	return h->fn(h->arg, op, fd, path, len ? len : &dummy);
+	/* Counted, then loaded again: a setter that saw no user after its
+	 * store is certain every later call loads the new hook. */
+	atomic_fetch_add(&fault_users, 1);
+	h = atomic_load(&io_fault_current);
+	int rc = 0;
+	if (h) {
+		size_t dummy = 0;
+		rc = h->fn(h->arg, op, fd, path, len ? len : &dummy);
+	}
+	atomic_fetch_sub(&fault_users, 1);
+	return rc;
 }
 
 const char *io_op_name(enum io_op op)

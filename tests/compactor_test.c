@@ -240,7 +240,7 @@ static uint64_t ring_reads(cesium_db *db)
 {
 	uint64_t n = 0;
 	for (size_t i = 0; i < db->ncompactors; i++)
-		n += db->compactors[i]->ring_reads;
+		n += atomic_load_explicit(&db->compactors[i]->ring_reads, memory_order_relaxed);
 	return n;
 }
 
