@@ -622,34 +622,8 @@ struct db_group {
 	/* Its leader's own condition variable (idle since it left the write
 	 * queue): the leader waits here, woken alone. */
 	pthread_cond_t *cv;
-	/* Its other members, leader->next .. last (write_mu): completion wakes
-	 * each directly, rather than through the leader, which would add a
-	 * second wake-up to every write's latency. */
-	struct db_writer *leader, *last;
 	struct db_group *next;
 };
-
-/* Tells a completed group's members their status and wakes them. Caller
- * holds sync_mu; write_mu is taken inside (sync_mu is never taken under
- * write_mu). */
-static void db_release_members(cesium_db *db, const struct db_group *g)
-{
-	if (g->leader == g->last)
-		return;
-	pthread_mutex_lock(&db->write_mu);
-	for (struct db_writer *p = g->leader->next;; p = p->next) {
-		p->status = g->rc;
-		if (g->rc)
-			snprintf(p->errmsg, sizeof(p->errmsg), "%s", g->errmsg);
-		p->done = true;
-		/* p stays valid until write_mu is released: its owner cannot
-		 * return from its wait before that. */
-		pthread_cond_signal(&p->cv);
-		if (p == g->last)
-			break;
-	}
-	pthread_mutex_unlock(&db->write_mu);
-}
 
 static bool db_group_needs_sync(const cesium_db *db, const struct db_group *g)
 {
@@ -687,7 +661,6 @@ static void db_complete_groups(cesium_db *db)
 		db->pending_head = g->next;
 		if (!g->next)
 			db->pending_tail = NULL;
-		db_release_members(db, g);
 		g->done = true;
 		pthread_cond_signal(g->cv);
 	}
@@ -708,57 +681,36 @@ static void db_group_enqueue(cesium_db *db, struct db_group *g)
 	pthread_mutex_unlock(&db->sync_mu);
 }
 
-/* One fdatasync round for every group appended before it began. Caller
- * holds sync_mu and has set db->syncing; both stay so. */
-static void db_sync_round(cesium_db *db)
-{
-	uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
-	pthread_mutex_unlock(&db->sync_mu);
-	int rc = db_sync_logs(db);
-	atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
-	pthread_mutex_lock(&db->sync_mu);
-	if (rc) {
-		db->sync_error = rc;
-		snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s", cesium_errmsg());
-	} else if (target > db->synced_gen) {
-		db->synced_gen = target;
-	}
-}
-
-/* Syncs a thread may run for later groups once its own is complete: each
- * one saves handing the next sync to a sleeping leader (a wake-up on the
- * commit's critical path), at the cost of this caller's latency. */
-#define DB_SYNC_CHAIN 1
-
 /*
  * Returns once g is complete. A leader whose group needs a sync that
  * nobody is running runs it, for every group appended so far: the groups
- * that append while one fdatasync runs share the next, which the same
- * thread starts at once. A sync failure is sticky (the log is poisoned by
- * wal_sync).
+ * that append while one fdatasync runs share the next. A sync failure is
+ * sticky (the log is poisoned by wal_sync).
  */
 static int db_group_wait(cesium_db *db, struct db_group *g)
 {
 	pthread_mutex_lock(&db->sync_mu);
 	db_complete_groups(db);
 	while (!g->done) {
-		if (!db_group_needs_sync(db, g) || db->syncing) {
-			pthread_cond_wait(g->cv, &db->sync_mu);
+		if (db_group_needs_sync(db, g) && !db->syncing) {
+			db->syncing = true;
+			uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
+			pthread_mutex_unlock(&db->sync_mu);
+			int rc = db_sync_logs(db);
+			atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
+			pthread_mutex_lock(&db->sync_mu);
+			db->syncing = false;
+			if (rc) {
+				db->sync_error = rc;
+				snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s",
+				         cesium_errmsg());
+			} else if (target > db->synced_gen) {
+				db->synced_gen = target;
+			}
+			db_complete_groups(db);
 			continue;
 		}
-		db->syncing = true;
-		unsigned extra = 0;
-		for (;;) {
-			db_sync_round(db);
-			db_complete_groups(db); /* no hand-off while syncing */
-			struct db_group *h = db->pending_head;
-			if (!h || !db_group_needs_sync(db, h))
-				break;
-			if (g->done && ++extra > DB_SYNC_CHAIN)
-				break;
-		}
-		db->syncing = false;
-		db_complete_groups(db); /* hands a needed sync to its leader */
+		pthread_cond_wait(g->cv, &db->sync_mu);
 	}
 	pthread_mutex_unlock(&db->sync_mu);
 	if (g->rc)
@@ -886,9 +838,7 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	                     .sync = gsync,
 	                     .sticky = sticky,
 	                     .rc = rc,
-	                     .cv = &w.cv,
-	                     .leader = &w,
-	                     .last = last};
+	                     .cv = &w.cv};
 	if (rc)
 		snprintf(g.errmsg, sizeof(g.errmsg), "%s", cesium_errmsg());
 	db_group_enqueue(db, &g);
@@ -903,16 +853,24 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		pthread_cond_signal(&db->queue_head->cv);
 	pthread_mutex_unlock(&db->write_mu);
 
-	/* The other members are released by whichever thread completes g. */
 	rc = db_group_wait(db, &g);
-	if (rc && sticky) {
-		/* Sequence numbers of a failed group are not reused: a gap is
-		 * harmless, a reused number in a log record that did land is
-		 * not. */
-		pthread_mutex_lock(&db->write_mu);
+
+	pthread_mutex_lock(&db->write_mu);
+	/* Sequence numbers of a failed group are not reused: a gap is
+	 * harmless, a reused number in a log record that did land is not. */
+	if (rc && sticky)
 		db_note_bg_error(db, rc);
-		pthread_mutex_unlock(&db->write_mu);
+	for (struct db_writer *p = &w;; p = p->next) {
+		p->status = rc;
+		p->done = true;
+		if (rc && p != &w)
+			snprintf(p->errmsg, sizeof(p->errmsg), "%s", cesium_errmsg());
+		if (p != &w)
+			pthread_cond_signal(&p->cv);
+		if (p == last)
+			break;
 	}
+	pthread_mutex_unlock(&db->write_mu);
 	pthread_cond_destroy(&w.cv);
 	return rc;
 }
@@ -1054,6 +1012,48 @@ out:
 	return rc;
 }
 
+/*
+ * Idle flush. A memtable that stops receiving writes while reads go on
+ * is sealed, so that the flush actor writes it out: a get then finds its
+ * keys through a segment's filter and fenced index, and a seek through a
+ * block's restarts, instead of descending a skiplist (a cache miss per
+ * level), and the memtable's memory goes back. Readers sample: every
+ * DB_IDLE_SAMPLE-th get or iterator looks at the write counters, and the
+ * sampling reader that finds them unmoved for DB_IDLE_FLUSH_NS seals the
+ * active memtable as cesium_flush would, without waiting for the flush.
+ */
+#define DB_IDLE_SAMPLE 4096u
+#define DB_IDLE_FLUSH_NS (1000ull * 1000 * 1000)
+
+static void db_idle_check(cesium_db *db)
+{
+	uint64_t writes = atomic_load_explicit(&db->stats.puts, memory_order_relaxed) +
+	                  atomic_load_explicit(&db->stats.deletes, memory_order_relaxed);
+	uint64_t now = db_now_ns();
+	if (writes != atomic_load_explicit(&db->idle_writes, memory_order_relaxed)) {
+		atomic_store_explicit(&db->idle_writes, writes, memory_order_relaxed);
+		atomic_store_explicit(&db->idle_since_ns, now, memory_order_relaxed);
+		return;
+	}
+	uint64_t since = atomic_load_explicit(&db->idle_since_ns, memory_order_relaxed);
+	if (since == 0) /* the first sample since open */
+		atomic_store_explicit(&db->idle_since_ns, now, memory_order_relaxed);
+	if (since == 0 || now - since < DB_IDLE_FLUSH_NS)
+		return;
+	epoch_guard g = epoch_enter(&db->epoch);
+	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
+	bool empty = memtable_entries(st->active) == 0;
+	epoch_exit(&db->epoch, g);
+	if (empty || atomic_exchange_explicit(&db->idle_sealing, true, memory_order_acquire))
+		return;
+	/* A failure here is a seal's failure, which the next write's seal
+	 * would meet and report; this reader's get has succeeded. */
+	static const uint8_t none[BATCH_HEADER_SIZE];
+	(void)db_write_rep(db, none, sizeof(none), 0, false, true);
+	atomic_store_explicit(&db->idle_since_ns, db_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&db->idle_sealing, false, memory_order_release);
+}
+
 int cesium_get_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen, void **val,
                   size_t *vlen)
 {
@@ -1070,12 +1070,14 @@ int cesium_get_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen, void
 	uint8_t *nk = db_nskey(buf, sizeof(buf), ns, key, klen);
 	if (!nk)
 		return error_set(CESIUM_ENOMEM, "out of memory");
-	atomic_fetch_add_explicit(&db->stats.gets, 1, memory_order_relaxed);
+	uint64_t n = atomic_fetch_add_explicit(&db->stats.gets, 1, memory_order_relaxed);
 	rc = db_get(db, keys_slice_of(nk, klen + KEYS_NS_SIZE), val, vlen);
 	if (rc == 0)
 		atomic_fetch_add_explicit(&db->stats.get_hits, 1, memory_order_relaxed);
 	if (nk != buf)
 		mem_free(nk);
+	if (n % DB_IDLE_SAMPLE == DB_IDLE_SAMPLE - 1)
+		db_idle_check(db);
 	return rc;
 }
 
@@ -1221,8 +1223,10 @@ int cesium_iter_new(cesium_db *db, uint64_t ns, cesium_iter **out)
 		return rc;
 	}
 	it->st = db_state_acquire(db);
-	atomic_fetch_add_explicit(&db->stats.iters, 1, memory_order_relaxed);
+	uint64_t n = atomic_fetch_add_explicit(&db->stats.iters, 1, memory_order_relaxed);
 	*out = it;
+	if (n % (DB_IDLE_SAMPLE / 64) == DB_IDLE_SAMPLE / 64 - 1)
+		db_idle_check(db); /* an iterator reads many keys */
 	return 0;
 }
 

@@ -120,6 +120,11 @@ struct cesium_db {
 	 * memtables. release on store / acquire on load, so that a reader that
 	 * sees seq N also sees every entry up to N. */
 	_Atomic uint64_t visible_seq;
+
+	/* Idle flush (db_idle_check): the write count last seen by a sampling
+	 * reader, and since when it has not moved. */
+	_Atomic uint64_t idle_writes, idle_since_ns;
+	atomic_bool idle_sealing;
 	_Atomic uint64_t next_file_number;
 
 	/* Read state. */

@@ -436,6 +436,11 @@ int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum key
 {
 	if (!mt || !kind || !value || (!nskey.data && nskey.len))
 		return error_set(CESIUM_EINVAL, "memtable_get: NULL argument");
+	/* An empty table (the active one after a seal, in a read-only phase)
+	 * answers without touching its buckets. Relaxed is enough: a write
+	 * visible at snapshot_seq was counted before it was published. */
+	if (atomic_load_explicit(&mt->entries, memory_order_relaxed) == 0)
+		return CESIUM_ENOTFOUND;
 	if (snapshot_seq > KEYS_MAX_SEQ)
 		snapshot_seq = KEYS_MAX_SEQ;
 	/* From each entry of nskey (one, unless adds raced), its newest

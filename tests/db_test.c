@@ -743,6 +743,59 @@ static void *sync_writer_main(void *arg)
 	return NULL;
 }
 
+/* One get of id, checked against the model. */
+static void check_get(cesium_db *db, const struct model *m, unsigned id)
+{
+	char k[32], want[256];
+	size_t kl = key_of(k, id);
+	void *v = NULL;
+	size_t vl = 0;
+	int rc = cesium_get(db, k, kl, &v, &vl);
+	if (!m->gen[id]) {
+		assert_int_equal(rc, CESIUM_ENOTFOUND);
+		return;
+	}
+	assert_int_equal(rc, 0);
+	size_t wl = value_of(want, sizeof(want), id, m->gen[id]);
+	assert_int_equal(vl, wl);
+	assert_memory_equal(v, want, wl);
+	cesium_free(v);
+}
+
+/* A memtable that stops receiving writes while gets go on is flushed
+ * (db_idle_check): after a second without writes, the gets find its keys
+ * in a level-0 segment; while writes keep coming, nothing is flushed. */
+static void test_idle_memtable_flushed_under_reads(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-idle");
+	cesium_db *db = open_db(dir, "memtable_size", "64MiB", NULL);
+	struct model m;
+	model_init(&m, FAULT_KEYS);
+	for (unsigned i = 0; i < FAULT_KEYS; i++)
+		model_put(db, &m, i, 1);
+	/* Writes interleaved with gets for half a second: no idle flush. */
+	uint64_t t0 = now_ns();
+	for (unsigned i = 0; now_ns() - t0 < 500000000ull; i++) {
+		if (i % 64 == 0)
+			model_put(db, &m, i % FAULT_KEYS, 2);
+		check_get(db, &m, i % FAULT_KEYS);
+	}
+	assert_int_equal(stat_of(db, "flushes"), 0);
+	/* Then gets only: within a few seconds the memtable is flushed. */
+	t0 = now_ns();
+	for (unsigned i = 0; stat_of(db, "level0_segments") == 0; i++) {
+		check_get(db, &m, i % FAULT_KEYS);
+		assert_true(now_ns() - t0 < 10000000000ull);
+	}
+	assert_int_equal(stat_of(db, "flushes"), 1);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* Sync writers share fdatasyncs: while one runs, the writers behind it
  * append, and the next sync covers them all. Every sync write is readable
  * by its writer as soon as it returns, and all of them survive a reopen. */
@@ -849,6 +902,7 @@ int main(void)
 	    cmocka_unit_test(test_iterator_snapshot_survives_flush_and_compaction),
 	    cmocka_unit_test(test_stats_account_memory_by_purpose),
 	    cmocka_unit_test(test_sync_writers_share_fdatasyncs),
+	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
 	};
 	/* Once, before any test: a skip (exit 77) in the middle of the run
 	 * would hide earlier failures. */
