@@ -301,6 +301,15 @@ static void sched_on_flushed(struct scheduler *s, struct sched_flushed *f)
 		 * its WAL keeps the data; writers learn of it. */
 		error_set(f->result, "%s", f->errmsg);
 		db_set_bg_error(s->db, f->result);
+		s->flush_broken = true;
+		sched_flushed_free(f);
+	} else if (s->flush_broken) {
+		/* A newer memtable's segment, behind a failed flush. */
+		char *path = NULL;
+		if (f->has_file && db_file_path(s->db, f->file.number, "seg", &path) == 0) {
+			cleanup_push(s->db->cleaner, path, 0);
+			mem_free(path);
+		}
 		sched_flushed_free(f);
 	} else {
 		f->next = NULL;

@@ -151,6 +151,12 @@ struct scheduler {
 	 * failure with back-off. */
 	struct sched_flushed *flush_head, *flush_tail;
 	unsigned flush_failures;
+	/* A flush failed to write its segment: its memtable stays sealed and
+	 * its WAL holds the data until a reopen replays it. Every later flush
+	 * result is dropped, never installed: its edit would move log_number
+	 * past the failed one's WAL, and the install would drop the oldest
+	 * sealed memtable, the failed one, from the read state. */
+	bool flush_broken;
 	uint64_t flush_retry_ns;
 
 	struct policy_inflight inflight; /* segments that running jobs read */

@@ -762,6 +762,78 @@ static void check_get(cesium_db *db, const struct model *m, unsigned id)
 	cesium_free(v);
 }
 
+/* Fails the first segment write after a delay, so that a newer memtable is
+ * sealed and flushed behind the failing one. */
+static int fail_first_seg_write_late(void *arg, enum io_op op, int fd, const char *path,
+                                     size_t *len)
+{
+	atomic_int *seen = arg;
+	(void)len;
+	char target[512] = "";
+	if (!path && fd >= 0) { /* ring writes name the file by descriptor */
+		char link[64];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0)
+			target[n] = '\0';
+		path = target;
+	}
+	if (op != IO_OP_WRITE || !path || !strstr(path, ".seg"))
+		return 0;
+	if (atomic_fetch_add(seen, 1) != 0)
+		return 0;
+	usleep(300000);
+	return -EIO;
+}
+
+/* A flush that fails leaves its memtable readable and its WAL replayable
+ * even when a newer memtable's flush succeeds behind it: installing that
+ * one would drop the failed memtable from the read state and retire its
+ * WAL (an acknowledged write read back old, then lost at reopen). */
+static void test_failed_flush_not_overtaken_by_a_later_one(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-flushorder");
+	/* No compaction: every segment write is a flush's. */
+	cesium_db *db = open_db(dir, "memtable_size", "64KiB", "max_memtables", "4",
+	                        "l0_compaction_trigger", "100", "l0_slowdown_trigger", "1000",
+	                        "l0_stop_trigger", "1000", NULL);
+	struct model m;
+	model_init(&m, FAULT_KEYS);
+	for (unsigned i = 0; i < FAULT_KEYS; i++)
+		model_put(db, &m, i, 1);
+	assert_int_equal(cesium_flush(db), 0);
+	atomic_int seen = 0;
+	io_fault_set(fail_first_seg_write_late, &seen);
+	/* Generation 2 of every key: several 64 KiB memtables, sealed while
+	 * the first one's flush is still failing. */
+	unsigned written = 0;
+	for (unsigned i = 0; i < FAULT_KEYS; i++) {
+		char k[32], v[128];
+		size_t kl = key_of(k, i), vl = value_of(v, sizeof(v), i, 2);
+		if (cesium_put(db, k, kl, v, vl) != 0)
+			break; /* the failure reached writers */
+		m.gen[i] = 2;
+		written++;
+	}
+	usleep(600000); /* every flush has ended, failed or not */
+	io_fault_set(NULL, NULL);
+	fprintf(stderr, "segment writes %d, puts %u, sealed %llu, flushes %llu\n", atomic_load(&seen),
+	        written, (unsigned long long)stat_of(db, "sealed_memtables"),
+	        (unsigned long long)stat_of(db, "flushes"));
+	assert_true(atomic_load(&seen) >= 2); /* a later flush wrote too */
+	assert_true(written > 0);
+	for (unsigned i = 0; i < FAULT_KEYS; i++)
+		check_get(db, &m, i);
+	cesium_close(db); /* reports the flush failure */
+	db = open_db(dir, NULL);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* A memtable that stops receiving writes while gets go on is flushed
  * (db_idle_check): after a second without writes, the gets find its keys
  * in a level-0 segment; while writes keep coming, nothing is flushed. */
@@ -903,6 +975,7 @@ int main(void)
 	    cmocka_unit_test(test_stats_account_memory_by_purpose),
 	    cmocka_unit_test(test_sync_writers_share_fdatasyncs),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
+	    cmocka_unit_test(test_failed_flush_not_overtaken_by_a_later_one),
 	};
 	/* Once, before any test: a skip (exit 77) in the middle of the run
 	 * would hide earlier failures. */
