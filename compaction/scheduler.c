@@ -77,23 +77,6 @@ static int sched_roll_manifest(struct scheduler *s)
 	return 0;
 }
 
-/* One manifest append: the edit's record written then fdatasynced. */
-struct sched_io {
-	struct io_req write, sync;
-	int write_res, sync_res;
-	unsigned pending;
-};
-
-static void sched_io_done(struct io_req *req, int res)
-{
-	struct sched_io *io = req->ctx;
-	if (req == &io->write)
-		io->write_res = res;
-	else
-		io->sync_res = res;
-	io->pending--;
-}
-
 /* After a failed append (or install), which left the MANIFEST possibly
  * holding a record the installed version lacks: marks it stale and tries
  * to start a new one at once. Keeps the first failure as the error.
@@ -110,113 +93,6 @@ static int sched_after_manifest_failure(struct scheduler *s, int rc, bool *maybe
 		return error_set(rc, "%s (a new MANIFEST replaced it)", msg);
 	}
 	return error_set(rc, "%s; starting a new MANIFEST failed too: %s", msg, cesium_errmsg());
-}
-
-/* Appends e to the MANIFEST and waits until it is durable. A stale
- * MANIFEST is replaced first. On failure *maybe_logged tells whether the
- * record may have reached the file that CURRENT names. */
-static int sched_log_edit(struct scheduler *s, const struct edit *e, bool *maybe_logged)
-{
-	uint8_t *payload = NULL, *rec = NULL;
-	size_t plen = 0;
-	int rc = 0;
-	*maybe_logged = false;
-	if (s->manifest_stale && (rc = sched_roll_manifest(s)) != 0)
-		return rc;
-	rc = edit_encode(e, &payload, &plen);
-	if (rc)
-		goto out;
-	size_t rlen = log_record_size(plen);
-	rec = mem_alloc(rlen);
-	if (!rec) {
-		rc = error_set(CESIUM_ENOMEM, "out of memory");
-		goto out;
-	}
-	log_encode(rec, payload, plen);
-	struct sched_io io = { .pending = 2 };
-	io.write.done = io.sync.done = sched_io_done;
-	io.write.ctx = io.sync.ctx = &io;
-	struct io_ring *ring = reactor_ring(s->actor.home);
-	if (e->nadded > 0) {
-		/* New segments' directory entries must be durable before the
-		 * edit that names them: POSIX does not promise it otherwise. */
-		struct sched_io dio = { .pending = 1 };
-		dio.sync.done = sched_io_done;
-		dio.sync.ctx = &dio;
-		io_ring_fsync(ring, &dio.sync, s->dir_fd);
-		io_ring_submit(ring);
-		while (dio.pending)
-			io_ring_poll(ring, true);
-		if (dio.sync_res < 0) {
-			rc = error_set(error_from_errno(dio.sync_res), "%s: fsync of the directory failed",
-			               s->manifest_path);
-			goto out;
-		}
-	}
-	io_ring_write_then_fdatasync(ring, &io.write, &io.sync, s->manifest_fd, rec, rlen,
-	                             s->manifest_size);
-	io_ring_submit(ring);
-	while (io.pending)
-		io_ring_poll(ring, true);
-	if (io.write_res < 0 || io.sync_res < 0) {
-		int err = io.write_res < 0 ? io.write_res : io.sync_res;
-		rc = error_set(error_from_errno(err), "%s: offset %llu: MANIFEST %s failed",
-		               s->manifest_path, (unsigned long long)s->manifest_size,
-		               io.write_res < 0 ? "write" : "fdatasync");
-		/* Part of the record (or all of it, before a failed fdatasync)
-		 * may be in the file: never append after it. */
-		*maybe_logged = true;
-		rc = sched_after_manifest_failure(s, rc, maybe_logged);
-		goto out;
-	}
-	s->manifest_size += rlen;
-out:
-	mem_free(payload);
-	mem_free(rec);
-	return rc;
-}
-
-/* Logs e, builds and installs the version it makes. `flushed` memtables
- * leave the read state with it. On failure the installed version is
- * unchanged and *maybe_logged tells whether the MANIFEST that CURRENT
- * names may hold the edit all the same (only when starting a new MANIFEST
- * failed too; the next edit retries that first). */
-static int sched_apply(struct scheduler *s, struct edit *e, size_t flushed, bool *maybe_logged)
-{
-	*maybe_logged = false;
-	struct version *nv = NULL;
-	edit_set_next_file_number(e, atomic_load(&s->db->next_file_number));
-	if (!e->has_last_seq)
-		edit_set_last_seq(e, s->version->last_seq);
-	if (!e->has_log_number)
-		edit_set_log_number(e, s->version->log_number);
-	int rc = version_apply(s->version, e, NULL, NULL, &nv);
-	if (rc)
-		return rc;
-	assert(!s->in_apply);
-	s->in_apply = true;
-	rc = sched_log_edit(s, e, maybe_logged);
-	if (!rc) {
-		rc = db_install_version(s->db, nv, flushed);
-		if (rc) {
-			/* Durable but not installed: undo it on disk by starting
-			 * a MANIFEST from the installed version. */
-			*maybe_logged = true;
-			rc = sched_after_manifest_failure(s, rc, maybe_logged);
-		}
-	}
-	s->in_apply = false;
-	if (rc) {
-		version_unref(nv);
-		return rc;
-	}
-	struct version *old = s->version;
-	s->version = nv;
-	/* Only now, with the edit durable and installed, may deleted files
-	 * go once their last reader lets go of them. */
-	version_mark_deleted(old, e);
-	version_unref(old);
-	return 0;
 }
 
 /* WALs below log_number hold nothing unflushed any more. */
@@ -239,58 +115,248 @@ static void sched_flushed_free(struct sched_flushed *f)
 	mem_free(f);
 }
 
-/* Installs one flush result: 0, or the failure (nothing changed then). */
-static int sched_install_flush(struct scheduler *s, struct sched_flushed *f)
+/* ---- the edit in flight ------------------------------------------------
+ *
+ * An edit runs as a continuation so that the reactor it shares with the
+ * flush and cleanup actors keeps serving them while the disk syncs:
+ * sched_apply builds the version the edit makes, encodes the record
+ * and submits the directory fsync (for an edit adding files) or the
+ * MANIFEST append; the completions chain on in sched_edit_io_done, which
+ * installs the version and hands the outcome to the flush's or the job's
+ * follow-up (sched_edit_end), then looks for the next queued edit. */
+
+static void sched_job_done(struct scheduler *s, struct compaction_job *job, int rc);
+static void sched_edit_io_done(struct io_req *req, int res);
+
+/* The record written then fdatasynced, linked in the kernel. */
+static void sched_edit_submit_append(struct scheduler *s)
 {
-	struct edit e;
-	edit_init(&e);
-	int rc = 0;
-	uint64_t old_log = s->version->log_number;
-	edit_set_log_number(&e, f->next_log_number);
-	edit_set_last_seq(&e, f->last_seq > s->version->last_seq ? f->last_seq
-	                                                          : s->version->last_seq);
-	if (f->has_file)
-		rc = edit_add_file(&e, &f->file);
-	bool logged;
-	if (!rc)
-		rc = sched_apply(s, &e, 1, &logged);
-	if (!rc) {
-		db_retire_wals(s->db, f->next_log_number);
-		sched_retire_wals(s, old_log, f->next_log_number);
+	struct sched_edit *x = &s->edit;
+	struct io_ring *ring = reactor_ring(s->actor.home);
+	x->pending = 2;
+	x->write_res = x->sync_res = 0;
+	io_ring_write_then_fdatasync(ring, &x->write, &x->sync, s->manifest_fd, x->rec, x->rlen,
+	                             s->manifest_size);
+	io_ring_submit(ring);
+}
+
+/* Starts s->edit.e. 0 once its I/O is in flight; on failure nothing is in
+ * flight, the installed version is unchanged and the record reached no
+ * MANIFEST. A stale MANIFEST is replaced first, synchronously: that only
+ * happens after a failure. */
+static int sched_apply(struct scheduler *s)
+{
+	struct sched_edit *x = &s->edit;
+	struct edit *e = &x->e;
+	uint8_t *payload = NULL;
+	size_t plen = 0;
+	edit_set_next_file_number(e, atomic_load(&s->db->next_file_number));
+	if (!e->has_last_seq)
+		edit_set_last_seq(e, s->version->last_seq);
+	if (!e->has_log_number)
+		edit_set_log_number(e, s->version->log_number);
+	int rc = version_apply(s->version, e, NULL, NULL, &x->nv);
+	if (rc)
+		goto out;
+	if (s->manifest_stale && (rc = sched_roll_manifest(s)) != 0)
+		goto out;
+	rc = edit_encode(e, &payload, &plen);
+	if (rc)
+		goto out;
+	x->rlen = log_record_size(plen);
+	x->rec = mem_alloc(x->rlen);
+	if (!x->rec) {
+		rc = error_set(CESIUM_ENOMEM, "out of memory");
+		goto out;
 	}
-	edit_free(&e);
+	log_encode(x->rec, payload, plen);
+	x->dir_sync.done = x->write.done = x->sync.done = sched_edit_io_done;
+	x->dir_sync.ctx = x->write.ctx = x->sync.ctx = s;
+	x->active = true;
+	if (e->nadded > 0) {
+		/* New segments' directory entries must be durable before the
+		 * edit that names them: POSIX does not promise it otherwise. */
+		struct io_ring *ring = reactor_ring(s->actor.home);
+		io_ring_fsync(ring, &x->dir_sync, s->dir_fd);
+		io_ring_submit(ring);
+	} else {
+		sched_edit_submit_append(s);
+	}
+out:
+	mem_free(payload);
+	if (rc) {
+		if (x->nv)
+			version_unref(x->nv);
+		x->nv = NULL;
+		mem_free(x->rec);
+		x->rec = NULL;
+	}
 	return rc;
 }
 
-/* Installs the queued flush results in order, up to the first that fails.
- * A failed one stays queued (its memtable sealed, its WAL kept, its
- * segment on disk) and is tried again at once, then after a back-off on
- * the tick; only after SCHED_FLUSH_TRIES failures in a row do writers
- * learn of it as a background error (the retries go on). */
+/* A flush install ended: on failure the result stays queued (its memtable
+ * sealed, its WAL kept, its segment on disk) and is tried again at once,
+ * then after a back-off on the tick; only after SCHED_FLUSH_TRIES failures
+ * in a row do writers learn of it as a background error (the retries go
+ * on). */
 #define SCHED_FLUSH_TRIES 8
-static void sched_install_flushes(struct scheduler *s)
+static void sched_flush_installed(struct scheduler *s, struct sched_flushed *f, int rc,
+                                  uint64_t old_log)
 {
-	while (s->flush_head) {
-		if (s->flush_failures > 1 && sched_now_ns() < s->flush_retry_ns)
-			return;
-		if (s->flush_failures > 0)
-			atomic_fetch_add_explicit(&s->stats.flush_retries, 1, memory_order_relaxed);
-		struct sched_flushed *f = s->flush_head;
-		int rc = sched_install_flush(s, f);
-		if (rc) {
-			s->flush_failures++;
-			s->flush_retry_ns = sched_now_ns() + sched_backoff_ns(s->flush_failures - 1);
-			if (s->flush_failures >= SCHED_FLUSH_TRIES)
-				db_set_bg_error(s->db, rc);
-			if (s->flush_failures > 1)
-				return;
-			continue; /* the first failure is retried at once */
+	assert(f == s->flush_head);
+	if (rc) {
+		s->flush_failures++;
+		s->flush_retry_ns = sched_now_ns() + sched_backoff_ns(s->flush_failures - 1);
+		if (s->flush_failures >= SCHED_FLUSH_TRIES)
+			db_set_bg_error(s->db, rc);
+		return;
+	}
+	db_retire_wals(s->db, f->next_log_number);
+	sched_retire_wals(s, old_log, f->next_log_number);
+	s->flush_failures = 0;
+	s->flush_head = f->next;
+	if (!s->flush_head)
+		s->flush_tail = NULL;
+	sched_flushed_free(f);
+}
+
+/* Ends the edit: installs nothing more, but on success makes its version
+ * the scheduler's, then runs the flush's or the job's follow-up. maybe_logged:
+ * on failure, whether the MANIFEST that CURRENT names may hold the edit
+ * all the same (only when starting a new MANIFEST failed too; the next
+ * edit retries that first). */
+static void sched_edit_end(struct scheduler *s, int rc, bool maybe_logged)
+{
+	struct sched_edit *x = &s->edit;
+	if (!rc) {
+		struct version *old = s->version;
+		s->version = x->nv;
+		/* Only now, with the edit durable and installed, may deleted
+		 * files go once their last reader lets go of them. */
+		version_mark_deleted(old, &x->e);
+		version_unref(old);
+	} else if (x->nv) {
+		version_unref(x->nv);
+	}
+	x->nv = NULL;
+	mem_free(x->rec);
+	x->rec = NULL;
+	edit_free(&x->e);
+	x->active = false;
+	struct sched_flushed *f = x->flush;
+	struct compaction_job *job = x->job;
+	x->flush = NULL;
+	x->job = NULL;
+	if (f) {
+		sched_flush_installed(s, f, rc, x->old_log);
+	} else if (job) {
+		if (rc && !maybe_logged) {
+			/* The outputs never reached a version: remove them.
+			 * (If the edit may be in the MANIFEST they stay; the
+			 * next open's sweep removes whatever the MANIFEST does
+			 * not name.) */
+			db_remove_segments(s->db, &job->outputs, true);
 		}
-		s->flush_failures = 0;
-		s->flush_head = f->next;
-		if (!s->flush_head)
-			s->flush_tail = NULL;
-		sched_flushed_free(f);
+		sched_job_done(s, job, rc);
+	}
+}
+
+static void sched_edit_io_done(struct io_req *req, int res)
+{
+	struct scheduler *s = req->ctx;
+	struct sched_edit *x = &s->edit;
+	int rc = 0;
+	bool maybe_logged = false;
+	if (req == &x->dir_sync) {
+		if (res >= 0) {
+			sched_edit_submit_append(s);
+			return;
+		}
+		rc = error_set(error_from_errno(res), "%s: fsync of the directory failed",
+		               s->manifest_path);
+		goto end;
+	}
+	if (req == &x->write)
+		x->write_res = res;
+	else
+		x->sync_res = res;
+	if (--x->pending > 0)
+		return;
+	if (x->write_res < 0 || x->sync_res < 0) {
+		int err = x->write_res < 0 ? x->write_res : x->sync_res;
+		rc = error_set(error_from_errno(err), "%s: offset %llu: MANIFEST %s failed",
+		               s->manifest_path, (unsigned long long)s->manifest_size,
+		               x->write_res < 0 ? "write" : "fdatasync");
+		/* Part of the record (or all of it, before a failed fdatasync)
+		 * may be in the file: never append after it. */
+		maybe_logged = true;
+		rc = sched_after_manifest_failure(s, rc, &maybe_logged);
+		goto end;
+	}
+	s->manifest_size += x->rlen;
+	/* A flush's memtable leaves the read state with its version. */
+	rc = db_install_version(s->db, x->nv, x->flush ? 1 : 0);
+	if (rc) {
+		/* Durable but not installed: undo it on disk by starting a
+		 * MANIFEST from the installed version. */
+		maybe_logged = true;
+		rc = sched_after_manifest_failure(s, rc, &maybe_logged);
+	}
+end:
+	sched_edit_end(s, rc, maybe_logged);
+	sched_after_change(s);
+}
+
+/* A flush result may be installed now: the first retry after a failure
+ * is at once, later ones wait for the back-off. */
+static bool sched_flush_ready(const struct scheduler *s)
+{
+	return s->flush_head && !(s->flush_failures > 1 && sched_now_ns() < s->flush_retry_ns);
+}
+
+/* Starts the oldest queued edit when none is in flight: flush installs in
+ * order, job commits in order, the two interleaved by arrival (a flush
+ * backing off lets the jobs behind it go). An edit that fails before its
+ * I/O is submitted ends at once and the next is tried. */
+static void sched_pump(struct scheduler *s)
+{
+	while (!s->edit.active) {
+		struct sched_flushed *f = sched_flush_ready(s) ? s->flush_head : NULL;
+		struct compaction_job *job = s->commit_head;
+		if (job && f && f->seq < job->commit_seq)
+			job = NULL;
+		if (!job && !f)
+			return;
+		struct sched_edit *x = &s->edit;
+		edit_init(&x->e);
+		int rc = 0;
+		if (job) {
+			s->commit_head = job->commit_next;
+			if (!s->commit_head)
+				s->commit_tail = NULL;
+			x->job = job;
+			for (size_t i = 0; i < job->ninputs && !rc; i++)
+				rc = edit_delete_file(&x->e, job->inputs[i]->level,
+				                      job->inputs[i]->number);
+			for (size_t i = 0; i < job->outputs.nadded && !rc; i++)
+				rc = edit_add_file(&x->e, &job->outputs.added[i]);
+		} else {
+			if (s->flush_failures > 0)
+				atomic_fetch_add_explicit(&s->stats.flush_retries, 1,
+				                          memory_order_relaxed);
+			x->flush = f;
+			x->old_log = s->version->log_number;
+			edit_set_log_number(&x->e, f->next_log_number);
+			edit_set_last_seq(&x->e, f->last_seq > s->version->last_seq
+			                             ? f->last_seq
+			                             : s->version->last_seq);
+			if (f->has_file)
+				rc = edit_add_file(&x->e, &f->file);
+		}
+		if (!rc)
+			rc = sched_apply(s);
+		if (rc)
+			sched_edit_end(s, rc, false);
 	}
 }
 
@@ -313,12 +379,12 @@ static void sched_on_flushed(struct scheduler *s, struct sched_flushed *f)
 		sched_flushed_free(f);
 	} else {
 		f->next = NULL;
+		f->seq = ++s->edit_seq;
 		if (s->flush_tail)
 			s->flush_tail->next = f;
 		else
 			s->flush_head = f;
 		s->flush_tail = f;
-		sched_install_flushes(s);
 	}
 	sched_after_change(s);
 }
@@ -685,39 +751,21 @@ static void sched_pick(struct scheduler *s)
 /* After any change of shape: new stall decision, new jobs. */
 static void sched_after_change(struct scheduler *s)
 {
-	sched_install_flushes(s);
+	sched_pump(s);
 	sched_pick(s);
 	sched_publish(s);
 }
 
-static void sched_finish_job(struct scheduler *s, struct compaction_job *job)
+/* The job is over (rc: how it ended; its edit, if any, has ended): counts
+ * it, releases its inputs and slot in the running set, wakes a
+ * cesium_compact waiting for it. */
+static void sched_job_done(struct scheduler *s, struct compaction_job *job, int rc)
 {
 	cesium_db *db = s->db;
-	struct edit e;
-	edit_init(&e);
-	int rc = job->result;
-	bool logged = false;
 	atomic_fetch_add_explicit(&db->stats.compaction_bytes_read, job->bytes_read,
 	                          memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->stats.compaction_bytes_written, job->bytes_written,
 	                          memory_order_relaxed);
-	if (rc) {
-		error_set(rc, "%s", job->errmsg);
-		goto out;
-	}
-	for (size_t i = 0; i < job->ninputs && !rc; i++)
-		rc = edit_delete_file(&e, job->inputs[i]->level, job->inputs[i]->number);
-	for (size_t i = 0; i < job->outputs.nadded && !rc; i++)
-		rc = edit_add_file(&e, &job->outputs.added[i]);
-	if (!rc)
-		rc = sched_apply(s, &e, 0, &logged);
-	if (rc && !logged) {
-		/* The outputs never reached a version: remove them. (If the
-		 * edit may be in the MANIFEST they stay; the next open's sweep
-		 * removes whatever the MANIFEST does not name.) */
-		db_remove_segments(db, &job->outputs, true);
-	}
-out:
 	if (rc) {
 		atomic_fetch_add_explicit(&db->stats.compaction_failures, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
@@ -744,7 +792,6 @@ out:
 		s->manual = NULL;
 	}
 	sched_job_free(s, job);
-	edit_free(&e);
 	if (manual) {
 		/* The caller reads the figures as soon as it wakes: publish
 		 * the tree without this job (in-flight set included) first. */
@@ -755,6 +802,25 @@ out:
 			waiter_wake(manual->waiter, 0);
 		mem_free(manual);
 	}
+}
+
+/* Every part of the job has ended: a failed job ends now; a successful
+ * one queues its edit, and stays running (its inputs in flight) until the
+ * edit is installed. */
+static void sched_finish_job(struct scheduler *s, struct compaction_job *job)
+{
+	if (job->result) {
+		error_set(job->result, "%s", job->errmsg);
+		sched_job_done(s, job, job->result);
+		return;
+	}
+	job->commit_next = NULL;
+	job->commit_seq = ++s->edit_seq;
+	if (s->commit_tail)
+		s->commit_tail->commit_next = job;
+	else
+		s->commit_head = job;
+	s->commit_tail = job;
 }
 
 static void sched_on_part_done(struct scheduler *s, struct compaction_part *p)
@@ -809,10 +875,7 @@ static void sched_tick_done(struct io_req *req, int res)
 	if (s->stopping)
 		return;
 	sched_sample_workload(s);
-	/* Mid-apply (see in_apply) the message that started the apply runs
-	 * sched_after_change itself once done. */
-	if (!s->in_apply)
-		sched_after_change(s);
+	sched_after_change(s);
 	s->tick_armed = true;
 	reactor_timer(s->actor.home, &s->tick, SCHED_TICK_NS);
 }
@@ -874,7 +937,9 @@ static bool sched_idle(struct actor *self)
 			}
 		}
 	}
-	return s->running == NULL && !s->tick_armed;
+	/* Queued job commits keep their jobs on the running list; an edit in
+	 * flight (a flush's, say) must end before the reactor may stop. */
+	return s->running == NULL && !s->tick_armed && !s->edit.active;
 }
 
 int scheduler_set_compactors(struct scheduler *s, struct compactor **c, size_t n)
@@ -938,6 +1003,15 @@ void scheduler_fini(struct scheduler *s)
 		sched_flushed_free(f);
 	}
 	s->flush_tail = NULL;
+	/* Never in flight once the reactor stopped; the queued job commits
+	 * are on the running list, freed with it. */
+	if (s->edit.nv)
+		version_unref(s->edit.nv);
+	s->edit.nv = NULL;
+	mem_free(s->edit.rec);
+	s->edit.rec = NULL;
+	edit_free(&s->edit.e);
+	s->commit_head = s->commit_tail = NULL;
 	while (s->running) {
 		struct compaction_job *j = s->running;
 		s->running = j->next;

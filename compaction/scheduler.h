@@ -1,7 +1,8 @@
 /*
  * scheduler — the actor that alone owns the shape of the LSM-tree: it turns
  * flush and compaction results into version edits, appends them to the
- * MANIFEST (write, then fdatasync, on its ring), installs each new version,
+ * MANIFEST (write, then fdatasync, on its ring, without waiting: the
+ * edit's completion continues the work), installs each new version,
  * owns the set of segments in flight, serializes L0 compactions, picks jobs
  * (compaction/policy.h) to fill free compactor slots, splits large jobs
  * into subcompactions, decides write stalls and keeps the compaction
@@ -9,6 +10,10 @@
  * the scheduler starts a new MANIFEST from the installed version (core/
  * manifest.h's manifest_create, synchronous, on its own thread) and the
  * failed edit is retried or its job failed (docs/compaction.md).
+ * One edit is in flight at a time; flush installs and job commits that
+ * come meanwhile queue behind it in arrival order, so MANIFEST records
+ * and version installs keep that order. A job stays running (its inputs
+ * in flight) until its edit is installed.
  * Because only this actor touches that state, none of it needs
  * a mutex; other threads read the published figures (struct sched_stats)
  * through relaxed atomics.
@@ -70,6 +75,9 @@ struct compaction_job {
 	struct edit outputs; /* added files, gathered from the parts */
 	uint64_t bytes_read, bytes_written, start_ns;
 	struct compaction_job *next; /* the scheduler's running list */
+	/* Waiting for its edit (every part done, none failed). */
+	struct compaction_job *commit_next;
+	uint64_t commit_seq; /* arrival order among queued edits */
 };
 
 /* One part of a job: the keys in [lo, hi) (nskeys; NULL: unbounded). */
@@ -118,6 +126,7 @@ struct sched_flushed {
 	uint64_t next_log_number;
 	uint64_t last_seq;
 	struct sched_flushed *next; /* the scheduler's queue of installs */
+	uint64_t seq;               /* arrival order among queued edits */
 };
 
 struct sched_compact {
@@ -140,11 +149,29 @@ struct scheduler {
 	 * was written but not installed): nothing more is appended to it;
 	 * the next edit first starts a new MANIFEST from `version`. */
 	bool manifest_stale;
-	/* Inside sched_apply, which polls the ring for its MANIFEST I/O: a
-	 * timer completion arriving meanwhile must not re-enter picking or
-	 * flush installs (they would act on a version about to change). */
-	bool in_apply;
 	struct version_env *env;
+
+	/* The one edit in flight: its directory fsync, then its MANIFEST
+	 * write and fdatasync are on the ring; their completions finish it
+	 * (install, then the flush's or the job's follow-up). Exactly one
+	 * of flush and job is set while active. */
+	struct sched_edit {
+		bool active;
+		struct io_req dir_sync, write, sync;
+		int write_res, sync_res;
+		unsigned pending;
+		struct edit e;
+		struct version *nv; /* what the edit makes (one reference) */
+		uint8_t *rec;       /* the encoded record */
+		size_t rlen;
+		uint64_t old_log; /* a flush: the log number before it */
+		struct sched_flushed *flush;
+		struct compaction_job *job;
+	} edit;
+	/* Jobs whose parts all succeeded, waiting for their edit, oldest
+	 * first; they stay on the running list meanwhile. */
+	struct compaction_job *commit_head, *commit_tail;
+	uint64_t edit_seq; /* source of the seq/commit_seq arrival stamps */
 
 	/* Flush results not installed yet, oldest first: installed strictly
 	 * in order (each drops the oldest sealed memtable), retried after a
