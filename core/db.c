@@ -358,6 +358,8 @@ int db_file_reader(cesium_db *db, struct file_meta *f, seg_reader **out)
 	rc = seg_reader_open(fd, path, f->number, db->cache, &r);
 	if (rc)
 		goto out;
+	if (db->opts->checksum_every_read)
+		seg_reader_verify_every_read(r);
 	/* Two threads may open the same file at once: one wins, the other
 	 * drops its copy. acq_rel publishes the reader's contents. */
 	seg_reader *expected = NULL;

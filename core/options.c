@@ -57,6 +57,8 @@ static const struct options_def options_table[] = {
 	OPT(l0_slowdown_trigger, OPTIONS_UINT, 8, 1, 1024, "L0 runs at which writes slow down"),
 	OPT(l0_stop_trigger, OPTIONS_UINT, 12, 1, 1024, "L0 runs at which writes stop"),
 	OPT(sync_writes, OPTIONS_BOOL, 0, 0, 1, "every write behaves as CESIUM_WRITE_SYNC"),
+	OPT(checksum_every_read, OPTIONS_BOOL, 0, 0, 1,
+	    "verify a mapped block's checksum on every read, not once per open segment"),
 	OPT(target_file_size, OPTIONS_SIZE, 64 * MIB, 64 * KIB, 4 * GIB,
 	    "target segment size at L0 and L1"),
 	OPT(target_file_size_multiplier, OPTIONS_UINT, 2, 1, 16,

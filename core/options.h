@@ -38,6 +38,7 @@ struct cesium_options {
 	uint32_t l0_slowdown_trigger;      /* L0 runs that slow writers down */
 	uint32_t l0_stop_trigger;          /* L0 runs that stop writers */
 	bool sync_writes;
+	bool checksum_every_read;          /* mapped blocks: verify each access */
 	uint64_t target_file_size;         /* bytes, L0/L1 segments */
 	uint32_t target_file_size_multiplier; /* per level below */
 	uint32_t level_size_multiplier;

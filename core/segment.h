@@ -82,6 +82,9 @@ typedef struct seg_reader seg_reader;
  * keys this segment's blocks in cache (which may be NULL). */
 int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_cache,
                     seg_reader **out);
+/* Verify a mapped block's checksum on every read of it, not only on this
+ * reader's first (checksum_every_read). Call before sharing r. */
+void seg_reader_verify_every_read(seg_reader *r);
 void seg_reader_ref(seg_reader *r);
 void seg_reader_unref(seg_reader *r);
 /*

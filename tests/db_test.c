@@ -834,6 +834,46 @@ static void test_failed_flush_not_overtaken_by_a_later_one(void **state)
 	free(dir);
 }
 
+/* checksum_every_read: a block that changes on disk after this segment's
+ * first read of it is still caught, on the next read. */
+static void test_checksum_every_read_catches_later_damage(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-everyread");
+	cesium_db *db = open_db(dir, "checksum_every_read", "true", "block_cache_size", "0", NULL);
+	struct model m;
+	model_init(&m, 200);
+	for (unsigned i = 0; i < 200; i++)
+		model_put(db, &m, i, 1);
+	assert_int_equal(cesium_flush(db), 0);
+	check_get(db, &m, 0); /* the first read of the first block */
+	/* Damage the first data block's first value byte range. */
+	char seg[600] = "";
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));)
+		if (strstr(e->d_name, ".seg"))
+			snprintf(seg, sizeof(seg), "%s/%s", dir, e->d_name);
+	closedir(d);
+	assert_true(seg[0]);
+	int fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, 40), 1);
+	b ^= 0x5a;
+	assert_int_equal(pwrite(fd, &b, 1, 40), 1);
+	close(fd);
+	char k[32];
+	void *v = NULL;
+	size_t vl = 0;
+	assert_int_equal(cesium_get(db, k, key_of(k, 0), &v, &vl), CESIUM_ECORRUPT);
+	assert_non_null(strstr(cesium_errmsg(), ".seg"));
+	cesium_close(db);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* A memtable that stops receiving writes while gets go on is flushed
  * (db_idle_check): after a second without writes, the gets find its keys
  * in a level-0 segment; while writes keep coming, nothing is flushed. */
@@ -975,6 +1015,7 @@ int main(void)
 	    cmocka_unit_test(test_stats_account_memory_by_purpose),
 	    cmocka_unit_test(test_sync_writers_share_fdatasyncs),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
+	    cmocka_unit_test(test_checksum_every_read_catches_later_damage),
 	    cmocka_unit_test(test_failed_flush_not_overtaken_by_a_later_one),
 	};
 	/* Once, before any test: a skip (exit 77) in the middle of the run
