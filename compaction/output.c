@@ -159,7 +159,8 @@ int output_add(struct output *o, keys_slice ikey, keys_slice value)
 	return output_submit(o, OUTPUT_CHUNK);
 }
 
-int output_finish_start(struct output *o)
+/* Ends the segment and submits what is left of it, footer included. */
+static int output_seal(struct output *o)
 {
 	int rc = o->error;
 	if (!rc)
@@ -167,6 +168,12 @@ int output_finish_start(struct output *o)
 	o->sealed = true;
 	if (!rc)
 		rc = output_submit(o, 0);
+	return rc;
+}
+
+int output_finish_start(struct output *o)
+{
+	int rc = output_seal(o);
 	/* Normally the footer's write is still in flight and its completion
 	 * issues the sync; if everything already landed, issue it here. */
 	if (!rc && o->inflight == 0 && !o->syncing)
@@ -176,12 +183,7 @@ int output_finish_start(struct output *o)
 
 int output_finish(struct output *o)
 {
-	int rc = o->error;
-	if (!rc)
-		rc = output_fail(o, seg_writer_finish(o->writer));
-	o->sealed = true;
-	if (!rc)
-		rc = output_submit(o, 0);
+	int rc = output_seal(o);
 	if (!rc)
 		rc = output_wait(o, 0);
 	if (!rc)

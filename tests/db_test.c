@@ -769,15 +769,9 @@ static int fail_first_seg_write_late(void *arg, enum io_op op, int fd, const cha
 {
 	atomic_int *seen = arg;
 	(void)len;
-	char target[512] = "";
-	if (!path && fd >= 0) { /* ring writes name the file by descriptor */
-		char link[64];
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		ssize_t n = readlink(link, target, sizeof(target) - 1);
-		if (n > 0)
-			target[n] = '\0';
-		path = target;
-	}
+	char target[512];
+	if (!path && fd_path(fd, target, sizeof(target)))
+		path = target; /* ring writes name the file by descriptor */
 	if (op != IO_OP_WRITE || !path || !strstr(path, ".seg"))
 		return 0;
 	if (atomic_fetch_add(seen, 1) != 0)

@@ -179,8 +179,7 @@ int wait_files(const char *dir, const char *suffix, int want)
 	return n;
 }
 
-/* The file fd names, from its /proc/self/fd link, into out. */
-static bool fd_path(int fd, char *out, size_t cap)
+bool fd_path(int fd, char *out, size_t cap)
 {
 	if (fd < 0)
 		return false;

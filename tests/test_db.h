@@ -49,6 +49,9 @@ unsigned model_check_iter(cesium_iter *it, const struct model *m);
 /* Every key of the model reads back through get and through an iterator. */
 void model_check(cesium_db *db, const struct model *m);
 
+/* The file fd names, from its /proc/self/fd link, into out. */
+bool fd_path(int fd, char *out, size_t cap);
+
 /* Files in dir whose names end in suffix. */
 int count_files(const char *dir, const char *suffix);
 /* Waits up to 5 s (cleanup is asynchronous) until dir holds want files
