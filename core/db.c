@@ -161,6 +161,7 @@ static struct db_state *db_state_new(memtable *active, memtable *const *sealed, 
  * reader can still see it. Caller holds state_mu. */
 static void db_publish(cesium_db *db, struct db_state *st)
 {
+	atomic_store_explicit(&db->nsealed, st->nsealed, memory_order_relaxed);
 	struct db_state *old = atomic_exchange_explicit(&db->current, st, memory_order_seq_cst);
 	epoch_synchronize(&db->epoch);
 	db_state_unref(old);
@@ -224,15 +225,6 @@ void db_set_stall(cesium_db *db, int stall)
 	}
 }
 
-/* Sealed memtables waiting for their flush, read inside the epoch (the
- * scheduler may replace and free the state at any moment). */
-static size_t db_sealed_count(cesium_db *db)
-{
-	epoch_guard g = epoch_enter(&db->epoch);
-	size_t n = atomic_load_explicit(&db->current, memory_order_acquire)->nsealed;
-	epoch_exit(&db->epoch, g);
-	return n;
-}
 
 /* Obeys the scheduler's stall decision before a write joins the queue:
  * a slowdown delays each write a bounded DB_SLOWDOWN_NS; a stop waits
@@ -245,7 +237,7 @@ static void db_throttle(cesium_db *db)
 	int stall = atomic_load_explicit(&db->stall, memory_order_relaxed);
 	if (__builtin_expect(stall == DB_STALL_NONE, 1)) {
 		uint32_t max = db->opts->max_memtables;
-		if (max < 2 || db_sealed_count(db) + 1 < max)
+		if (max < 2 || atomic_load_explicit(&db->nsealed, memory_order_relaxed) + 1 < max)
 			return;
 		stall = DB_STALL_SLOWDOWN;
 	}
@@ -1832,6 +1824,7 @@ static int db_recover(cesium_db *db)
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
 		goto out;
 	}
+	atomic_store(&db->nsealed, st->nsealed);
 	atomic_store(&db->current, st);
 	rc = db_start_actors(db, v, manifest_fd, manifest, manifest_size);
 	manifest_fd = -1;

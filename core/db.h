@@ -131,6 +131,9 @@ struct cesium_db {
 	pthread_mutex_t state_mu; /* serializes installers of `current` */
 	struct epoch epoch;
 	_Atomic(struct db_state *) current;
+	/* current's sealed memtable count, for the writers' throttle, which
+	 * must not enter the epoch on every write. */
+	_Atomic size_t nsealed;
 
 	/* Open iterators' snapshots (for compaction): under snap_mu. */
 	pthread_mutex_t snap_mu;
