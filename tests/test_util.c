@@ -1,7 +1,12 @@
 
 #include "test_util.h"
 
+#include <dirent.h>
+#include <execinfo.h>
 #include <ftw.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -138,4 +143,53 @@ uint64_t total_segments(cesium_db *db)
 		n += stat_of(db, name);
 	}
 	return n;
+}
+
+/* Set by the thread being dumped when its stack is written. */
+static atomic_int dump_done;
+
+static void dump_own_stack(int sig)
+{
+	(void)sig;
+	void *frames[64];
+	char head[64];
+	int n = backtrace(frames, 64);
+	int len = snprintf(head, sizeof(head), "--- thread %ld:\n", (long)syscall(SYS_gettid));
+	if (write(2, head, (size_t)len) < 0)
+		return;
+	backtrace_symbols_fd(frames, n, 2);
+	atomic_store(&dump_done, 1);
+}
+
+void test_dump_threads_init(void)
+{
+	/* backtrace loads libgcc on first use, which must not happen inside
+	 * a signal handler. */
+	void *frame[1];
+	(void)backtrace(frame, 1);
+	struct sigaction sa = {.sa_handler = dump_own_stack};
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR2, &sa, NULL);
+}
+
+void test_dump_threads(void)
+{
+	pid_t pid = getpid();
+	DIR *d = opendir("/proc/self/task");
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			long tid = atol(e->d_name);
+			if (tid <= 0)
+				continue;
+			atomic_store(&dump_done, 0);
+			if (syscall(SYS_tgkill, pid, tid, SIGUSR2) != 0)
+				continue;
+			/* A thread blocked with the signal masked never answers. */
+			for (int i = 0; i < 200 && !atomic_load(&dump_done); i++)
+				usleep(5000);
+		}
+		closedir(d);
+	}
 }

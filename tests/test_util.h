@@ -33,6 +33,12 @@ uint64_t stat_of(struct cesium_db *db, const char *name);
 /* Segments over all levels, from the statistics. */
 uint64_t total_segments(struct cesium_db *db);
 
+/* For a watchdog that found a hang: writes every thread's stack to stderr
+ * as binary(+offset) return addresses, for addr2line. Async-signal-safe enough for a SIGALRM handler that
+ * exits right after; test_dump_threads_init must run first. */
+void test_dump_threads_init(void);
+void test_dump_threads(void);
+
 /* Exits 77 (meson: skipped) when io_uring cannot be set up here. */
 void test_require_io_uring(void);
 

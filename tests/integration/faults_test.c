@@ -514,6 +514,7 @@ static void watchdog(int sig)
 	    "returned); the last faults are above with CESIUM_FAULT_TRACE=1\n";
 	ssize_t n = write(2, msg, sizeof(msg) - 1);
 	(void)n;
+	test_dump_threads();
 	_exit(1);
 }
 
@@ -536,6 +537,7 @@ static void test_random_faults_keep_acknowledged_writes(void **state)
 	assert_non_null(m);
 	for (unsigned id = 0; id < NKEYS; id++)
 		m->k[id].acked = TAG(0, 1);
+	test_dump_threads_init();
 	signal(SIGALRM, watchdog);
 	static struct file_fault f;
 	file_fault_arm_random(&f, FILE_FAULT_ALL_OPS, NULL, FILE_FAULT_MIXED, 1, seed);
