@@ -39,6 +39,12 @@ static uint64_t sched_backoff_ns(unsigned n)
 	return wait < 10ull * 1000 * 1000 * 1000 ? wait : 10ull * 1000 * 1000 * 1000;
 }
 
+/* Compactions failing in a row that turn a stop into failing writes: a
+ * transient error or two is retried while writers wait. */
+#define SCHED_STOP_FAILURES 3
+/* The longest back-off while writers are stopped. */
+#define SCHED_STOPPED_BACKOFF_NS (1000ull * 1000 * 1000)
+
 /* Starts a new MANIFEST holding the installed version as one edit and
  * points CURRENT at it (manifest_create: write, fdatasync, then CURRENT by
  * write-temp, fsync, rename, fsync dir). Afterwards the old MANIFEST, and
@@ -487,7 +493,15 @@ static void sched_publish(struct scheduler *s)
 	int stall = l0 >= o->l0_stop_trigger       ? DB_STALL_STOP
 	            : l0 >= o->l0_slowdown_trigger ? DB_STALL_SLOWDOWN
 	                                           : DB_STALL_NONE;
-	db_set_stall(s->db, stall);
+	int err = 0;
+	if (stall == DB_STALL_STOP && s->consecutive_failures >= SCHED_STOP_FAILURES) {
+		/* Waiting would be waiting for the disk to mend: tell writers. */
+		stall = DB_STALL_FAILING;
+		err = s->last_failure;
+		error_set(err, "%u compactions in a row failed, the last with: %s",
+		          s->consecutive_failures, s->last_failure_msg);
+	}
+	db_set_stall(s->db, stall, err);
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -771,7 +785,15 @@ static void sched_job_done(struct scheduler *s, struct compaction_job *job, int 
 		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
 		/* The tick retries after the back-off. */
 		s->consecutive_failures++;
-		s->backoff_until_ns = sched_now_ns() + sched_backoff_ns(s->consecutive_failures);
+		s->last_failure = rc;
+		snprintf(s->last_failure_msg, sizeof(s->last_failure_msg), "%s", cesium_errmsg());
+		uint64_t wait = sched_backoff_ns(s->consecutive_failures);
+		/* Stopped writers wait for compaction alone: retry at least
+		 * every second, so that they resume soon after the disk does. */
+		if (s->version->nfiles[0] >= db->opts->l0_stop_trigger &&
+		    wait > SCHED_STOPPED_BACKOFF_NS)
+			wait = SCHED_STOPPED_BACKOFF_NS;
+		s->backoff_until_ns = sched_now_ns() + wait;
 	} else {
 		atomic_fetch_add_explicit(&db->stats.compactions, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->stats.jobs_completed, 1, memory_order_relaxed);

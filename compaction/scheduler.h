@@ -193,6 +193,8 @@ struct scheduler {
 	struct sched_compact *manual; /* a cesium_compact waiting its turn */
 	uint64_t backoff_until_ns;
 	unsigned consecutive_failures;
+	int last_failure; /* and its message: what stopped writers get */
+	char last_failure_msg[512];
 	bool stopping;
 	struct io_req tick;
 	struct actor_msg start_msg;

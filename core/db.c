@@ -215,8 +215,14 @@ static int db_report_bg_error(cesium_db *db)
 	                 db->bg_errmsg[0] ? db->bg_errmsg : cesium_strerror(db->bg_error));
 }
 
-void db_set_stall(cesium_db *db, int stall)
+void db_set_stall(cesium_db *db, int stall, int err)
 {
+	if (stall == DB_STALL_FAILING) {
+		pthread_mutex_lock(&db->write_mu);
+		db->stall_error = err;
+		snprintf(db->stall_errmsg, sizeof(db->stall_errmsg), "%s", cesium_errmsg());
+		pthread_mutex_unlock(&db->write_mu);
+	}
 	int old = atomic_exchange_explicit(&db->stall, stall, memory_order_relaxed);
 	if (old == DB_STALL_STOP && stall != DB_STALL_STOP) {
 		pthread_mutex_lock(&db->write_mu);
@@ -225,20 +231,21 @@ void db_set_stall(cesium_db *db, int stall)
 	}
 }
 
-
 /* Obeys the scheduler's stall decision before a write joins the queue:
  * a slowdown delays each write a bounded DB_SLOWDOWN_NS; a stop waits
  * until compaction has caught up (or the db fails or closes). Sealed
  * memtables piling up also slow writers down, one short of max_memtables
  * (where db_make_room makes them wait), so that flushes can catch up
- * before a hard wait. */
-static void db_throttle(cesium_db *db)
+ * before a hard wait. A stop behind a compaction that keeps failing (a full
+ * or failing disk) is not waited out: the write fails with the
+ * compaction's error, and writes resume once a compaction succeeds. */
+static int db_throttle(cesium_db *db)
 {
 	int stall = atomic_load_explicit(&db->stall, memory_order_relaxed);
 	if (__builtin_expect(stall == DB_STALL_NONE, 1)) {
 		uint32_t max = db->opts->max_memtables;
 		if (max < 2 || atomic_load_explicit(&db->nsealed, memory_order_relaxed) + 1 < max)
-			return;
+			return 0;
 		stall = DB_STALL_SLOWDOWN;
 	}
 	uint64_t start = db_now_ns();
@@ -248,15 +255,22 @@ static void db_throttle(cesium_db *db)
 		atomic_fetch_add_explicit(&db->stats.slowdowns, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&db->stats.slowdown_ns, db_now_ns() - start,
 		                          memory_order_relaxed);
-		return;
+		return 0;
 	}
+	int rc = 0;
 	pthread_mutex_lock(&db->write_mu);
-	while (atomic_load_explicit(&db->stall, memory_order_relaxed) == DB_STALL_STOP &&
+	while ((stall = atomic_load_explicit(&db->stall, memory_order_relaxed)) == DB_STALL_STOP &&
 	       !db->bg_error && !db->closing)
 		pthread_cond_wait(&db->stall_cv, &db->write_mu);
+	if (stall == DB_STALL_FAILING)
+		rc = error_set(db->stall_error,
+		               "writes are stopped until compaction catches up, and it keeps "
+		               "failing: %s",
+		               db->stall_errmsg);
 	pthread_mutex_unlock(&db->write_mu);
 	atomic_fetch_add_explicit(&db->stats.stops, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->stats.stop_ns, db_now_ns() - start, memory_order_relaxed);
+	return rc;
 }
 
 void db_set_bg_error(cesium_db *db, int code)
@@ -768,8 +782,11 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	struct db_writer w = { .rep = rep, .len = len, .count = count, .sync = sync, .flush = flush };
 	if (count == 0 && !sync && !flush)
 		return 0;
-	if (count)
-		db_throttle(db);
+	if (count) {
+		int rc = db_throttle(db);
+		if (rc)
+			return rc;
+	}
 	if (pthread_cond_init(&w.cv, NULL) != 0)
 		return error_set(CESIUM_ENOMEM, "cannot create a condition variable");
 	pthread_mutex_lock(&db->write_mu);

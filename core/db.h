@@ -97,6 +97,10 @@ struct cesium_db {
 	uint64_t next_seq;     /* next sequence number to hand out */
 	int bg_error;          /* sticky background error, returned to writers */
 	char bg_errmsg[ERROR_MSG_MAX]; /* its message, as the failing thread set it */
+	/* While stall is DB_STALL_FAILING: the last compaction failure,
+	 * returned to writers (write_mu). Not sticky. */
+	int stall_error;
+	char stall_errmsg[ERROR_MSG_MAX];
 	bool closing;
 
 	/* Group completion (sync_mu). A leader hands the write queue on as
@@ -165,11 +169,14 @@ enum db_stall {
 	DB_STALL_NONE,
 	DB_STALL_SLOWDOWN, /* each write delayed DB_SLOWDOWN_NS */
 	DB_STALL_STOP,     /* writers wait until compaction catches up */
+	DB_STALL_FAILING,  /* stopped, and compaction keeps failing: writes fail */
 };
 #define DB_SLOWDOWN_NS (1000u * 1000u)
 
-/* Actor side (scheduler): what writers must do about L0's size. */
-void db_set_stall(cesium_db *db, int stall);
+/* Actor side (scheduler): what writers must do about L0's size. With
+ * DB_STALL_FAILING, err and the calling thread's error message are what
+ * writers get back. */
+void db_set_stall(cesium_db *db, int stall, int err);
 
 /* Actor side (scheduler): closes the sealed WALs numbered below `below`,
  * whose data is now in durable segments. */

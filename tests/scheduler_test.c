@@ -352,6 +352,61 @@ static void test_compaction_retried_after_manifest_recovers(void **state)
 	free(dir);
 }
 
+/* Writers stopped by a full L0 while every compaction fails (a failing
+ * disk) are not left waiting: after a few failures in a row the writes
+ * fail with the compaction's error; once the disk recovers a compaction
+ * succeeds and writes go through again. */
+static void test_stop_behind_failing_compaction_fails_writes(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("sched");
+	cesium_db *db = open_db(dir, NO_AUTO_COMPACTION, NULL);
+	struct model m;
+	model_init(&m, 2000);
+	for (unsigned gen = 1; gen <= 4; gen++) {
+		for (unsigned i = gen; i < 2000; i += gen)
+			model_put(db, &m, i, gen);
+		assert_int_equal(cesium_flush(db), 0);
+	}
+	assert_int_equal(cesium_close(db), 0);
+	struct file_fault f;
+	file_fault_arm(&f, IO_OP_WRITE, ".seg", -EIO, 1);
+	f.every = true;
+	db = open_db(dir, "l0_compaction_trigger", "2", "l0_slowdown_trigger", "3",
+	             "l0_stop_trigger", "4", NULL);
+	assert_int_equal(stat_of(db, "level0_segments"), 4);
+	/* The scheduler's first look at the tree stops writers. */
+	uint64_t deadline = now_ns() + 5000000000ull;
+	while (stat_of(db, "stall_state") < 2 && now_ns() < deadline)
+		usleep(1000);
+	assert_true(stat_of(db, "stall_state") >= 2);
+	/* Before the change this put waited for ever. */
+	alarm(30);
+	char k[32];
+	size_t kl = key_of(k, 7);
+	int rc = cesium_put(db, k, kl, "x", 1);
+	assert_int_equal(rc, CESIUM_EIO);
+	assert_non_null(strstr(cesium_errmsg(), "compaction"));
+	assert_true(stat_of(db, "compaction_jobs_failed") >= 3);
+	model_check(db, &m);
+	file_fault_disarm(&f);
+	/* The next retry (after at most a few seconds' back-off) succeeds. */
+	deadline = now_ns() + 20000000000ull;
+	while (stat_of(db, "compaction_jobs_completed") < 1 && now_ns() < deadline)
+		usleep(10000);
+	assert_true(stat_of(db, "compaction_jobs_completed") >= 1);
+	assert_writable(db, &m, 7, 9);
+	alarm(0);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	db = open_db(dir, NULL);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* Delays every write to a segment file: a slow disk under the flushes. */
 static int slow_seg_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len)
 {
@@ -614,6 +669,7 @@ int main(void)
 	    cmocka_unit_test(test_manifest_short_write_recovered_in_flush),
 	    cmocka_unit_test(test_manifest_failure_during_compaction),
 	    cmocka_unit_test(test_compaction_retried_after_manifest_recovers),
+	    cmocka_unit_test(test_stop_behind_failing_compaction_fails_writes),
 	    cmocka_unit_test(test_slowdown_when_sealed_memtables_pile_up),
 	    cmocka_unit_test(test_workload_detected_and_trigger_adapted),
 	    cmocka_unit_test(test_reactor_serves_messages_during_manifest_sync),
