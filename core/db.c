@@ -208,6 +208,24 @@ static void db_note_bg_error(cesium_db *db, int code)
 	pthread_cond_broadcast(&db->stall_cv);
 }
 
+/* A failed fdatasync of a log: whatever failed before, writers from now on
+ * must hear that acknowledged data may not be durable (the fsyncgate
+ * rule), so the poison replaces an earlier sticky error. Takes write_mu;
+ * the caller holds no other lock. */
+static void db_note_poison(cesium_db *db)
+{
+	char msg[ERROR_MSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", cesium_errmsg());
+	pthread_mutex_lock(&db->write_mu);
+	if (!db->bg_poisoned) {
+		db->bg_poisoned = true;
+		db->bg_error = CESIUM_EIO;
+		snprintf(db->bg_errmsg, sizeof(db->bg_errmsg), "%s", msg);
+		pthread_cond_broadcast(&db->stall_cv);
+	}
+	pthread_mutex_unlock(&db->write_mu);
+}
+
 /* Caller holds write_mu: the sticky error, with its message. */
 static int db_report_bg_error(cesium_db *db)
 {
@@ -706,6 +724,8 @@ static int db_group_wait(cesium_db *db, struct db_group *g)
 			pthread_mutex_unlock(&db->sync_mu);
 			int rc = db_sync_logs(db);
 			atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
+			if (rc)
+				db_note_poison(db);
 			pthread_mutex_lock(&db->sync_mu);
 			db->syncing = false;
 			if (rc) {

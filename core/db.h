@@ -97,6 +97,7 @@ struct cesium_db {
 	uint64_t next_seq;     /* next sequence number to hand out */
 	int bg_error;          /* sticky background error, returned to writers */
 	char bg_errmsg[ERROR_MSG_MAX]; /* its message, as the failing thread set it */
+	bool bg_poisoned;              /* bg_error is a log's failed fdatasync */
 	/* While stall is DB_STALL_FAILING: the last compaction failure,
 	 * returned to writers (write_mu). Not sticky. */
 	int stall_error;

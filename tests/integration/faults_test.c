@@ -79,6 +79,7 @@ struct fmodel {
 	uint64_t writes_ok, writes_failed, sync_acked, reads_checked, iter_entries;
 	uint64_t keys_verified, synced_verified, candidates_seen, batches_checked;
 	uint64_t errors_seen;
+	uint64_t stop_refusals; /* writes refused: L0 full, compaction failing */
 };
 
 static const char *const db_opts[] = {
@@ -112,6 +113,8 @@ static cesium_db *fopen_db(const char *dir)
 static void check_fault_code(struct fmodel *m, int rc, const char *what)
 {
 	m->errors_seen++;
+	if (strstr(cesium_errmsg(), "compaction catches up"))
+		m->stop_refusals++;
 	if (rc != CESIUM_EIO && rc != CESIUM_ENOSPC) {
 		print_error("%s: unexpected %d (%s): %s\n", what, rc, cesium_strerror(rc),
 		            cesium_errmsg());
@@ -583,9 +586,10 @@ static void test_random_faults_keep_acknowledged_writes(void **state)
 	fprintf(stderr,
 	        "faults: %" PRIu64 " writes acknowledged (%" PRIu64 " sync), %" PRIu64
 	        " failed; %" PRIu64 " errors surfaced; %u rounds with errors, %u poisoned WAL, "
-	        "%u failed closes\n",
+	        "%u failed closes, %" PRIu64 " writes refused while L0 was full and compaction "
+	        "failing\n",
 	        m->writes_ok, m->sync_acked, m->writes_failed, m->errors_seen, rounds_failing,
-	        poisoned_rounds, close_failed);
+	        poisoned_rounds, close_failed, m->stop_refusals);
 	fprintf(stderr,
 	        "faults: verified %" PRIu64 " live reads, %" PRIu64 " iterator entries, %" PRIu64
 	        " keys after reopen (%" PRIu64 " synced, %" PRIu64 " holding a failed write), "
