@@ -1,6 +1,7 @@
 #include "policy.h"
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cesium.h"
@@ -256,6 +257,35 @@ static keys_slice policy_small(const struct file_meta *f)
 static keys_slice policy_large(const struct file_meta *f)
 {
 	return keys_ikey_nskey(keys_slice_of(f->largest, f->largest_len));
+}
+
+static int policy_cmp_smallest(const void *a, const void *b)
+{
+	const struct file_meta *x = *(struct file_meta *const *)a;
+	const struct file_meta *y = *(struct file_meta *const *)b;
+	return keys_compare_bytes(policy_small(x), policy_small(y));
+}
+
+bool policy_is_move(const struct policy_job *j)
+{
+	if (j->ninputs == 0)
+		return false;
+	for (size_t i = 0; i < j->ninputs; i++) {
+		const struct file_meta *f = j->inputs[i];
+		if (f->level == j->output_level || (j->bottommost && f->tombstones > 0))
+			return false;
+	}
+	struct file_meta **by_key = mem_alloc(j->ninputs * sizeof(*by_key));
+	if (!by_key)
+		return false; /* a merge does the same job */
+	memcpy(by_key, j->inputs, j->ninputs * sizeof(*by_key));
+	qsort(by_key, j->ninputs, sizeof(*by_key), policy_cmp_smallest);
+	bool disjoint = true;
+	for (size_t i = 1; i < j->ninputs && disjoint; i++)
+		disjoint =
+		    keys_compare_bytes(policy_large(by_key[i - 1]), policy_small(by_key[i])) < 0;
+	mem_free(by_key);
+	return disjoint;
 }
 
 /* Files of a (sorted-run) level whose nskey range meets [lo, hi]:

@@ -87,6 +87,12 @@ struct policy_job {
 
 void policy_job_free(struct policy_job *j);
 
+/* Whether j can be done by moving its inputs to the output level as they
+ * are (a trivial move): none of them is in the output level and no two
+ * share a user key, so a merge would only copy them. Not when the job is
+ * bottommost and an input holds tombstones, which a merge would drop. */
+bool policy_is_move(const struct policy_job *j);
+
 /* Runs in a level: distinct file_meta.run values (L0: files). */
 size_t policy_level_runs(const struct version *v, int level);
 /* Target bytes of a leveled level (0 for tiered levels). */

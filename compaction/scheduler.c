@@ -634,11 +634,40 @@ static void sched_job_free(struct scheduler *s, struct compaction_job *job)
 	mem_free(job);
 }
 
+/* A trivial move's outputs: its inputs, unchanged, at the output level as
+ * one new run (they share no key, so they form a sorted run). */
+static int sched_move_outputs(struct compaction_job *job)
+{
+	int rc = 0;
+	for (size_t i = 0; i < job->ninputs && !rc; i++) {
+		const struct file_meta *f = job->inputs[i];
+		struct file_desc d = {
+		    .level = job->output_level,
+		    .number = f->number,
+		    .file_size = f->file_size,
+		    .smallest = f->smallest,
+		    .smallest_len = f->smallest_len,
+		    .largest = f->largest,
+		    .largest_len = f->largest_len,
+		    .min_seq = f->min_seq,
+		    .max_seq = f->max_seq,
+		    .entries = f->entries,
+		    .tombstones = f->tombstones,
+		    .run = job->run,
+		};
+		rc = edit_add_file(&job->outputs, &d);
+	}
+	return rc;
+}
+
+static void sched_finish_job(struct scheduler *s, struct compaction_job *job);
+
 /* Starts a job over `inputs` (borrowed from the version; referenced here)
- * with up to `slots` parts. */
+ * with up to `slots` parts; a move (policy_is_move) runs no part: its edit
+ * is queued at once. */
 static int sched_start_job(struct scheduler *s, struct file_meta **inputs, size_t n, int level,
                            int output_level, bool bottommost, uint64_t target, bool manual,
-                           size_t slots)
+                           size_t slots, bool move)
 {
 	struct compaction_job *job = mem_zalloc(sizeof(*job));
 	struct file_meta **in = mem_calloc(n ? n : 1, sizeof(*in));
@@ -674,7 +703,7 @@ static int sched_start_job(struct scheduler *s, struct file_meta **inputs, size_
 	if (parts < 1)
 		parts = 1;
 	if (!rc)
-		rc = sched_dispatch(s, job, parts);
+		rc = move ? sched_move_outputs(job) : sched_dispatch(s, job, parts);
 	if (rc) {
 		sched_job_free(s, job);
 		return rc;
@@ -686,6 +715,12 @@ static int sched_start_job(struct scheduler *s, struct file_meta **inputs, size_
 	job->next = s->running;
 	s->running = job;
 	atomic_fetch_add_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
+	if (move) {
+		job->move = true;
+		atomic_fetch_add_explicit(&s->stats.trivial_moves, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.moved_bytes, bytes, memory_order_relaxed);
+		sched_finish_job(s, job);
+	}
 	return 0;
 }
 
@@ -715,7 +750,7 @@ static void sched_start_manual(struct scheduler *s)
 		if (!rc)
 			rc = sched_start_job(s, all, n, -1, out, true,
 			                     policy_target_file_size(&cfg, out), true,
-			                     sched_free_slots(s));
+			                     sched_free_slots(s), false);
 		mem_free(all);
 		if (!rc)
 			return; /* the waiter is woken when the job ends */
@@ -751,15 +786,22 @@ static void sched_pick(struct scheduler *s)
 	if (policy_pick(s->version, &cfg, &s->inflight, s->l0_running, max, jobs, &njobs,
 	                s->cursors) != 0)
 		return;
+	bool moved = false;
 	for (size_t i = 0; i < njobs; i++) {
 		struct policy_job *j = &jobs[i];
 		/* The spare slots go to the first jobs as subcompactions. */
 		size_t slots = sched_free_slots(s) - (njobs - i - 1);
-		if (sched_free_slots(s) > 0)
-			sched_start_job(s, j->inputs, j->ninputs, j->level, j->output_level,
-			                j->bottommost, j->target_file_size, false, slots ? slots : 1);
+		bool move = policy_is_move(j);
+		if (move || sched_free_slots(s) > 0)
+			moved |=
+			    sched_start_job(s, j->inputs, j->ninputs, j->level, j->output_level,
+			                    j->bottommost, j->target_file_size, false,
+			                    slots ? slots : 1, move) == 0 &&
+			    move;
 		policy_job_free(j);
 	}
+	if (moved)
+		sched_pump(s); /* the moves' edits are queued */
 }
 
 /* After any change of shape: new stall decision, new jobs. */

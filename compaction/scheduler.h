@@ -67,6 +67,7 @@ struct compaction_job {
 	int level, output_level;
 	bool bottommost;
 	bool manual;
+	bool move; /* a trivial move: no part, the inputs become the outputs */
 	uint64_t target_file_size;
 	uint64_t run; /* run id of the outputs */
 	size_t nparts, parts_done;
@@ -99,6 +100,7 @@ struct compaction_part {
 struct sched_stats {
 	_Atomic uint64_t jobs_completed, jobs_failed, jobs_running, jobs_queued;
 	_Atomic uint64_t subcompactions, busy_ns, l0_jobs;
+	_Atomic uint64_t trivial_moves, moved_bytes; /* jobs done by moving files */
 	_Atomic uint64_t inflight_files;    /* segments in the in-flight set */
 	_Atomic uint64_t manifest_failures; /* MANIFEST appends that failed */
 	_Atomic uint64_t manifest_rolls;    /* new MANIFESTs started after one */

@@ -2116,6 +2116,8 @@ int cesium_stats(cesium_db *db, char **out)
 		S("compaction_jobs_failed", atomic_load(&ss->jobs_failed));
 		S("compaction_l0_jobs", atomic_load(&ss->l0_jobs));
 		S("subcompactions", atomic_load(&ss->subcompactions));
+		S("compaction_trivial_moves", atomic_load(&ss->trivial_moves));
+		S("compaction_moved_bytes", atomic_load(&ss->moved_bytes));
 		S("inflight_files", atomic_load(&ss->inflight_files));
 		S("manifest_failures", atomic_load(&ss->manifest_failures));
 		S("manifest_rolls", atomic_load(&ss->manifest_rolls));

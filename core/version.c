@@ -255,11 +255,20 @@ out:
 	return rc;
 }
 
+/* Whether the edit adds the file again (a trivial move to another level). */
+static bool version_is_readded(const struct edit *e, uint64_t number)
+{
+	for (size_t i = 0; i < e->nadded; i++)
+		if (e->added[i].number == number)
+			return true;
+	return false;
+}
+
 void version_mark_deleted(const struct version *base, const struct edit *e)
 {
 	for (size_t i = 0; i < e->ndeleted; i++) {
 		int l = e->deleted[i].level;
-		if (l < 0 || l >= VERSION_LEVELS)
+		if (l < 0 || l >= VERSION_LEVELS || version_is_readded(e, e->deleted[i].number))
 			continue;
 		for (size_t j = 0; j < base->nfiles[l]; j++)
 			if (base->files[l][j]->number == e->deleted[i].number)

@@ -330,6 +330,69 @@ static void test_l2_job_includes_overlapping_l3(void **state)
 	version_unref(v);
 }
 
+/* A job whose inputs share no user key and hold nothing of the output
+ * level is a trivial move; overlap, an output-level input, or tombstones
+ * in a bottommost job make it a merge. */
+static void test_trivial_move_detection(void **state)
+{
+	(void)state;
+	struct policy_config c = tk_config();
+	c.l0_trigger = 3;
+	struct version *v = tk_empty();
+	struct edit e;
+	edit_init(&e);
+	tk_add(&e, 0, 12, 20, 29, 10, 0);
+	tk_add(&e, 0, 10, 0, 9, 10, 0);
+	tk_add(&e, 0, 11, 10, 19, 10, 0);
+	tk_apply(&v, &e);
+	struct policy_job jobs[4];
+	size_t n;
+	assert_int_equal(policy_pick(v, &c, NULL, false, 4, jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].ninputs, 3);
+	assert_true(policy_is_move(&jobs[0]));
+	/* Bottommost with a tombstone: the merge would drop it. */
+	jobs[0].bottommost = true;
+	jobs[0].inputs[1]->tombstones = 1;
+	assert_false(policy_is_move(&jobs[0]));
+	jobs[0].bottommost = false;
+	assert_true(policy_is_move(&jobs[0]));
+	jobs[0].inputs[1]->tombstones = 0;
+	tk_free_jobs(jobs, n);
+
+	/* One more L0 file whose last key is another's first: a merge. */
+	tk_add(&e, 0, 13, 29, 35, 10, 0);
+	tk_apply(&v, &e);
+	assert_int_equal(policy_pick(v, &c, NULL, false, 4, jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].ninputs, 4);
+	assert_false(policy_is_move(&jobs[0]));
+	tk_free_jobs(jobs, n);
+	version_unref(v);
+
+	/* L2 -> L3 that takes an overlapping L3 segment: a merge; the same
+	 * runs over an empty L3: a move. */
+	c.tier_run_trigger = 2;
+	v = tk_empty();
+	tk_add(&e, 2, 20, 100, 150, 10, 20);
+	tk_add(&e, 2, 21, 160, 200, 10, 21);
+	tk_add(&e, 3, 30, 140, 155, 10, 0);
+	tk_apply(&v, &e);
+	assert_int_equal(policy_pick(v, &c, NULL, false, 4, jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_true(tk_has(&jobs[0], 30));
+	assert_false(policy_is_move(&jobs[0]));
+	tk_free_jobs(jobs, n);
+	edit_delete_file(&e, 3, 30);
+	tk_apply(&v, &e);
+	assert_int_equal(policy_pick(v, &c, NULL, false, 4, jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].output_level, 3);
+	assert_true(policy_is_move(&jobs[0]));
+	tk_free_jobs(jobs, n);
+	version_unref(v);
+}
+
 /* A tiered level merges its oldest runs only, up to the first busy one:
  * newer data must never reach the level below before older data. */
 static void test_tiered_takes_oldest_free_runs(void **state)
@@ -743,6 +806,7 @@ int main(void)
 	    cmocka_unit_test(test_l0_jobs_serialized),
 	    cmocka_unit_test(test_pick_respects_slots),
 	    cmocka_unit_test(test_l2_job_includes_overlapping_l3),
+	    cmocka_unit_test(test_trivial_move_detection),
 	    cmocka_unit_test(test_tiered_takes_oldest_free_runs),
 	    cmocka_unit_test(test_bottommost_flag),
 	    cmocka_unit_test(test_round_robin_cursor),
