@@ -1200,14 +1200,9 @@ static int db_iter_build(cesium_iter *it, const void *from, size_t from_len)
 			i = end;
 			if (a == b)
 				continue;
-			if (b - a == 1) {
-				seg_reader *r;
-				rc = db_file_reader(it->db, v->files[l][a], &r);
-				if (!rc)
-					rc = seg_reader_iter_new(r, NULL, &children[n]);
-			} else {
-				rc = run_iter_new(it->db, &v->files[l][a], b - a, &children[n]);
-			}
+			/* A run iterator even for one file: its seek reads
+			 * nothing when the file lies above the target. */
+			rc = run_iter_new(it->db, &v->files[l][a], b - a, &children[n]);
 			if (!rc)
 				n++;
 		}
@@ -2107,6 +2102,7 @@ int cesium_stats(cesium_db *db, char **out)
 		S("files_deleted", atomic_load(&db->cleaner->files_deleted));
 		S("bytes_freed", atomic_load(&db->cleaner->bytes_freed));
 		S("files_pending_deletion", cleanup_pending(db->cleaner));
+		S("file_deletion_failures", atomic_load(&db->cleaner->failures));
 	}
 	if (db->sched) {
 		struct sched_stats *ss = &db->sched->stats;

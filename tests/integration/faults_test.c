@@ -405,12 +405,15 @@ static int settle_and_close(cesium_db *db, struct fmodel *m)
 	for (unsigned id = 0; id < NKEYS; id++)
 		check_get_live(db, m, id, false);
 	check_iter_live(db, m, 0, NKEYS + 1, false);
+	/* A retired log whose unlink failed (an injected fault) stays on
+	 * disk until the next open's sweep, retired all the same. */
+	uint64_t unlinks_failed = stat_of(db, "file_deletion_failures");
 	rc = cesium_close(db);
 	if (m->poisoned && rc == 0) {
 		/* Allowed only once a flush rewrote the poisoned log's memtable
 		 * into a synced segment and retired the log (deleted by close):
 		 * then every acknowledged write is durable. */
-		if (access(poisoned_log, F_OK) == 0) {
+		if (access(poisoned_log, F_OK) == 0 && unlinks_failed == 0) {
 			print_error("close returned 0 with the poisoned log %s still live\n",
 			            poisoned_log);
 			fail();
