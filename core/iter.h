@@ -27,6 +27,13 @@ struct iter_ops {
 	 * message was set with error_set on the thread that hit it. */
 	int (*status)(const iter *it);
 	void (*destroy)(iter *it);
+	/* Optional (NULL: never lazy). A seek may position an iterator
+	 * lazily: valid, with the key known from metadata, the entry itself
+	 * not read yet. load reads it (a no-op when not lazy); valid and
+	 * status then tell whether that worked. Whoever wants value() or
+	 * next() of a lazy iterator calls load first (merge_iter does, for
+	 * its top child). */
+	void (*load)(iter *it);
 };
 
 /* Implementations embed this as their first member. */
@@ -41,6 +48,11 @@ static inline bool iter_valid(const iter *it) { return it->ops->valid(it); }
 static inline keys_slice iter_key(const iter *it) { return it->ops->key(it); }
 static inline keys_slice iter_value(const iter *it) { return it->ops->value(it); }
 static inline int iter_status(const iter *it) { return it->ops->status(it); }
+static inline void iter_load(iter *it)
+{
+	if (it->ops->load)
+		it->ops->load(it);
+}
 static inline void iter_destroy(iter *it)
 {
 	if (it)

@@ -79,12 +79,46 @@ static void merge_rebuild(merge_iter *m)
 		merge_sift_down(m, i);
 }
 
+/* Reads the top child's entry if a lazy seek left it unread (iter.h): only
+ * the top is ever returned, so a child whose first key comes from its
+ * metadata costs nothing until it wins. Loading may fail (the child turns
+ * invalid with a status) or, on inconsistent metadata, move its key: the
+ * heap is fixed up and the new top looked at in turn. */
+static void merge_load_top(merge_iter *m)
+{
+	while (m->hn > 0) {
+		size_t top = m->heap[0];
+		iter *c = m->children[top];
+		if (!c->ops->load)
+			return;
+		keys_slice before = m->keys[top];
+		iter_load(c);
+		if (iter_valid(c)) {
+			m->keys[top] = iter_key(c);
+			if (keys_compare_ikey(m->keys[top], before) == 0)
+				return;
+		} else {
+			int st = iter_status(c);
+			if (st != 0) {
+				m->status = merge_child_status(m);
+				m->hn = 0;
+				return;
+			}
+			m->heap[0] = m->heap[--m->hn];
+			if (m->hn == 0)
+				return;
+		}
+		merge_sift_down(m, 0);
+	}
+}
+
 static void merge_seek(iter *it, keys_slice ikey)
 {
 	merge_iter *m = (merge_iter *)it;
 	for (size_t i = 0; i < m->n; i++)
 		iter_seek(m->children[i], ikey);
 	merge_rebuild(m);
+	merge_load_top(m);
 }
 
 static void merge_seek_first(iter *it)
@@ -93,6 +127,7 @@ static void merge_seek_first(iter *it)
 	for (size_t i = 0; i < m->n; i++)
 		iter_seek_first(m->children[i]);
 	merge_rebuild(m);
+	merge_load_top(m);
 }
 
 static void merge_next(iter *it)
@@ -116,6 +151,7 @@ static void merge_next(iter *it)
 			return;
 	}
 	merge_sift_down(m, 0);
+	merge_load_top(m);
 }
 
 static bool merge_valid(const iter *it)

@@ -1,5 +1,7 @@
 #include "run_iter.h"
 
+#include <assert.h>
+
 #include "db.h"
 #include "error.h"
 #include "mem.h"
@@ -13,12 +15,21 @@ struct run_iter {
 	size_t n;
 	size_t cur;  /* index of the file `seg` iterates; n when none */
 	iter *seg;   /* NULL when unpositioned or past the end */
+	/* Positioned at the first entry of files[lazy_file], whose key is
+	 * that file's smallest, without reading it (iter.h, load). */
+	bool lazy;
+	size_t lazy_file;
 	int status;
 };
 
 static keys_slice run_largest(const struct file_meta *f)
 {
 	return keys_slice_of(f->largest, f->largest_len);
+}
+
+static keys_slice run_smallest(const struct file_meta *f)
+{
+	return keys_slice_of(f->smallest, f->smallest_len);
 }
 
 /* Replaces the current segment iterator with one over files[i]. */
@@ -56,11 +67,36 @@ static void run_skip_exhausted(struct run_iter *it)
 	}
 }
 
+/* Reads the entry a lazy seek stopped at: the first of files[lazy_file]. */
+static void run_load(iter *base)
+{
+	struct run_iter *it = (struct run_iter *)base;
+	if (!it->lazy)
+		return;
+	it->lazy = false;
+	if (it->cur != it->lazy_file || !it->seg) {
+		if (!run_open(it, it->lazy_file))
+			return;
+	}
+	iter_seek_first(it->seg);
+	run_skip_exhausted(it);
+}
+
+/* A seek that lands on the first entry of file i (target at or below its
+ * smallest key) need not read it: a merge reads only the child it
+ * returns, so runs that merely lie above the target cost no block. */
+static void run_position_lazily(struct run_iter *it, size_t i)
+{
+	it->lazy = true;
+	it->lazy_file = i;
+}
+
 static void run_seek(iter *base, keys_slice target)
 {
 	struct run_iter *it = (struct run_iter *)base;
 	if (it->status)
 		return;
+	it->lazy = false;
 	/* The first file whose largest key is >= target holds the answer,
 	 * or, if target falls between files, starts right after it. */
 	size_t lo = 0, hi = it->n;
@@ -70,6 +106,10 @@ static void run_seek(iter *base, keys_slice target)
 			lo = mid + 1;
 		else
 			hi = mid;
+	}
+	if (lo < it->n && keys_compare_ikey(target, run_smallest(it->files[lo])) <= 0) {
+		run_position_lazily(it, lo);
+		return;
 	}
 	if (lo == it->cur && it->seg) {
 		iter_seek(it->seg, target);
@@ -84,21 +124,21 @@ static void run_seek(iter *base, keys_slice target)
 static void run_seek_first(iter *base)
 {
 	struct run_iter *it = (struct run_iter *)base;
-	if (it->status || !run_open(it, 0))
+	if (it->status)
 		return;
-	iter_seek_first(it->seg);
-	run_skip_exhausted(it);
+	run_position_lazily(it, 0);
 }
 
 static bool run_valid(const iter *base)
 {
 	const struct run_iter *it = (const struct run_iter *)base;
-	return !it->status && it->seg && iter_valid(it->seg);
+	return !it->status && (it->lazy || (it->seg && iter_valid(it->seg)));
 }
 
 static void run_next(iter *base)
 {
 	struct run_iter *it = (struct run_iter *)base;
+	run_load(base);
 	if (!run_valid(base))
 		return;
 	iter_next(it->seg);
@@ -107,12 +147,15 @@ static void run_next(iter *base)
 
 static keys_slice run_key(const iter *base)
 {
-	return iter_key(((const struct run_iter *)base)->seg);
+	const struct run_iter *it = (const struct run_iter *)base;
+	return it->lazy ? run_smallest(it->files[it->lazy_file]) : iter_key(it->seg);
 }
 
 static keys_slice run_value(const iter *base)
 {
-	return iter_value(((const struct run_iter *)base)->seg);
+	const struct run_iter *it = (const struct run_iter *)base;
+	assert(!it->lazy); /* the caller loads first (iter.h) */
+	return iter_value(it->seg);
 }
 
 static int run_status(const iter *base)
@@ -136,6 +179,7 @@ static const struct iter_ops run_iter_ops = {
     .value = run_value,
     .status = run_status,
     .destroy = run_destroy,
+    .load = run_load,
 };
 
 int run_iter_new(struct cesium_db *db, struct file_meta *const *files, size_t n, iter **out)
