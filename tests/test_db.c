@@ -250,17 +250,32 @@ int file_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *
 		snprintf(f->path, sizeof(f->path), "%s", target);
 		pthread_mutex_unlock(&f->mu);
 	}
-	if (f->trace) {
-		if (!target[0] && !fd_path(fd, target, sizeof(target)))
-			snprintf(target, sizeof(target), "(no file)");
+	if (!target[0] && !fd_path(fd, target, sizeof(target)))
+		snprintf(target, sizeof(target), "(no file)");
+	const char *base = strrchr(target, '/');
+	pthread_mutex_lock(&f->mu);
+	snprintf(f->recent[f->nrecent++ % FILE_FAULT_RECENT], sizeof(f->recent[0]),
+	         "fault %u: %s %s: %s", k, io_op_name(op), base ? base + 1 : target,
+	         err ? strerror(-err) : "short write");
+	pthread_mutex_unlock(&f->mu);
+	if (f->trace)
 		fprintf(stderr, "fault %u: %s %s: %s\n", k, io_op_name(op), target,
 		        err ? strerror(-err) : "short write");
-	}
 	if (err)
 		return err;
 	atomic_fetch_add(&f->shortened, 1);
 	*len /= 2;
 	return 0;
+}
+
+void file_fault_print_recent(struct file_fault *f)
+{
+	pthread_mutex_lock(&f->mu);
+	unsigned n = f->nrecent < FILE_FAULT_RECENT ? f->nrecent : FILE_FAULT_RECENT;
+	fprintf(stderr, "the last %u of %u faults injected:\n", n, f->nrecent);
+	for (unsigned i = f->nrecent - n; i < f->nrecent; i++)
+		fprintf(stderr, "  %s\n", f->recent[i % FILE_FAULT_RECENT]);
+	pthread_mutex_unlock(&f->mu);
 }
 
 static void file_fault_init(struct file_fault *f, unsigned ops, const char *suffix, int err)

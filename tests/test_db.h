@@ -91,6 +91,11 @@ struct file_fault {
 	atomic_uint shortened;              /* of which short writes */
 	pthread_mutex_t mu;
 	char path[512]; /* the file that failed first */
+	/* The last FILE_FAULT_RECENT faults injected, as text, for a failing
+	 * test to show (file_fault_print_recent); under mu. */
+#define FILE_FAULT_RECENT 32
+	char recent[FILE_FAULT_RECENT][160];
+	unsigned nrecent;
 };
 
 /* Counted mode on one operation. */
@@ -103,6 +108,8 @@ void file_fault_arm_random(struct file_fault *f, unsigned ops, const char *suffi
 void file_fault_pause(struct file_fault *f);
 void file_fault_resume(struct file_fault *f);
 void file_fault_disarm(struct file_fault *f);
+/* Writes the last faults injected, oldest first, to stderr. */
+void file_fault_print_recent(struct file_fault *f);
 /* The hook itself, for tests that call it directly. */
 int file_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len);
 

@@ -109,6 +109,17 @@ static cesium_db *fopen_db(const char *dir)
 	               db_opts[12], db_opts[13], db_opts[14], db_opts[15], NULL);
 }
 
+/* The fault hook of the running test, so that a failure can show the
+ * faults that led to it. */
+static struct file_fault *active_faults;
+
+static void fail_with_faults(void)
+{
+	if (active_faults)
+		file_fault_print_recent(active_faults);
+	fail();
+}
+
 /* An error under faults must be one of the codes a failed disk gives. */
 static void check_fault_code(struct fmodel *m, int rc, const char *what)
 {
@@ -118,7 +129,7 @@ static void check_fault_code(struct fmodel *m, int rc, const char *what)
 	if (rc != CESIUM_EIO && rc != CESIUM_ENOSPC) {
 		print_error("%s: unexpected %d (%s): %s\n", what, rc, cesium_strerror(rc),
 		            cesium_errmsg());
-		fail();
+		fail_with_faults();
 	}
 }
 
@@ -235,7 +246,7 @@ static int do_write(cesium_db *db, struct fmodel *m, uint64_t *rng)
 			m->poisoned = true;
 	} else if (m->poisoned) {
 		print_error("a write was acknowledged after the WAL's fdatasync failed\n");
-		fail();
+		fail_with_faults();
 	}
 	note_write(m, ids, del, got, gen, rc, sync);
 	return rc;
@@ -251,7 +262,7 @@ static uint32_t tag_of_value(unsigned id, const void *val, size_t vlen)
 	unsigned gen = 0, vid = 0;
 	if (sscanf(buf, "v%u-%u-", &gen, &vid) != 2 || vid != id || gen == 0) {
 		print_error("key %u: invented value '%s'\n", id, buf);
-		fail();
+		fail_with_faults();
 	}
 	size_t wl = value_of(want, sizeof(want), id, gen);
 	assert_int_equal(vlen, wl);
@@ -275,20 +286,20 @@ static void check_get_live(cesium_db *db, struct fmodel *m, unsigned id, bool fa
 		if (t != want) {
 			print_error("key %u: get gave generation %u, acknowledged %u%s\n", id,
 			            TAG_GEN(t), TAG_GEN(want), TAG_DEL(want) ? " (deleted)" : "");
-			fail();
+			fail_with_faults();
 		}
 	} else if (rc == CESIUM_ENOTFOUND) {
 		if (!TAG_DEL(want)) {
 			print_error("key %u: get found nothing, acknowledged generation %u\n", id,
 			            TAG_GEN(want));
-			fail();
+			fail_with_faults();
 		}
 	} else if (faults) {
 		check_fault_code(m, rc, "get");
 		return;
 	} else {
 		print_error("key %u: get failed without faults: %s\n", id, cesium_errmsg());
-		fail();
+		fail_with_faults();
 	}
 	m->reads_checked++;
 }
@@ -325,7 +336,7 @@ static void check_iter_live(cesium_db *db, struct fmodel *m, unsigned start, uns
 		if (id >= NKEYS || gkl != kl || memcmp(gk, k, kl) != 0) {
 			print_error("iterator: want key %u, got %.*s\n", id, (int)gkl,
 			            (const char *)gk);
-			fail();
+			fail_with_faults();
 		}
 		assert_int_equal(tag_of_value(id, gv, gvl), m->k[id].acked);
 		m->iter_entries++;
@@ -358,7 +369,7 @@ static unsigned run_round(cesium_db *db, struct fmodel *m, uint64_t *rng)
 			if (rc == 0 && m->poisoned) {
 				print_error(
 				    "cesium_sync returned 0 after the WAL's fdatasync failed\n");
-				fail();
+				fail_with_faults();
 			}
 			if (rc == 0) {
 				for (unsigned id = 0; id < NKEYS; id++)
@@ -416,7 +427,7 @@ static int settle_and_close(cesium_db *db, struct fmodel *m)
 		if (access(poisoned_log, F_OK) == 0 && unlinks_failed == 0) {
 			print_error("close returned 0 with the poisoned log %s still live\n",
 			            poisoned_log);
-			fail();
+			fail_with_faults();
 		}
 	} else if (m->poisoned) {
 		assert_int_equal(rc, CESIUM_EIO);
@@ -450,7 +461,7 @@ static void verify_recovered(cesium_db *db, struct fmodel *m)
 		int rc = cesium_get(db, k, kl, &val, &vlen);
 		if (rc && rc != CESIUM_ENOTFOUND) {
 			print_error("key %u: get after reopen: %s\n", id, cesium_errmsg());
-			fail();
+			fail_with_faults();
 		}
 		uint32_t t = TAG(0, 1);
 		if (rc == 0) {
@@ -467,7 +478,7 @@ static void verify_recovered(cesium_db *db, struct fmodel *m)
 			            id, rc ? "absent, not" : "holds", TAG_GEN(t),
 			            TAG_GEN(ks->acked), TAG_DEL(ks->acked) ? " (delete)" : "",
 			            ks->synced ? " (synced)" : "", ks->nc);
-			fail();
+			fail_with_faults();
 		}
 		m->shown[id] = t;
 		m->keys_verified++;
@@ -491,7 +502,7 @@ static void verify_recovered(cesium_db *db, struct fmodel *m)
 				print_error(
 				    "batch %u is half applied: key %u shows generation %u\n",
 				    fb->gen, fb->ids[i], TAG_GEN(s));
-				fail();
+				fail_with_faults();
 			}
 		}
 		m->batches_checked++;
@@ -549,6 +560,7 @@ static void test_random_faults_keep_acknowledged_writes(void **state)
 	file_fault_arm_random(&f, FILE_FAULT_ALL_OPS, NULL, FILE_FAULT_MIXED, 1, seed);
 	file_fault_pause(&f);
 	f.trace = getenv("CESIUM_FAULT_TRACE") != NULL;
+	active_faults = &f;
 
 	cesium_db *db = fopen_db(dir);
 	uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
