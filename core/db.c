@@ -423,13 +423,6 @@ static void db_file_release(void *ctx, struct file_meta *f)
 	}
 }
 
-bool db_file_may_hold(const struct file_meta *f, keys_slice nskey)
-{
-	keys_slice lo = keys_ikey_nskey(keys_slice_of(f->smallest, f->smallest_len));
-	keys_slice hi = keys_ikey_nskey(keys_slice_of(f->largest, f->largest_len));
-	return keys_compare_bytes(nskey, lo) >= 0 && keys_compare_bytes(nskey, hi) <= 0;
-}
-
 /* ---- argument checks --------------------------------------------------- */
 
 int db_check_key(const void *key, size_t klen)
@@ -998,15 +991,11 @@ int db_get_level(cesium_db *db, const struct version *v, int level, keys_slice n
                  enum keys_kind *kind, void **val, size_t *vlen)
 {
 	size_t n = v->nfiles[level];
-	size_t i = 0;
-	if (level >= VERSION_TIERED_LEVELS) { /* one sorted run: one candidate */
-		i = version_find_file(v, level, nskey);
-		n = i < n ? i + 1 : i;
-	}
-	for (; i < n; i++) {
-		struct file_meta *f = v->files[level][i];
-		if (!db_file_may_hold(f, nskey))
+	for (size_t i = 0, end; i < n; i = end) {
+		size_t k = version_run_candidate(v, level, i, nskey, &end);
+		if (k == end)
 			continue;
+		struct file_meta *f = v->files[level][k];
 		seg_reader *r;
 		int rc = db_file_reader(db, f, &r);
 		if (!rc)

@@ -153,18 +153,17 @@ static int mg_advance(struct mg *m, size_t i, enum keys_kind *kind, void **val, 
 		if (k->next >= k->end) {
 			if (++k->level >= VERSION_LEVELS)
 				return CESIUM_ENOTFOUND;
-			size_t n = m->v->nfiles[k->level];
 			k->next = 0;
-			k->end = n;
-			if (k->level >= VERSION_TIERED_LEVELS) { /* one sorted run */
-				k->next = version_find_file(m->v, k->level, k->nskey);
-				k->end = k->next < n ? k->next + 1 : k->next;
-			}
+			k->end = m->v->nfiles[k->level];
 			continue;
 		}
-		struct file_meta *f = m->v->files[k->level][k->next++];
-		if (!db_file_may_hold(f, k->nskey))
+		/* One run at a time: its only candidate file, if any. */
+		size_t run_end;
+		size_t idx = version_run_candidate(m->v, k->level, k->next, k->nskey, &run_end);
+		k->next = run_end;
+		if (idx == run_end)
 			continue;
+		struct file_meta *f = m->v->files[k->level][idx];
 		seg_reader *r;
 		int rc = db_file_reader(m->db, f, &r);
 		if (rc)

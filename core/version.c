@@ -288,18 +288,43 @@ bool version_level_is_sorted_run(const struct version *v, int level)
 	return true;
 }
 
-size_t version_find_file(const struct version *v, int level, keys_slice nskey)
+/* Among files[lo, hi), in key order: the first whose largest nskey is >=
+ * nskey, or hi. */
+static size_t version_lower_bound(struct file_meta *const *files, size_t lo, size_t hi,
+                                  keys_slice nskey)
 {
-	size_t lo = 0, hi = v->nfiles[level];
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		keys_slice largest = keys_ikey_nskey(version_largest(v->files[level][mid]));
-		if (keys_compare_bytes(largest, nskey) < 0)
+		if (keys_compare_bytes(keys_ikey_nskey(version_largest(files[mid])), nskey) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+size_t version_find_file(const struct version *v, int level, keys_slice nskey)
+{
+	return version_lower_bound(v->files[level], 0, v->nfiles[level], nskey);
+}
+
+size_t version_run_candidate(const struct version *v, int level, size_t first, keys_slice nskey,
+                             size_t *end)
+{
+	struct file_meta *const *files = v->files[level];
+	size_t n = v->nfiles[level], hi = n;
+	if (level == 0) {
+		hi = first + 1;
+	} else if (level < VERSION_TIERED_LEVELS) {
+		hi = first + 1;
+		while (hi < n && files[hi]->run == files[first]->run)
+			hi++;
+	}
+	*end = hi;
+	size_t k = version_lower_bound(files, first, hi, nskey);
+	if (k == hi || keys_compare_bytes(keys_ikey_nskey(version_smallest(files[k])), nskey) > 0)
+		return hi;
+	return k;
 }
 
 uint64_t version_level_bytes(const struct version *v, int level)

@@ -111,6 +111,13 @@ bool version_level_is_sorted_run(const struct version *v, int level);
  * >= nskey (the only file that may hold it; check its smallest too), or
  * nfiles[level] if none. */
 size_t version_find_file(const struct version *v, int level, keys_slice nskey);
+/* For the sorted run of `level` that starts at file index `first` (L0: that
+ * one file; L1, L2: the files sharing its run id; L3 and below: the whole
+ * level): sets *end to the index past the run and returns the index of the
+ * only file of the run whose range may hold nskey, or *end if none may.
+ * A binary search, so a get pays for runs, not for files. */
+size_t version_run_candidate(const struct version *v, int level, size_t first, keys_slice nskey,
+                             size_t *end);
 uint64_t version_level_bytes(const struct version *v, int level);
 /* A human-readable description (free with mem_free). */
 int version_dump(const struct version *v, char **text);

@@ -453,7 +453,9 @@ static void test_sequential_load_moves_segments(void **state)
 	assert_true(moves >= 2);
 	assert_int_equal(stat_of(db, "compaction_bytes_written"), 0);
 	assert_true(stat_of(db, "compaction_moved_bytes") > 0);
-	assert_true(stat_of(db, "level0_segments") < 2);
+	/* Below L0 now, untouched (the trigger may have adapted upwards to a
+	 * write-heavy load, so some files may still wait in L0). */
+	assert_true(total_segments(db) > stat_of(db, "level0_segments"));
 	model_check(db, &m);
 	assert_int_equal(cesium_close(db), 0);
 	db = open_db(dir, opts[0], opts[1], opts[2], opts[3], opts[4], opts[5], opts[6], opts[7],

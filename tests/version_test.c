@@ -245,6 +245,58 @@ static void test_version_sorted_levels_and_find_file(void **state)
 	version_unref(v0);
 }
 
+/* The candidate of one run: L0 one file at a time, a tiered level's runs
+ * (newest first) each by binary search, a leveled level as one run. */
+static void test_version_run_candidate(void **state)
+{
+	(void)state;
+	struct version *v0, *v1;
+	assert_int_equal(version_new_empty(NULL, &v0), 0);
+	struct edit e;
+	edit_init(&e);
+	add(&e, 0, 5, 0, 50, 900);
+	add(&e, 0, 6, 40, 90, 950);
+	/* L1: run 20 = [0,9] [10,19] [20,29], run 30 (newer) = [5,14] [15,24]. */
+	for (uint64_t i = 0; i < 3; i++)
+		add(&e, 1, 20 + i, i * 10, i * 10 + 9, 100);
+	for (uint64_t i = 0; i < 2; i++)
+		add(&e, 1, 30 + i, 5 + i * 10, 14 + i * 10, 200);
+	for (size_t i = 0; i < e.nadded; i++)
+		e.added[i].run = e.added[i].level == 1 ? (e.added[i].number >= 30 ? 30 : 20) : 0;
+	for (uint64_t k = 1; k <= 4; k++)
+		add(&e, 3, 100 + k, k * 100, k * 100 + 90, 7);
+	v1 = apply_ok(v0, &e);
+	uint8_t k[32];
+	size_t end;
+	/* L0: newest first (file 6), each file its own run. */
+	keys_slice key = keys_slice_of(k, nskey(k, 45));
+	assert_int_equal(version_run_candidate(v1, 0, 0, key, &end), 0);
+	assert_int_equal(end, 1);
+	assert_int_equal(v1->files[0][0]->number, 6);
+	assert_int_equal(version_run_candidate(v1, 0, 1, key, &end), 1);
+	key = keys_slice_of(k, nskey(k, 95));
+	assert_int_equal(version_run_candidate(v1, 0, 0, key, &end), 1); /* none: end */
+	/* L1: run 30 first (indexes 0-1), then run 20 (2-4). */
+	key = keys_slice_of(k, nskey(k, 16));
+	assert_int_equal(version_run_candidate(v1, 1, 0, key, &end), 1);
+	assert_int_equal(end, 2);
+	assert_int_equal(v1->files[1][1]->number, 31);
+	assert_int_equal(version_run_candidate(v1, 1, 2, key, &end), 3);
+	assert_int_equal(end, 5);
+	assert_int_equal(v1->files[1][3]->number, 21);
+	key = keys_slice_of(k, nskey(k, 27)); /* past run 30, inside run 20 */
+	assert_int_equal(version_run_candidate(v1, 1, 0, key, &end), 2);
+	assert_int_equal(version_run_candidate(v1, 1, 2, key, &end), 4);
+	/* L3: one run; a key between two files has no candidate. */
+	key = keys_slice_of(k, nskey(k, 250));
+	assert_int_equal(version_run_candidate(v1, 3, 0, key, &end), 1);
+	assert_int_equal(end, 4);
+	key = keys_slice_of(k, nskey(k, 295));
+	assert_int_equal(version_run_candidate(v1, 3, 0, key, &end), 4);
+	version_unref(v1);
+	version_unref(v0);
+}
+
 /* file_release runs exactly once per file, when the last version holding
  * it goes, whatever order versions are dropped in. */
 static void test_version_file_released_once_by_last_holder(void **state)
@@ -497,6 +549,7 @@ int main(void)
 	    cmocka_unit_test(test_version_apply_rejects_inconsistent_edits),
 	    cmocka_unit_test(test_version_l0_order_newest_first),
 	    cmocka_unit_test(test_version_sorted_levels_and_find_file),
+	    cmocka_unit_test(test_version_run_candidate),
 	    cmocka_unit_test(test_version_file_released_once_by_last_holder),
 	    cmocka_unit_test(test_version_make_meta_hook),
 	    cmocka_unit_test(test_version_concurrent_ref_unref),
