@@ -103,6 +103,13 @@ void bloom_builder_destroy(bloom_builder *b)
 	b->n = b->cap = 0;
 }
 
+void bloom_prefetch(const uint8_t *filter, size_t len, uint64_t hash)
+{
+	if (filter && len >= BLOOM_LINE_BYTES + 1 && (len - 1) % BLOOM_LINE_BYTES == 0)
+		__builtin_prefetch(filter + bloom_line_of(hash, (len - 1) / BLOOM_LINE_BYTES) *
+		                                BLOOM_LINE_BYTES);
+}
+
 bool bloom_may_contain(const uint8_t *filter, size_t len, uint64_t hash)
 {
 	if (!filter || len < BLOOM_LINE_BYTES + 1 || (len - 1) % BLOOM_LINE_BYTES != 0)

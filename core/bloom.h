@@ -48,5 +48,7 @@ int bloom_probes(int bits_per_key);
 /* False only when the key whose hash is given was certainly not added.
  * Safe on any bytes: a malformed filter answers true. */
 bool bloom_may_contain(const uint8_t *filter, size_t len, uint64_t hash);
+/* Prefetches the one cache line bloom_may_contain will read for hash. */
+void bloom_prefetch(const uint8_t *filter, size_t len, uint64_t hash);
 
 #endif

@@ -986,24 +986,54 @@ int db_copy_value(keys_slice v, void **val, size_t *vlen)
 	return 0;
 }
 
-/* Looks nskey up in the segments of one level, newest first. */
-int db_get_level(cesium_db *db, const struct version *v, int level, keys_slice nskey, uint64_t snap,
-                 enum keys_kind *kind, void **val, size_t *vlen)
+/*
+ * The segments a get must ask, newest first: one candidate file per run.
+ * Each candidate's filter line is prefetched as it is found, so that the
+ * filter checks of a tree of many runs wait for their cache misses
+ * together rather than one after the other; then the candidates are asked
+ * in order, and the first answer wins. A candidate whose reader cannot be
+ * opened fails the get only when its turn comes.
+ */
+#define DB_GET_BATCH 16
+
+struct db_get_batch {
+	seg_reader *r[DB_GET_BATCH];
+	int rc[DB_GET_BATCH];
+	size_t n;
+};
+
+static int db_get_ask(struct db_get_batch *b, keys_slice nskey, uint64_t snap,
+                      enum keys_kind *kind, void **val, size_t *vlen)
 {
-	size_t n = v->nfiles[level];
-	for (size_t i = 0, end; i < n; i = end) {
-		size_t k = version_run_candidate(v, level, i, nskey, &end);
-		if (k == end)
-			continue;
-		struct file_meta *f = v->files[level][k];
-		seg_reader *r;
-		int rc = db_file_reader(db, f, &r);
-		if (!rc)
-			rc = seg_reader_get(r, nskey, snap, kind, val, vlen);
-		if (rc != CESIUM_ENOTFOUND)
-			return rc;
+	int rc = CESIUM_ENOTFOUND;
+	for (size_t i = 0; i < b->n && rc == CESIUM_ENOTFOUND; i++)
+		rc = b->rc[i] ? b->rc[i] : seg_reader_get(b->r[i], nskey, snap, kind, val, vlen);
+	b->n = 0;
+	return rc;
+}
+
+static int db_get_segments(cesium_db *db, const struct version *v, keys_slice nskey,
+                           uint64_t snap, enum keys_kind *kind, void **val, size_t *vlen)
+{
+	struct db_get_batch b;
+	b.n = 0;
+	int rc = CESIUM_ENOTFOUND;
+	for (int l = 0; l < VERSION_LEVELS && rc == CESIUM_ENOTFOUND; l++) {
+		size_t n = v->nfiles[l];
+		for (size_t i = 0, end; i < n && rc == CESIUM_ENOTFOUND; i = end) {
+			size_t k = version_run_candidate(v, l, i, nskey, &end);
+			if (k == end)
+				continue;
+			b.rc[b.n] = db_file_reader(db, v->files[l][k], &b.r[b.n]);
+			if (!b.rc[b.n])
+				seg_reader_prefetch_filter(b.r[b.n], nskey);
+			if (++b.n == DB_GET_BATCH)
+				rc = db_get_ask(&b, nskey, snap, kind, val, vlen);
+		}
 	}
-	return CESIUM_ENOTFOUND;
+	if (rc == CESIUM_ENOTFOUND && b.n)
+		rc = db_get_ask(&b, nskey, snap, kind, val, vlen);
+	return rc;
 }
 
 static int db_get(cesium_db *db, keys_slice nskey, void **val, size_t *vlen)
@@ -1020,8 +1050,7 @@ static int db_get(cesium_db *db, keys_slice nskey, void **val, size_t *vlen)
 		rc = kind == KEYS_KIND_VALUE ? db_copy_value(v, val, vlen) : CESIUM_ENOTFOUND;
 		goto out;
 	}
-	for (int l = 0; rc == CESIUM_ENOTFOUND && l < VERSION_LEVELS; l++)
-		rc = db_get_level(db, st->version, l, nskey, snap, &kind, val, vlen);
+	rc = db_get_segments(db, st->version, nskey, snap, &kind, val, vlen);
 	if (rc == 0 && kind != KEYS_KIND_VALUE) {
 		mem_free(*val);
 		*val = NULL;

@@ -220,10 +220,6 @@ int db_copy_value(keys_slice v, void **val, size_t *vlen);
  * it with db_state_unref. */
 struct db_state *db_state_acquire(cesium_db *db);
 void db_state_unref(struct db_state *st);
-/* Looks nskey up in the segments of one level of v, newest first, at
- * sequence snap (seg_reader_get's contract). */
-int db_get_level(cesium_db *db, const struct version *v, int level, keys_slice nskey, uint64_t snap,
-                 enum keys_kind *kind, void **val, size_t *vlen);
 
 /* Actor side: writer options from the db's options for an output level. */
 struct seg_writer_opts db_writer_opts(const cesium_db *db, int level);

@@ -939,6 +939,12 @@ uint64_t seg_reader_id(const seg_reader *r)
 	return r->id;
 }
 
+void seg_reader_prefetch_filter(const seg_reader *r, keys_slice nskey)
+{
+	if (r->filter_len > 0)
+		bloom_prefetch(r->filter, r->filter_len, bloom_hash(nskey));
+}
+
 bool seg_reader_may_contain(seg_reader *r, keys_slice nskey)
 {
 	if (r->filter_len == 0)

@@ -95,6 +95,9 @@ void seg_reader_unref(seg_reader *r);
 int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
                    void **val, size_t *vlen);
 bool seg_reader_may_contain(seg_reader *r, keys_slice nskey);
+/* Asks for the filter's cache line of nskey ahead of a seg_reader_get, so
+ * that several segments' filter misses overlap. Any thread. */
+void seg_reader_prefetch_filter(const seg_reader *r, keys_slice nskey);
 
 /*
  * Split lookups, for callers that read data blocks themselves (multiget
