@@ -255,7 +255,7 @@ int file_fault_hook(void *arg, enum io_op op, int fd, const char *path, size_t *
 	const char *base = strrchr(target, '/');
 	pthread_mutex_lock(&f->mu);
 	snprintf(f->recent[f->nrecent++ % FILE_FAULT_RECENT], sizeof(f->recent[0]),
-	         "fault %u: %s %s: %s", k, io_op_name(op), base ? base + 1 : target,
+	         "fault %u: %s %.96s: %s", k, io_op_name(op), base ? base + 1 : target,
 	         err ? strerror(-err) : "short write");
 	pthread_mutex_unlock(&f->mu);
 	if (f->trace)
