@@ -34,6 +34,12 @@ struct iter_ops {
 	 * next() of a lazy iterator calls load first (merge_iter does, for
 	 * its top child). */
 	void (*load)(iter *it);
+	/* Optional (NULL: nothing to prepare). The first half of a seek to
+	 * ikey: finds where the entry lies and asks for its cache lines,
+	 * without waiting for them; the seek that follows (to the same ikey)
+	 * finishes the job. A merge prepares every child before seeking any,
+	 * so the children's misses overlap. */
+	void (*prepare_seek)(iter *it, keys_slice ikey);
 };
 
 /* Implementations embed this as their first member. */
@@ -48,6 +54,11 @@ static inline bool iter_valid(const iter *it) { return it->ops->valid(it); }
 static inline keys_slice iter_key(const iter *it) { return it->ops->key(it); }
 static inline keys_slice iter_value(const iter *it) { return it->ops->value(it); }
 static inline int iter_status(const iter *it) { return it->ops->status(it); }
+static inline void iter_prepare_seek(iter *it, keys_slice ikey)
+{
+	if (it->ops->prepare_seek)
+		it->ops->prepare_seek(it, ikey);
+}
 static inline void iter_load(iter *it)
 {
 	if (it->ops->load)

@@ -116,6 +116,8 @@ static void merge_seek(iter *it, keys_slice ikey)
 {
 	merge_iter *m = (merge_iter *)it;
 	for (size_t i = 0; i < m->n; i++)
+		iter_prepare_seek(m->children[i], ikey);
+	for (size_t i = 0; i < m->n; i++)
 		iter_seek(m->children[i], ikey);
 	merge_rebuild(m);
 	merge_load_top(m);

@@ -91,14 +91,10 @@ static void run_position_lazily(struct run_iter *it, size_t i)
 	it->lazy_file = i;
 }
 
-static void run_seek(iter *base, keys_slice target)
+/* The first file whose largest key is >= target holds the answer, or, if
+ * target falls between files, starts right after it. */
+static size_t run_find(const struct run_iter *it, keys_slice target)
 {
-	struct run_iter *it = (struct run_iter *)base;
-	if (it->status)
-		return;
-	it->lazy = false;
-	/* The first file whose largest key is >= target holds the answer,
-	 * or, if target falls between files, starts right after it. */
 	size_t lo = 0, hi = it->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -107,7 +103,35 @@ static void run_seek(iter *base, keys_slice target)
 		else
 			hi = mid;
 	}
-	if (lo < it->n && keys_compare_ikey(target, run_smallest(it->files[lo])) <= 0) {
+	return lo;
+}
+
+/* Whether the answer for target is file i's first entry (a lazy seek). */
+static bool run_answer_is_first(const struct run_iter *it, size_t i, keys_slice target)
+{
+	return i < it->n && keys_compare_ikey(target, run_smallest(it->files[i])) <= 0;
+}
+
+static void run_prepare_seek(iter *base, keys_slice target)
+{
+	struct run_iter *it = (struct run_iter *)base;
+	if (it->status)
+		return;
+	size_t lo = run_find(it, target);
+	if (lo >= it->n || run_answer_is_first(it, lo, target))
+		return;
+	if ((lo == it->cur && it->seg) || run_open(it, lo))
+		iter_prepare_seek(it->seg, target);
+}
+
+static void run_seek(iter *base, keys_slice target)
+{
+	struct run_iter *it = (struct run_iter *)base;
+	if (it->status)
+		return;
+	it->lazy = false;
+	size_t lo = run_find(it, target);
+	if (run_answer_is_first(it, lo, target)) {
 		run_position_lazily(it, lo);
 		return;
 	}
@@ -180,6 +204,7 @@ static const struct iter_ops run_iter_ops = {
     .status = run_status,
     .destroy = run_destroy,
     .load = run_load,
+    .prepare_seek = run_prepare_seek,
 };
 
 int run_iter_new(struct cesium_db *db, struct file_meta *const *files, size_t n, iter **out)

@@ -1151,6 +1151,10 @@ struct seg_iter {
 	size_t ra_len, ra_cap;
 	uint64_t ra_off;
 	struct seg_ra_read *next; /* with a ring: the window after ra's */
+	/* Set by prepare_seek: the index is already positioned for a seek to
+	 * these bytes. */
+	uint8_t *prepared;
+	size_t prepared_len, prepared_cap;
 	int status;
 };
 
@@ -1395,12 +1399,49 @@ static void seg_iter_skip(struct seg_iter *it)
 	}
 }
 
+/* Positions the index at the block of target, and asks for that block's
+ * first, middle and last cache lines (its first entries and restart keys,
+ * its restart array and trailer) when it is read in place from the
+ * mapping. */
+static void seg_iter_prepare_seek(iter *base, keys_slice target)
+{
+	struct seg_iter *it = (struct seg_iter *)base;
+	it->prepared_len = 0;
+	if (it->status || it->o.readahead != 0)
+		return;
+	if (target.len > it->prepared_cap) {
+		uint8_t *p = mem_realloc(it->prepared, target.len);
+		if (!p)
+			return; /* the seek does it all */
+		it->prepared = p;
+		it->prepared_cap = target.len;
+	}
+	seg_index_seek(it->r, &it->index, target);
+	if (!iter_valid(&it->index.base))
+		return;
+	memcpy(it->prepared, target.data, target.len);
+	it->prepared_len = target.len;
+	struct seg_handle h = seg_get_handle(iter_value(&it->index.base).data);
+	const seg_reader *r = it->r;
+	if (r->map && h.off <= r->data_end && SEG_TRAILER_SIZE <= r->data_end - h.off &&
+	    h.size <= r->data_end - h.off - SEG_TRAILER_SIZE) {
+		const uint8_t *b = r->map + h.off;
+		__builtin_prefetch(b);
+		__builtin_prefetch(b + h.size / 2);
+		__builtin_prefetch(b + h.size + SEG_TRAILER_SIZE - 1);
+	}
+}
+
 static void seg_iter_seek(iter *base, keys_slice target)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
 	if (it->status)
 		return;
-	seg_index_seek(it->r, &it->index, target);
+	bool prepared = it->prepared_len == target.len && target.len > 0 &&
+	                memcmp(it->prepared, target.data, target.len) == 0;
+	it->prepared_len = 0;
+	if (!prepared)
+		seg_index_seek(it->r, &it->index, target);
 	if (!iter_valid(&it->index.base)) {
 		/* Past the last block, or a broken index. */
 		seg_iter_fail(it, iter_status(&it->index.base)
@@ -1417,6 +1458,7 @@ static void seg_iter_seek(iter *base, keys_slice target)
 static void seg_iter_seek_first(iter *base)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
+	it->prepared_len = 0; /* the index moves */
 	if (it->status)
 		return;
 	iter_seek_first(&it->index.base);
@@ -1441,6 +1483,7 @@ static bool seg_iter_valid(const iter *base)
 static void seg_iter_next(iter *base)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
+	it->prepared_len = 0; /* the index may move */
 	if (!seg_iter_valid(base))
 		return;
 	iter_next(&it->data.base);
@@ -1470,6 +1513,7 @@ static void seg_iter_destroy(iter *base)
 	block_iter_cleanup(&it->index);
 	block_iter_cleanup(&it->data);
 	mem_free(it->ra);
+	mem_free(it->prepared);
 	if (it->next) {
 		/* The kernel may still write into the prefetch buffer: wait
 		 * for it; if the ring broke, leak it rather than free it. */
@@ -1493,6 +1537,7 @@ static const struct iter_ops seg_iter_ops = {
     .value = seg_iter_value,
     .status = seg_iter_status,
     .destroy = seg_iter_destroy,
+    .prepare_seek = seg_iter_prepare_seek,
 };
 
 int seg_reader_iter_new(seg_reader *r, const struct seg_iter_opts *o, iter **out)

@@ -518,6 +518,27 @@ static void test_index_fences_with_ties(void **state)
 		}
 		keys_put_u64le(t + tl, keys_trailer(snap, KEYS_KIND_VALUE));
 		keys_slice target = keys_slice_of(t, tl + 8);
+		/* A prepared seek (iter.h) must land where a plain one does,
+		 * also when the preparation was for another target or the
+		 * iterator moved in between. */
+		uint8_t other[64];
+		size_t ol = fence_nskey(other, (unsigned)(test_rand(&rng) % GROUPS), 1);
+		keys_put_u64le(other + ol, keys_trailer(2, KEYS_KIND_VALUE));
+		switch (round % 4) {
+		case 1:
+			iter_prepare_seek(it, target);
+			break;
+		case 2:
+			iter_prepare_seek(it, keys_slice_of(other, ol + 8));
+			break;
+		case 3:
+			iter_prepare_seek(it, target);
+			iter_seek_first(it);
+			iter_next(it);
+			break;
+		default:
+			break;
+		}
 		iter_seek(it, target);
 		/* The model: the first entry >= target in a full scan. */
 		iter *scan;
