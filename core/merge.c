@@ -19,6 +19,7 @@ typedef struct {
 	size_t n;
 	iter **children;
 	keys_slice *keys; /* current key of each valid child */
+	bool *unloaded;   /* child seeked and not read since: maybe lazy (iter.h) */
 	size_t *heap;     /* child indices; heap[0] is the smallest */
 	size_t hn;
 	int status;
@@ -89,8 +90,9 @@ static void merge_load_top(merge_iter *m)
 	while (m->hn > 0) {
 		size_t top = m->heap[0];
 		iter *c = m->children[top];
-		if (!c->ops->load)
+		if (!m->unloaded[top])
 			return;
+		m->unloaded[top] = false;
 		keys_slice before = m->keys[top];
 		iter_load(c);
 		if (iter_valid(c)) {
@@ -117,8 +119,10 @@ static void merge_seek(iter *it, keys_slice ikey)
 	merge_iter *m = (merge_iter *)it;
 	for (size_t i = 0; i < m->n; i++)
 		iter_prepare_seek(m->children[i], ikey);
-	for (size_t i = 0; i < m->n; i++)
+	for (size_t i = 0; i < m->n; i++) {
 		iter_seek(m->children[i], ikey);
+		m->unloaded[i] = m->children[i]->ops->load != NULL;
+	}
 	merge_rebuild(m);
 	merge_load_top(m);
 }
@@ -126,8 +130,10 @@ static void merge_seek(iter *it, keys_slice ikey)
 static void merge_seek_first(iter *it)
 {
 	merge_iter *m = (merge_iter *)it;
-	for (size_t i = 0; i < m->n; i++)
+	for (size_t i = 0; i < m->n; i++) {
 		iter_seek_first(m->children[i]);
+		m->unloaded[i] = m->children[i]->ops->load != NULL;
+	}
 	merge_rebuild(m);
 	merge_load_top(m);
 }
@@ -138,7 +144,7 @@ static void merge_next(iter *it)
 	assert(m->hn > 0 && m->status == 0);
 	size_t top = m->heap[0];
 	iter *c = m->children[top];
-	iter_next(c);
+	iter_next(c); /* reads its entry: loaded (iter.h) */
 	if (iter_valid(c)) {
 		m->keys[top] = iter_key(c);
 	} else {
@@ -189,6 +195,7 @@ static void merge_destroy(iter *it)
 	mem_free(m->children);
 	mem_free(m->keys);
 	mem_free(m->heap);
+	mem_free(m->unloaded);
 	mem_free(m);
 }
 
@@ -217,7 +224,8 @@ int merge_iter_new(iter **children, size_t n, iter **out)
 	m->children = mem_calloc(cap, sizeof(*m->children));
 	m->keys = mem_calloc(cap, sizeof(*m->keys));
 	m->heap = mem_calloc(cap, sizeof(*m->heap));
-	if (!m->children || !m->keys || !m->heap)
+	m->unloaded = mem_calloc(cap, sizeof(*m->unloaded));
+	if (!m->children || !m->keys || !m->heap || !m->unloaded)
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
 		m->children[i] = children[i];
@@ -233,6 +241,7 @@ nomem:
 		mem_free(m->children);
 		mem_free(m->keys);
 		mem_free(m->heap);
+		mem_free(m->unloaded);
 		mem_free(m);
 	}
 out:
