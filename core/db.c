@@ -1218,9 +1218,18 @@ static int db_iter_build(cesium_iter *it, const void *from, size_t from_len)
 			i = end;
 			if (a == b)
 				continue;
-			/* A run iterator even for one file: its seek reads
-			 * nothing when the file lies above the target. */
-			rc = run_iter_new(it->db, &v->files[l][a], b - a, &children[n]);
+			/* Lazy seeks either way: a run whose answer is its
+			 * first entry reads no block unless the merge
+			 * returns it. */
+			if (b - a == 1) {
+				seg_reader *r;
+				struct seg_iter_opts so = {.fill_cache = true, .lazy = true};
+				rc = db_file_reader(it->db, v->files[l][a], &r);
+				if (!rc)
+					rc = seg_reader_iter_new(r, &so, &children[n]);
+			} else {
+				rc = run_iter_new(it->db, &v->files[l][a], b - a, &children[n]);
+			}
 			if (!rc)
 				n++;
 		}

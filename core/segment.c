@@ -10,6 +10,7 @@
 #include "ring.h"
 #include "segment_format.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1155,6 +1156,7 @@ struct seg_iter {
 	 * these bytes. */
 	uint8_t *prepared;
 	size_t prepared_len, prepared_cap;
+	bool lazy; /* at the first entry, not read yet (o.lazy) */
 	int status;
 };
 
@@ -1399,6 +1401,26 @@ static void seg_iter_skip(struct seg_iter *it)
 	}
 }
 
+static void seg_iter_seek_first(iter *base);
+
+/* With o.lazy: whether a seek to target lands on the first entry. */
+static bool seg_iter_answer_is_first(const struct seg_iter *it, keys_slice target)
+{
+	const struct seg_props *p = &it->r->props;
+	return it->o.lazy && p->entries > 0 && keys_compare_ikey(target, p->smallest) <= 0;
+}
+
+static void seg_iter_load_lazy(iter *base)
+{
+	struct seg_iter *it = (struct seg_iter *)base;
+	if (!it->lazy)
+		return;
+	it->lazy = false;
+	it->o.lazy = false; /* this seek_first is the real one */
+	seg_iter_seek_first(base);
+	it->o.lazy = true;
+}
+
 /* Positions the index at the block of target, and asks for that block's
  * first, middle and last cache lines (its first entries and restart keys,
  * its restart array and trailer) when it is read in place from the
@@ -1407,7 +1429,7 @@ static void seg_iter_prepare_seek(iter *base, keys_slice target)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
 	it->prepared_len = 0;
-	if (it->status || it->o.readahead != 0)
+	if (it->status || it->o.readahead != 0 || seg_iter_answer_is_first(it, target))
 		return;
 	if (target.len > it->prepared_cap) {
 		uint8_t *p = mem_realloc(it->prepared, target.len);
@@ -1435,8 +1457,14 @@ static void seg_iter_prepare_seek(iter *base, keys_slice target)
 static void seg_iter_seek(iter *base, keys_slice target)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
+	it->lazy = false;
 	if (it->status)
 		return;
+	if (seg_iter_answer_is_first(it, target)) {
+		it->prepared_len = 0;
+		it->lazy = true;
+		return;
+	}
 	bool prepared = it->prepared_len == target.len && target.len > 0 &&
 	                memcmp(it->prepared, target.data, target.len) == 0;
 	it->prepared_len = 0;
@@ -1459,8 +1487,13 @@ static void seg_iter_seek_first(iter *base)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
 	it->prepared_len = 0; /* the index moves */
+	it->lazy = false;
 	if (it->status)
 		return;
+	if (it->o.lazy && it->r->props.entries > 0) {
+		it->lazy = true;
+		return;
+	}
 	iter_seek_first(&it->index.base);
 	if (!iter_valid(&it->index.base)) {
 		seg_iter_fail(it, iter_status(&it->index.base)
@@ -1477,13 +1510,14 @@ static void seg_iter_seek_first(iter *base)
 static bool seg_iter_valid(const iter *base)
 {
 	const struct seg_iter *it = (const struct seg_iter *)base;
-	return !it->status && it->have_blk && iter_valid(&it->data.base);
+	return !it->status && (it->lazy || (it->have_blk && iter_valid(&it->data.base)));
 }
 
 static void seg_iter_next(iter *base)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
 	it->prepared_len = 0; /* the index may move */
+	seg_iter_load_lazy(base);
 	if (!seg_iter_valid(base))
 		return;
 	iter_next(&it->data.base);
@@ -1492,12 +1526,15 @@ static void seg_iter_next(iter *base)
 
 static keys_slice seg_iter_key(const iter *base)
 {
-	return iter_key(&((const struct seg_iter *)base)->data.base);
+	const struct seg_iter *it = (const struct seg_iter *)base;
+	return it->lazy ? it->r->props.smallest : iter_key(&it->data.base);
 }
 
 static keys_slice seg_iter_value(const iter *base)
 {
-	return iter_value(&((const struct seg_iter *)base)->data.base);
+	const struct seg_iter *it = (const struct seg_iter *)base;
+	assert(!it->lazy); /* the caller loads first (iter.h) */
+	return iter_value(&it->data.base);
 }
 
 static int seg_iter_status(const iter *base)
@@ -1538,6 +1575,7 @@ static const struct iter_ops seg_iter_ops = {
     .status = seg_iter_status,
     .destroy = seg_iter_destroy,
     .prepare_seek = seg_iter_prepare_seek,
+    .load = seg_iter_load_lazy,
 };
 
 int seg_reader_iter_new(seg_reader *r, const struct seg_iter_opts *o, iter **out)

@@ -141,6 +141,11 @@ struct seg_iter_opts {
 	 * ring's thread only, and the ring must outlive it. NULL: pread. */
 	struct io_ring *ring;
 	_Atomic uint64_t *ring_reads; /* optional: counts reads submitted on ring (relaxed) */
+	/* A seek whose answer is the segment's first entry (the target at or
+	 * below its smallest key, or seek_first) positions lazily: the key is
+	 * the smallest from the props, the block is read on iter_load
+	 * (iter.h). For a merge, which loads the child it returns. */
+	bool lazy;
 };
 
 /* o may be NULL (fill the cache, no readahead). */
