@@ -1093,7 +1093,13 @@ static void db_idle_check(cesium_db *db)
 	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
 	bool empty = memtable_entries(st->active) == 0;
 	epoch_exit(&db->epoch, g);
-	if (empty || atomic_exchange_explicit(&db->idle_sealing, true, memory_order_acquire))
+	/* A reader never waits for room: with sealed memtables still being
+	 * flushed (right after a load) the seal could wait for an install
+	 * (a get took 140 ms that way). It seals only into an empty flush
+	 * pipeline; a later sample tries again. */
+	bool flushing = atomic_load_explicit(&db->nsealed, memory_order_relaxed) > 0;
+	if (empty || flushing ||
+	    atomic_exchange_explicit(&db->idle_sealing, true, memory_order_acquire))
 		return;
 	/* A failure here is a seal's failure, which the next write's seal
 	 * would meet and report; this reader's get has succeeded. */
