@@ -640,21 +640,7 @@ static int sched_move_outputs(struct compaction_job *job)
 {
 	int rc = 0;
 	for (size_t i = 0; i < job->ninputs && !rc; i++) {
-		const struct file_meta *f = job->inputs[i];
-		struct file_desc d = {
-		    .level = job->output_level,
-		    .number = f->number,
-		    .file_size = f->file_size,
-		    .smallest = f->smallest,
-		    .smallest_len = f->smallest_len,
-		    .largest = f->largest,
-		    .largest_len = f->largest_len,
-		    .min_seq = f->min_seq,
-		    .max_seq = f->max_seq,
-		    .entries = f->entries,
-		    .tombstones = f->tombstones,
-		    .run = job->run,
-		};
+		struct file_desc d = file_meta_desc(job->inputs[i], job->output_level, job->run);
 		rc = edit_add_file(&job->outputs, &d);
 	}
 	return rc;

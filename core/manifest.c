@@ -20,20 +20,7 @@ static int manifest_snapshot_edit(const struct version *v, uint64_t log_number,
 	for (int l = 0; l < VERSION_LEVELS; l++) {
 		for (size_t i = 0; i < v->nfiles[l]; i++) {
 			const struct file_meta *f = v->files[l][i];
-			struct file_desc d = {
-				.level = l,
-				.number = f->number,
-				.file_size = f->file_size,
-				.smallest = f->smallest,
-				.smallest_len = f->smallest_len,
-				.largest = f->largest,
-				.largest_len = f->largest_len,
-				.min_seq = f->min_seq,
-				.max_seq = f->max_seq,
-				.entries = f->entries,
-				.tombstones = f->tombstones,
-				.run = f->run,
-			};
+			struct file_desc d = file_meta_desc(f, l, f->run);
 			int rc = edit_add_file(e, &d);
 			if (rc)
 				return rc;

@@ -80,6 +80,26 @@ static void merge_rebuild(merge_iter *m)
 		merge_sift_down(m, i);
 }
 
+/* The top child moved (next, or a load): refreshes its cached key, or drops
+ * it from the heap when it ended. False when the merge has nothing left or
+ * failed. */
+static bool merge_top_moved(merge_iter *m)
+{
+	size_t top = m->heap[0];
+	iter *c = m->children[top];
+	if (iter_valid(c)) {
+		m->keys[top] = iter_key(c);
+		return true;
+	}
+	if (iter_status(c) != 0) {
+		m->status = merge_child_status(m);
+		m->hn = 0;
+		return false;
+	}
+	m->heap[0] = m->heap[--m->hn];
+	return m->hn > 0;
+}
+
 /* Reads the top child's entry if a lazy seek left it unread (iter.h): only
  * the top is ever returned, so a child whose first key comes from its
  * metadata costs nothing until it wins. Loading may fail (the child turns
@@ -95,21 +115,12 @@ static void merge_load_top(merge_iter *m)
 		m->unloaded[top] = false;
 		keys_slice before = m->keys[top];
 		iter_load(c);
-		if (iter_valid(c)) {
+		if (iter_valid(c) && keys_compare_ikey(iter_key(c), before) == 0) {
 			m->keys[top] = iter_key(c);
-			if (keys_compare_ikey(m->keys[top], before) == 0)
-				return;
-		} else {
-			int st = iter_status(c);
-			if (st != 0) {
-				m->status = merge_child_status(m);
-				m->hn = 0;
-				return;
-			}
-			m->heap[0] = m->heap[--m->hn];
-			if (m->hn == 0)
-				return;
+			return;
 		}
+		if (!merge_top_moved(m))
+			return;
 		merge_sift_down(m, 0);
 	}
 }
@@ -143,21 +154,9 @@ static void merge_next(iter *it)
 	merge_iter *m = (merge_iter *)it;
 	assert(m->hn > 0 && m->status == 0);
 	size_t top = m->heap[0];
-	iter *c = m->children[top];
-	iter_next(c); /* reads its entry: loaded (iter.h) */
-	if (iter_valid(c)) {
-		m->keys[top] = iter_key(c);
-	} else {
-		int st = iter_status(c);
-		if (st != 0) {
-			m->status = merge_child_status(m);
-			m->hn = 0;
-			return;
-		}
-		m->heap[0] = m->heap[--m->hn];
-		if (m->hn == 0)
-			return;
-	}
+	iter_next(m->children[top]); /* reads its entry: loaded (iter.h) */
+	if (!merge_top_moved(m))
+		return;
 	merge_sift_down(m, 0);
 	merge_load_top(m);
 }

@@ -87,6 +87,24 @@ void version_unref(struct version *v)
 	mem_free(v);
 }
 
+struct file_desc file_meta_desc(const struct file_meta *f, int level, uint64_t run)
+{
+	return (struct file_desc){
+	    .level = level,
+	    .number = f->number,
+	    .file_size = f->file_size,
+	    .smallest = f->smallest,
+	    .smallest_len = f->smallest_len,
+	    .largest = f->largest,
+	    .largest_len = f->largest_len,
+	    .min_seq = f->min_seq,
+	    .max_seq = f->max_seq,
+	    .entries = f->entries,
+	    .tombstones = f->tombstones,
+	    .run = run,
+	};
+}
+
 static keys_slice version_smallest(const struct file_meta *f)
 {
 	return keys_slice_of(f->smallest, f->smallest_len);

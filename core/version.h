@@ -70,6 +70,9 @@ struct version {
 
 /* Builds a file_meta (1 reference, keys copied, reader NULL). */
 struct file_meta *file_meta_new(const struct file_desc *d);
+/* f described for an edit at `level` in sorted run `run`; its keys point
+ * into f (edit_add_file copies them). */
+struct file_desc file_meta_desc(const struct file_meta *f, int level, uint64_t run);
 static inline struct file_meta *file_meta_ref(struct file_meta *f)
 {
 	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
