@@ -22,6 +22,7 @@
  * The seed is printed (CESIUM_SEED replays it up to thread timing);
  * CESIUM_FAULT_SECONDS changes the length (default 8).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -109,14 +111,35 @@ static cesium_db *fopen_db(const char *dir)
 	               db_opts[12], db_opts[13], db_opts[14], db_opts[15], NULL);
 }
 
-/* The fault hook of the running test, so that a failure can show the
- * faults that led to it. */
+/* The fault hook and the directory of the running test, so that a failure
+ * can show the faults that led to it and the files they left. */
 static struct file_fault *active_faults;
+static const char *active_dir;
+
+static void print_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	fprintf(stderr, "files in %s:", dir);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char path[1024];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (e->d_name[0] != '.' && stat(path, &st) == 0)
+			fprintf(stderr, " %s(%lld)", e->d_name, (long long)st.st_size);
+	}
+	fprintf(stderr, "\n");
+	closedir(d);
+}
 
 static void fail_with_faults(void)
 {
 	if (active_faults)
 		file_fault_print_recent(active_faults);
+	if (active_dir)
+		print_files(active_dir);
 	fail();
 }
 
@@ -561,6 +584,7 @@ static void test_random_faults_keep_acknowledged_writes(void **state)
 	file_fault_pause(&f);
 	f.trace = getenv("CESIUM_FAULT_TRACE") != NULL;
 	active_faults = &f;
+	active_dir = dir;
 
 	cesium_db *db = fopen_db(dir);
 	uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
