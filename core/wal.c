@@ -343,24 +343,46 @@ static int wal_read_link(const char *path, uint64_t *prev_number, uint64_t *prev
 	return 0;
 }
 
+/* The logs a later log may link to: the last one replayed that held
+ * records, and every empty log replayed after it. An empty log holds
+ * nothing a successor could have lost: a seal whose new log failed after
+ * creating the file, and whose cleanup unlink failed too, leaves such an
+ * orphan linked to the current log, and the next seal links its own log
+ * to that same current log. */
+#define WAL_CHAIN_TIPS 16
+
+struct wal_tip {
+	uint64_t number, end;
+};
+
+static bool wal_chain_links(const struct wal_tip *tips, size_t n, uint64_t pn, uint64_t pe)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tips[i].number == pn && pe <= tips[i].end)
+			return true;
+	return false;
+}
+
 int wal_replay_chain(const char *const *paths, const uint64_t *numbers, size_t n,
                      int (*fn)(void *ctx, keys_slice payload), void *ctx,
                      struct wal_chain_stats *st)
 {
 	struct wal_chain_stats local = {0};
 	int rc = 0;
-	bool have_last = false;
+	struct wal_tip tips[WAL_CHAIN_TIPS];
+	size_t ntips = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t pn, pe;
 		rc = wal_read_link(paths[i], &pn, &pe);
 		if (rc)
 			goto out;
-		/* A log linked to another than the last one replayed, or to
-		 * more of it than replay found, follows records that were
-		 * lost; it was therefore never synced (a sync covers the
-		 * older logs first), and replaying it would break the prefix.
-		 * An unlinked log (version 1, or a first log) is replayed. */
-		if (have_last && pn != 0 && (pn != local.last_number || pe > local.last_end)) {
+		/* A log linked to another than the last one replayed (empty
+		 * logs aside), or to more of it than replay found, follows
+		 * records that were lost; it was therefore never synced (a
+		 * sync covers the older logs first), and replaying it would
+		 * break the prefix. An unlinked log (version 1, or a first
+		 * log) is replayed. */
+		if (ntips > 0 && pn != 0 && !wal_chain_links(tips, ntips, pn, pe)) {
 			local.skipped++;
 			continue;
 		}
@@ -378,7 +400,12 @@ int wal_replay_chain(const char *const *paths, const uint64_t *numbers, size_t n
 		local.records += ws.records;
 		local.last_number = numbers[i];
 		local.last_end = ws.valid_end;
-		have_last = true;
+		struct wal_tip tip = {numbers[i], ws.valid_end};
+		if (ws.records > 0)
+			ntips = 0;
+		if (ntips == WAL_CHAIN_TIPS)
+			ntips--; /* many empty logs in a row: keep the latest */
+		tips[ntips++] = tip;
 	}
 out:
 	if (st)

@@ -98,7 +98,8 @@ struct wal_chain_stats {
  * paths[i]) as one sequence: a log whose link names another log than the
  * last one replayed, or more of it than replay found, is skipped (its
  * predecessor lost unsynced records, so it holds only unsynced writes that
- * would follow a gap). Errors as wal_replay. st may be NULL. */
+ * would follow a gap). Empty logs are no gap: a log may link past them to
+ * the last log that held records. Errors as wal_replay. st may be NULL. */
 int wal_replay_chain(const char *const *paths, const uint64_t *numbers, size_t n,
                      int (*fn)(void *ctx, keys_slice payload), void *ctx,
                      struct wal_chain_stats *st);

@@ -780,6 +780,83 @@ static int fail_first_seg_write_late(void *arg, enum io_op op, int fd, const cha
 	return -EIO;
 }
 
+/* A seal whose new WAL fails after the file exists (its fsync) and whose
+ * cleanup unlink fails too leaves an empty WAL behind, linked to the
+ * current one; the next seal links its WAL to the same predecessor. Replay
+ * must pass the empty orphan and replay the real successor: the writes in
+ * it were acknowledged. The successor's memtable is kept from being
+ * flushed (its segment write fails), so that the reopen replays it. */
+struct orphan_faults {
+	atomic_int wal_fsyncs, wal_unlinks, seg_writes;
+	atomic_bool seg_armed;
+};
+
+static int orphan_wal_hook(void *arg, enum io_op op, int fd, const char *path, size_t *len)
+{
+	struct orphan_faults *f = arg;
+	(void)len;
+	char target[512];
+	if (!path && fd >= 0 && fd_path(fd, target, sizeof(target)))
+		path = target;
+	if (!path)
+		return 0;
+	if (op == IO_OP_FSYNC && strstr(path, ".wal") && atomic_fetch_add(&f->wal_fsyncs, 1) == 0)
+		return -EIO;
+	if (op == IO_OP_UNLINK && strstr(path, ".wal") && atomic_fetch_add(&f->wal_unlinks, 1) == 0)
+		return -EIO;
+	if (op == IO_OP_WRITE && strstr(path, ".seg") && atomic_load(&f->seg_armed) &&
+	    atomic_fetch_add(&f->seg_writes, 1) == 0) {
+		usleep(300000);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void test_orphan_wal_does_not_hide_later_writes(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-orphanwal");
+	cesium_db *db = open_db(dir, "memtable_size", "64KiB", "max_memtables", "4",
+	                        "l0_compaction_trigger", "100", "l0_slowdown_trigger", "1000",
+	                        "l0_stop_trigger", "1000", NULL);
+	struct model m;
+	model_init(&m, FAULT_KEYS);
+	for (unsigned i = 0; i < 50; i++)
+		model_put(db, &m, i, 1);
+	static struct orphan_faults f;
+	memset(&f, 0, sizeof(f));
+	io_fault_set(orphan_wal_hook, &f);
+	/* The seal's new WAL fails its fsync; its removal fails too. */
+	assert_int_equal(cesium_flush(db), CESIUM_EIO);
+	assert_int_equal(atomic_load(&f.wal_unlinks), 1);
+	assert_int_equal(count_files(dir, ".wal"), 2);
+	/* Now a memtable's worth of writes: the seal inside them succeeds,
+	 * its flush fails late, and the writes after the seal land in the
+	 * new WAL, acknowledged, until the failure reaches writers. */
+	atomic_store(&f.seg_armed, true);
+	unsigned after = 0;
+	for (unsigned i = 0; i < FAULT_KEYS; i++) {
+		char k[32], v[128];
+		size_t kl = key_of(k, i), vl = value_of(v, sizeof(v), i, 2);
+		if (cesium_put(db, k, kl, v, vl) != 0)
+			break;
+		m.gen[i] = 2;
+		after += count_files(dir, ".wal") == 3;
+	}
+	usleep(400000);
+	io_fault_set(NULL, NULL);
+	fprintf(stderr, "orphan WAL: %u acknowledged writes after the seal, %d WALs\n", after,
+	        count_files(dir, ".wal"));
+	assert_true(after > 0);
+	cesium_close(db); /* reports the flush failure */
+	db = open_db(dir, NULL);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* A flush that fails leaves its memtable readable and its WAL replayable
  * even when a newer memtable's flush succeeds behind it: installing that
  * one would drop the failed memtable from the read state and retire its
@@ -1011,6 +1088,7 @@ int main(void)
 	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
 	    cmocka_unit_test(test_checksum_every_read_catches_later_damage),
 	    cmocka_unit_test(test_failed_flush_not_overtaken_by_a_later_one),
+	    cmocka_unit_test(test_orphan_wal_does_not_hide_later_writes),
 	};
 	/* Once, before any test: a skip (exit 77) in the middle of the run
 	 * would hide earlier failures. */

@@ -612,6 +612,68 @@ static void test_wal_chain_skips_logs_after_a_lost_tail(void **state)
 	free(dir);
 }
 
+/* A seal whose new log failed after creating the file (its fsync, say) and
+ * whose cleanup unlink failed too leaves an empty log linked to the current
+ * one; the seal that succeeds next links its log to the same predecessor.
+ * The empty orphan between them holds nothing and must not make replay
+ * skip the real successor: those records were acknowledged. */
+static void test_wal_chain_passes_an_empty_orphan(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *p[5];
+	for (int i = 0; i < 5; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "%d.wal", i + 1);
+		p[i] = mkpath(dir, name);
+	}
+	const uint64_t nums[5] = {1, 2, 3, 4, 5};
+	wal *w;
+	assert_int_equal(wal_create(p[0], 1 << 16, &w), 0);
+	append_n(w, 0, 10);
+	uint64_t end1 = wal_size(w);
+	assert_int_equal(wal_close(w, false), 0);
+	/* Two orphans, both linked to log 1, then the real successor. */
+	assert_int_equal(wal_create_after(p[1], 1 << 16, 1, end1, &w), 0);
+	assert_int_equal(wal_close(w, false), 0);
+	assert_int_equal(wal_create_after(p[2], 1 << 16, 1, end1, &w), 0);
+	assert_int_equal(wal_close(w, false), 0);
+	assert_int_equal(wal_create_after(p[3], 1 << 16, 1, end1, &w), 0);
+	append_n(w, 0, 5);
+	uint64_t end4 = wal_size(w);
+	assert_int_equal(wal_close(w, false), 0);
+	uint64_t n = 0;
+	struct wal_chain_stats st;
+	assert_int_equal(wal_replay_chain((const char *const *)p, nums, 4, count_record, &n, &st),
+	                 0);
+	assert_int_equal(n, 15);
+	assert_int_equal(st.skipped, 0);
+	assert_int_equal(st.last_number, 4);
+	assert_int_equal(st.last_end, end4);
+	/* A log linked to an empty one (recovery links to the last log it
+	 * replayed, which may be empty) replays too. */
+	assert_int_equal(wal_create_after(p[4], 1 << 16, 3, LOG_FILE_HEADER_SIZE, &w), 0);
+	append_n(w, 0, 2);
+	assert_int_equal(wal_close(w, false), 0);
+	n = 0;
+	const char *q[4] = {p[0], p[1], p[2], p[4]};
+	const uint64_t qn[4] = {1, 2, 3, 5};
+	assert_int_equal(wal_replay_chain(q, qn, 4, count_record, &n, &st), 0);
+	assert_int_equal(n, 12);
+	assert_int_equal(st.skipped, 0);
+	/* Still, a log linked past what its predecessor holds is skipped. */
+	zero_range(p[0], bytes_of(9), LOG_HEADER_SIZE);
+	n = 0;
+	assert_int_equal(wal_replay_chain((const char *const *)p, nums, 4, count_record, &n, &st),
+	                 0);
+	assert_int_equal(n, 9);
+	assert_int_equal(st.skipped, 3);
+	test_rmtree(dir);
+	for (int i = 0; i < 5; i++)
+		free(p[i]);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -628,6 +690,7 @@ int main(void)
 	    cmocka_unit_test(test_wal_header_never_updated),
 	    cmocka_unit_test(test_wal_header_slots),
 	    cmocka_unit_test(test_wal_chain_skips_logs_after_a_lost_tail),
+	    cmocka_unit_test(test_wal_chain_passes_an_empty_orphan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
