@@ -26,6 +26,7 @@ struct wal {
 	uint64_t synced; /* offset known durable; syncers are serialized */
 	/* The file header's slots, rewritten by each sync (syncers only). */
 	uint8_t header[LOG_FILE_SLOT_B + LOG_FILE_SLOT_SIZE];
+	bool slot_ok[2];                /* slot A, B holds a whole watermark (syncers only) */
 	uint64_t prev_number, prev_end; /* the header's link, fixed */
 	/* Writer only: below this offset the mapping's pages were released
 	 * (wal_release_behind). */
@@ -117,6 +118,7 @@ int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, ui
 	w->released = LOG_FILE_HEADER_SIZE;
 	log_file_slot_encode(w->map + LOG_FILE_SLOT_A, w->synced, prev_number, prev_end);
 	log_file_slot_encode(w->map + LOG_FILE_SLOT_B, w->synced, prev_number, prev_end);
+	w->slot_ok[0] = w->slot_ok[1] = true;
 	e = io_fsync(w->fd);
 	if (e == 0)
 		e = io_fsync_dir(dir);
@@ -240,20 +242,30 @@ int wal_append(wal *w, const void *payload, size_t len)
  * header ever holds, on disk or in the page cache, is a lower bound of what
  * is durable; the next fdatasync (or writeback) carries it to disk.
  * Written with pwrite, not through the mapping: the writer may be moving
- * the mapping (mremap) while a syncer runs. Slot A first, then slot B, so
- * that an interrupted write damages at most one.
+ * the mapping (mremap) while a syncer runs. One slot at a time, and only
+ * while the other is whole, so that neither an interrupted write nor two
+ * failed ones can damage both.
  */
 static void wal_store_watermark(wal *w, uint64_t synced)
 {
-	log_file_slot_encode(w->header + LOG_FILE_SLOT_A, synced, w->prev_number, w->prev_end);
-	log_file_slot_encode(w->header + LOG_FILE_SLOT_B, synced, w->prev_number, w->prev_end);
 	/* A failed write leaves the older, still true, watermark: it only
 	 * narrows what recovery can call corruption, so it is not an error
-	 * of the sync, whose data is durable. */
-	(void)io_pwrite_full(w->fd, w->header + LOG_FILE_SLOT_A, LOG_FILE_SLOT_SIZE,
-	                     LOG_FILE_SLOT_A);
-	(void)io_pwrite_full(w->fd, w->header + LOG_FILE_SLOT_B, LOG_FILE_SLOT_SIZE,
-	                     LOG_FILE_SLOT_B);
+	 * of the sync, whose data is durable. But a failed or short write may
+	 * leave its slot torn, so a slot is rewritten only while the other
+	 * one is whole, the torn one first: two failures in a row can never
+	 * leave the log without a valid header. */
+	static const size_t off[2] = {LOG_FILE_SLOT_A, LOG_FILE_SLOT_B};
+	int first = w->slot_ok[0] ? (w->slot_ok[1] ? 0 : 1) : 0;
+	for (int k = 0; k < 2; k++) {
+		int s = k == 0 ? first : 1 - first;
+		if (!w->slot_ok[1 - s])
+			break;
+		log_file_slot_encode(w->header + off[s], synced, w->prev_number, w->prev_end);
+		w->slot_ok[s] =
+		    io_pwrite_full(w->fd, w->header + off[s], LOG_FILE_SLOT_SIZE, off[s]) == 0;
+		if (!w->slot_ok[s])
+			break;
+	}
 }
 
 int wal_sync(wal *w)

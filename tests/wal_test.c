@@ -674,6 +674,70 @@ static void test_wal_chain_passes_an_empty_orphan(void **state)
 	free(dir);
 }
 
+/* Shortens the first `left` writes to a .wal file: each reaches the file
+ * half done, then fails, as a full disk would leave it. */
+static int short_wal_writes(void *arg, enum io_op op, int fd, const char *path, size_t *len)
+{
+	int *left = arg;
+	(void)fd;
+	(void)path;
+	if (op != IO_OP_WRITE || *left <= 0 || !len)
+		return 0;
+	(*left)--;
+	*len /= 2;
+	return 0;
+}
+
+/* The watermark's two header slots are rewritten after each sync. Two
+ * failed writes in one update (slot A torn, then slot B torn) used to leave
+ * no valid header, and the next open refused the log as corrupt: a slot is
+ * now rewritten only while the other one is valid, so one failure leaves
+ * the older watermark, and a later sync repairs the torn slot. */
+static void test_wal_watermark_failures_keep_one_slot(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "1.wal");
+	wal *w;
+	assert_int_equal(wal_create(path, 1 << 16, &w), 0);
+	append_n(w, 0, 10);
+	int left = 2;
+	io_fault_set(short_wal_writes, &left);
+	assert_int_equal(wal_sync(w), 0); /* the data is durable; the slot is not */
+	io_fault_set(NULL, NULL);
+	append_n(w, 10, 15);
+	assert_int_equal(wal_close(w, false), 0);
+	uint64_t n = 0;
+	struct wal_replay_stats st;
+	assert_int_equal(wal_replay(path, count_record, &n, &st), 0);
+	assert_int_equal(n, 15);
+	/* A later sync rewrites the torn slot first, then the other. */
+	char *p2 = mkpath(dir, "2.wal");
+	assert_int_equal(wal_create(p2, 1 << 16, &w), 0);
+	append_n(w, 0, 3);
+	left = 1;
+	io_fault_set(short_wal_writes, &left);
+	assert_int_equal(wal_sync(w), 0);
+	io_fault_set(NULL, NULL);
+	append_n(w, 3, 6);
+	assert_int_equal(wal_sync(w), 0);
+	left = 1;
+	io_fault_set(short_wal_writes, &left);
+	append_n(w, 6, 9);
+	assert_int_equal(wal_sync(w), 0);
+	io_fault_set(NULL, NULL);
+	assert_int_equal(wal_close(w, false), 0);
+	n = 0;
+	assert_int_equal(wal_replay(p2, count_record, &n, &st), 0);
+	assert_int_equal(n, 9);
+	/* The second sync's watermark survived the third's failure. */
+	assert_int_equal(st.synced_end, bytes_of(6));
+	test_rmtree(dir);
+	free(p2);
+	free(path);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -691,6 +755,7 @@ int main(void)
 	    cmocka_unit_test(test_wal_header_slots),
 	    cmocka_unit_test(test_wal_chain_skips_logs_after_a_lost_tail),
 	    cmocka_unit_test(test_wal_chain_passes_an_empty_orphan),
+	    cmocka_unit_test(test_wal_watermark_failures_keep_one_slot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
