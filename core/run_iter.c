@@ -1,7 +1,5 @@
 #include "run_iter.h"
 
-#include <assert.h>
-
 #include "db.h"
 #include "error.h"
 #include "mem.h"
@@ -13,23 +11,17 @@ struct run_iter {
 	struct cesium_db *db;
 	struct file_meta *const *files;
 	size_t n;
-	size_t cur;  /* index of the file `seg` iterates; n when none */
-	iter *seg;   /* NULL when unpositioned or past the end */
-	/* Positioned at the first entry of files[lazy_file], whose key is
-	 * that file's smallest, without reading it (iter.h, load). */
-	bool lazy;
-	size_t lazy_file;
+	size_t cur; /* index of the file `seg` iterates; n when none */
+	/* NULL when unpositioned or past the end. A lazy segment iterator
+	 * (seg_iter_opts.lazy): a seek that lands on a file's first entry
+	 * reads no block until loaded (iter.h). */
+	iter *seg;
 	int status;
 };
 
 static keys_slice run_largest(const struct file_meta *f)
 {
 	return keys_slice_of(f->largest, f->largest_len);
-}
-
-static keys_slice run_smallest(const struct file_meta *f)
-{
-	return keys_slice_of(f->smallest, f->smallest_len);
 }
 
 /* Replaces the current segment iterator with one over files[i]. */
@@ -41,9 +33,10 @@ static bool run_open(struct run_iter *it, size_t i)
 	if (i >= it->n)
 		return false;
 	seg_reader *r;
+	struct seg_iter_opts so = {.fill_cache = true, .lazy = true};
 	int rc = db_file_reader(it->db, it->files[i], &r);
 	if (!rc)
-		rc = seg_reader_iter_new(r, NULL, &it->seg);
+		rc = seg_reader_iter_new(r, &so, &it->seg);
 	if (rc) {
 		it->status = rc;
 		it->cur = it->n;
@@ -52,7 +45,14 @@ static bool run_open(struct run_iter *it, size_t i)
 	return true;
 }
 
-/* Past the end of the current file: on to the first entry of the next. */
+/* The segment iterator over files[i], reusing the current one. */
+static bool run_at(struct run_iter *it, size_t i)
+{
+	return (i == it->cur && it->seg) || run_open(it, i);
+}
+
+/* Past the end of the current file: on to the first entry of the next,
+ * read at once (only a seek may leave an entry unread). */
 static void run_skip_exhausted(struct run_iter *it)
 {
 	while (it->seg && !iter_valid(it->seg)) {
@@ -64,31 +64,17 @@ static void run_skip_exhausted(struct run_iter *it)
 		if (!run_open(it, it->cur + 1))
 			return;
 		iter_seek_first(it->seg);
+		iter_load(it->seg);
 	}
 }
 
-/* Reads the entry a lazy seek stopped at: the first of files[lazy_file]. */
 static void run_load(iter *base)
 {
 	struct run_iter *it = (struct run_iter *)base;
-	if (!it->lazy)
+	if (!it->seg)
 		return;
-	it->lazy = false;
-	if (it->cur != it->lazy_file || !it->seg) {
-		if (!run_open(it, it->lazy_file))
-			return;
-	}
-	iter_seek_first(it->seg);
+	iter_load(it->seg);
 	run_skip_exhausted(it);
-}
-
-/* A seek that lands on the first entry of file i (target at or below its
- * smallest key) need not read it: a merge reads only the child it
- * returns, so runs that merely lie above the target cost no block. */
-static void run_position_lazily(struct run_iter *it, size_t i)
-{
-	it->lazy = true;
-	it->lazy_file = i;
 }
 
 /* The first file whose largest key is >= target holds the answer, or, if
@@ -106,63 +92,41 @@ static size_t run_find(const struct run_iter *it, keys_slice target)
 	return lo;
 }
 
-/* Whether the answer for target is file i's first entry (a lazy seek). */
-static bool run_answer_is_first(const struct run_iter *it, size_t i, keys_slice target)
-{
-	return i < it->n && keys_compare_ikey(target, run_smallest(it->files[i])) <= 0;
-}
-
 static void run_prepare_seek(iter *base, keys_slice target)
 {
 	struct run_iter *it = (struct run_iter *)base;
-	if (it->status)
-		return;
 	size_t lo = run_find(it, target);
-	if (lo >= it->n || run_answer_is_first(it, lo, target))
-		return;
-	if ((lo == it->cur && it->seg) || run_open(it, lo))
+	if (!it->status && lo < it->n && run_at(it, lo))
 		iter_prepare_seek(it->seg, target);
 }
 
 static void run_seek(iter *base, keys_slice target)
 {
 	struct run_iter *it = (struct run_iter *)base;
-	if (it->status)
+	if (it->status || !run_at(it, run_find(it, target)))
 		return;
-	it->lazy = false;
-	size_t lo = run_find(it, target);
-	if (run_answer_is_first(it, lo, target)) {
-		run_position_lazily(it, lo);
-		return;
-	}
-	if (lo == it->cur && it->seg) {
-		iter_seek(it->seg, target);
-	} else {
-		if (!run_open(it, lo))
-			return;
-		iter_seek(it->seg, target);
-	}
+	iter_seek(it->seg, target);
 	run_skip_exhausted(it);
 }
 
 static void run_seek_first(iter *base)
 {
 	struct run_iter *it = (struct run_iter *)base;
-	if (it->status)
+	if (it->status || !run_at(it, 0))
 		return;
-	run_position_lazily(it, 0);
+	iter_seek_first(it->seg);
+	run_skip_exhausted(it);
 }
 
 static bool run_valid(const iter *base)
 {
 	const struct run_iter *it = (const struct run_iter *)base;
-	return !it->status && (it->lazy || (it->seg && iter_valid(it->seg)));
+	return !it->status && it->seg && iter_valid(it->seg);
 }
 
 static void run_next(iter *base)
 {
 	struct run_iter *it = (struct run_iter *)base;
-	run_load(base);
 	if (!run_valid(base))
 		return;
 	iter_next(it->seg);
@@ -171,15 +135,12 @@ static void run_next(iter *base)
 
 static keys_slice run_key(const iter *base)
 {
-	const struct run_iter *it = (const struct run_iter *)base;
-	return it->lazy ? run_smallest(it->files[it->lazy_file]) : iter_key(it->seg);
+	return iter_key(((const struct run_iter *)base)->seg);
 }
 
 static keys_slice run_value(const iter *base)
 {
-	const struct run_iter *it = (const struct run_iter *)base;
-	assert(!it->lazy); /* the caller loads first (iter.h) */
-	return iter_value(it->seg);
+	return iter_value(((const struct run_iter *)base)->seg);
 }
 
 static int run_status(const iter *base)
