@@ -778,12 +778,12 @@ static void sched_pick(struct scheduler *s)
 		/* The spare slots go to the first jobs as subcompactions. */
 		size_t slots = sched_free_slots(s) - (njobs - i - 1);
 		bool move = policy_is_move(j);
-		if (move || sched_free_slots(s) > 0)
-			moved |=
-			    sched_start_job(s, j->inputs, j->ninputs, j->level, j->output_level,
-			                    j->bottommost, j->target_file_size, false,
-			                    slots ? slots : 1, move) == 0 &&
-			    move;
+		if (move || sched_free_slots(s) > 0) {
+			int rc = sched_start_job(
+			    s, j->inputs, j->ninputs, j->level, j->output_level, j->bottommost,
+			    j->target_file_size, false, slots ? slots : 1, move);
+			moved |= move && rc == 0;
+		}
 		policy_job_free(j);
 	}
 	if (moved)
