@@ -798,19 +798,15 @@ static void sched_after_change(struct scheduler *s)
 	sched_publish(s);
 }
 
-/* The job is over (rc: how it ended; its edit, if any, has ended): counts
- * it, releases its inputs and slot in the running set, wakes a
- * cesium_compact waiting for it. */
+/* The job is over (rc: how it ended; its edit, if any, has ended):
+ * releases its inputs and slot in the running set, publishes the tree
+ * without it, then counts it and wakes a cesium_compact waiting for it.
+ * Counting last means that whoever sees the count also sees the stall
+ * decision and in-flight set that follow from it. */
 static void sched_job_done(struct scheduler *s, struct compaction_job *job, int rc)
 {
 	cesium_db *db = s->db;
-	atomic_fetch_add_explicit(&db->stats.compaction_bytes_read, job->bytes_read,
-	                          memory_order_relaxed);
-	atomic_fetch_add_explicit(&db->stats.compaction_bytes_written, job->bytes_written,
-	                          memory_order_relaxed);
 	if (rc) {
-		atomic_fetch_add_explicit(&db->stats.compaction_failures, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
 		/* The tick retries after the back-off. */
 		s->consecutive_failures++;
 		s->last_failure = rc;
@@ -823,11 +819,8 @@ static void sched_job_done(struct scheduler *s, struct compaction_job *job, int 
 			wait = SCHED_STOPPED_BACKOFF_NS;
 		s->backoff_until_ns = sched_now_ns() + wait;
 	} else {
-		atomic_fetch_add_explicit(&db->stats.compactions, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.jobs_completed, 1, memory_order_relaxed);
 		s->consecutive_failures = 0;
 	}
-	atomic_fetch_sub_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
 	for (struct compaction_job **pp = &s->running; *pp; pp = &(*pp)->next) {
 		if (*pp == job) {
 			*pp = job->next;
@@ -841,11 +834,22 @@ static void sched_job_done(struct scheduler *s, struct compaction_job *job, int 
 		manual = s->manual;
 		s->manual = NULL;
 	}
+	uint64_t bytes_read = job->bytes_read, bytes_written = job->bytes_written;
 	sched_job_free(s, job);
+	sched_publish(s);
+	atomic_fetch_add_explicit(&db->stats.compaction_bytes_read, bytes_read,
+	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->stats.compaction_bytes_written, bytes_written,
+	                          memory_order_relaxed);
+	if (rc) {
+		atomic_fetch_add_explicit(&db->stats.compaction_failures, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&db->stats.compactions, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.jobs_completed, 1, memory_order_relaxed);
+	}
+	atomic_fetch_sub_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
 	if (manual) {
-		/* The caller reads the figures as soon as it wakes: publish
-		 * the tree without this job (in-flight set included) first. */
-		sched_publish(s);
 		if (rc)
 			waiter_wake_err(manual->waiter, rc);
 		else
