@@ -798,15 +798,22 @@ static void sched_after_change(struct scheduler *s)
 	sched_publish(s);
 }
 
-/* The job is over (rc: how it ended; its edit, if any, has ended):
- * releases its inputs and slot in the running set, publishes the tree
- * without it, then counts it and wakes a cesium_compact waiting for it.
- * Counting last means that whoever sees the count also sees the stall
- * decision and in-flight set that follow from it. */
+/* The job is over (rc: how it ended; its edit, if any, has ended): counts
+ * it, releases its inputs and slot in the running set, wakes a
+ * cesium_compact waiting for it. The count comes before the stall
+ * decision it feeds (a writer refused for failing compactions sees them
+ * counted), so a watcher of the count must not take the decision as made;
+ * jobs_running drops last. */
 static void sched_job_done(struct scheduler *s, struct compaction_job *job, int rc)
 {
 	cesium_db *db = s->db;
+	atomic_fetch_add_explicit(&db->stats.compaction_bytes_read, job->bytes_read,
+	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->stats.compaction_bytes_written, job->bytes_written,
+	                          memory_order_relaxed);
 	if (rc) {
+		atomic_fetch_add_explicit(&db->stats.compaction_failures, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
 		/* The tick retries after the back-off. */
 		s->consecutive_failures++;
 		s->last_failure = rc;
@@ -819,6 +826,8 @@ static void sched_job_done(struct scheduler *s, struct compaction_job *job, int 
 			wait = SCHED_STOPPED_BACKOFF_NS;
 		s->backoff_until_ns = sched_now_ns() + wait;
 	} else {
+		atomic_fetch_add_explicit(&db->stats.compactions, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->stats.jobs_completed, 1, memory_order_relaxed);
 		s->consecutive_failures = 0;
 	}
 	for (struct compaction_job **pp = &s->running; *pp; pp = &(*pp)->next) {
@@ -834,20 +843,10 @@ static void sched_job_done(struct scheduler *s, struct compaction_job *job, int 
 		manual = s->manual;
 		s->manual = NULL;
 	}
-	uint64_t bytes_read = job->bytes_read, bytes_written = job->bytes_written;
 	sched_job_free(s, job);
+	/* Whoever sees the job gone from jobs_running (or is woken for it)
+	 * sees the tree without it, in-flight set included. */
 	sched_publish(s);
-	atomic_fetch_add_explicit(&db->stats.compaction_bytes_read, bytes_read,
-	                          memory_order_relaxed);
-	atomic_fetch_add_explicit(&db->stats.compaction_bytes_written, bytes_written,
-	                          memory_order_relaxed);
-	if (rc) {
-		atomic_fetch_add_explicit(&db->stats.compaction_failures, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.jobs_failed, 1, memory_order_relaxed);
-	} else {
-		atomic_fetch_add_explicit(&db->stats.compactions, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->stats.jobs_completed, 1, memory_order_relaxed);
-	}
 	atomic_fetch_sub_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
 	if (manual) {
 		if (rc)

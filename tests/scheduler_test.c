@@ -335,7 +335,9 @@ static void test_compaction_retried_after_manifest_recovers(void **state)
 	model_check(db, &m);
 	file_fault_disarm(&f);
 	deadline = now_ns() + 8000000000ull;
-	while (stat_of(db, "compaction_jobs_completed") < 1 && now_ns() < deadline)
+	while ((stat_of(db, "compaction_jobs_completed") < 1 ||
+	        stat_of(db, "compaction_jobs_running") > 0) &&
+	       now_ns() < deadline)
 		usleep(10000);
 	assert_true(stat_of(db, "compaction_jobs_completed") >= 1);
 	assert_int_equal(stat_of(db, "level0_segments"), 0);
