@@ -715,7 +715,10 @@ static int db_group_wait(cesium_db *db, struct db_group *g)
 			db->syncing = true;
 			uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
 			pthread_mutex_unlock(&db->sync_mu);
+			uint64_t t0 = db_now_ns();
 			int rc = db_sync_logs(db);
+			atomic_fetch_add_explicit(&db->stats.log_sync_ns, db_now_ns() - t0,
+			                          memory_order_relaxed);
 			atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
 			if (rc)
 				db_note_poison(db);
@@ -2110,6 +2113,7 @@ int cesium_stats(cesium_db *db, char **out)
 	A(writes);
 	A(write_groups);
 	A(synced_groups);
+	A(log_sync_ns);
 	A(iters);
 	A(memtable_waits);
 	A(memtable_wait_ns);

@@ -57,6 +57,7 @@ struct db_state {
 /* Counters behind cesium_stats; relaxed atomics, updated where they happen. */
 struct db_stats {
 	_Atomic uint64_t puts, deletes, gets, get_hits, writes, write_groups, synced_groups;
+	_Atomic uint64_t log_sync_ns; /* time spent syncing logs for groups */
 	_Atomic uint64_t iters, memtable_waits, memtable_wait_ns;
 	_Atomic uint64_t flushes, flush_bytes, compactions, compaction_bytes_read,
 	    compaction_bytes_written, compaction_failures;

@@ -991,6 +991,7 @@ static void test_sync_writers_share_fdatasyncs(void **state)
 	struct sync_writer w[SYNC_WRITERS];
 	pthread_t t[SYNC_WRITERS];
 	uint64_t syncs0 = stat_of(db, "synced_groups");
+	uint64_t sync_ns0 = stat_of(db, "log_sync_ns");
 	io_fault_set(slow_fsync, NULL);
 	for (unsigned i = 0; i < SYNC_WRITERS; i++) {
 		w[i] = (struct sync_writer){.db = db, .id = i, .unread = &unread};
@@ -1008,6 +1009,8 @@ static void test_sync_writers_share_fdatasyncs(void **state)
 	assert_int_equal(atomic_load(&unread), 0);
 	/* Serialized syncs would take one round per write. */
 	assert_true(syncs * 4 <= SYNC_WRITERS * SYNC_PUTS);
+	/* Each round waited at least for one slowed fdatasync. */
+	assert_true(stat_of(db, "log_sync_ns") - sync_ns0 >= syncs * 2000000ull);
 	assert_int_equal(cesium_close(db), 0);
 	db = open_db(dir, NULL);
 	for (unsigned id = 0; id < SYNC_WRITERS; id++)
