@@ -31,6 +31,11 @@ struct wal {
 	/* Writer only: below this offset the mapping's pages were released
 	 * (wal_release_behind). */
 	uint64_t released;
+	/* Writer only: below this offset the mapping's pages were populated
+	 * writable ahead of the appends (wal_populate_ahead); false once the
+	 * kernel refused. */
+	uint64_t populated;
+	bool populate;
 	/* An fdatasync failed; set by a syncing thread while the writer may
 	 * be appending. */
 	atomic_bool poisoned;
@@ -116,6 +121,8 @@ int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, ui
 	atomic_store_explicit(&w->used, LOG_FILE_HEADER_SIZE, memory_order_relaxed);
 	w->synced = LOG_FILE_HEADER_SIZE;
 	w->released = LOG_FILE_HEADER_SIZE;
+	w->populated = 0;
+	w->populate = true;
 	log_file_slot_encode(w->map + LOG_FILE_SLOT_A, w->synced, prev_number, prev_end);
 	log_file_slot_encode(w->map + LOG_FILE_SLOT_B, w->synced, prev_number, prev_end);
 	w->slot_ok[0] = w->slot_ok[1] = true;
@@ -176,6 +183,35 @@ static int wal_grow(wal *w, size_t need)
 	return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+/* Pages populated per step ahead of the appends. */
+#define WAL_POPULATE_STEP (1u << 20)
+
+/*
+ * Makes the mapping's pages up to past `end` present and writable in one
+ * call per WAL_POPULATE_STEP. Otherwise every fresh page of the log costs
+ * the appender a page fault that reads the page in and then a second one
+ * that makes it writable (ext4's page_mkwrite): with 4 KiB values that
+ * was 40 % of a writer's time. Advisory: on failure (an older kernel, or
+ * memory short) the stores fault the pages in as before.
+ */
+static void wal_populate_ahead(wal *w, uint64_t end)
+{
+	if (!w->populate || end <= w->populated)
+		return;
+	uint64_t from = w->populated;
+	uint64_t to = (end + WAL_POPULATE_STEP - 1) / WAL_POPULATE_STEP * WAL_POPULATE_STEP;
+	if (to > w->map_size)
+		to = w->map_size;
+	if (to <= from)
+		return;
+	if (madvise(w->map + from, (size_t)(to - from), MADV_POPULATE_WRITE) != 0)
+		w->populate = errno != EINVAL;
+	w->populated = to;
+}
+
 int wal_reserve(wal *w, size_t len, uint8_t **payload)
 {
 	if (w->poisoned)
@@ -190,6 +226,7 @@ int wal_reserve(wal *w, size_t len, uint8_t **payload)
 		if (rc < 0)
 			return rc;
 	}
+	wal_populate_ahead(w, used + need);
 	*payload = w->map + used + LOG_HEADER_SIZE;
 	return 0;
 }
