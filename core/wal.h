@@ -4,7 +4,8 @@
  * Records are framed by log.h and written into a MAP_SHARED mapping of the
  * preallocated log file, so a non-sync append is a memcpy into the page
  * cache (it survives a crash of the process) and wal_sync makes everything
- * appended so far survive a power loss.
+ * appended so far survive a power loss. The writer populates the mapping a
+ * MiB at a time ahead of its appends, so that the stores do not fault.
  *
  * The file opens with a header (log.h, LOG_FILE_HEADER_SIZE bytes) whose
  * synced watermark each completed sync advances to what it covered, so
