@@ -27,6 +27,7 @@
 #include "policy.h"
 #include "reactor.h"
 #include "run_iter.h"
+#include "prefault.h"
 #include "ring.h"
 #include "scheduler.h"
 #include "wal.h"
@@ -510,6 +511,8 @@ static int db_seal(cesium_db *db)
 	 * installed. It stays open, unsynced: the next sync write syncs it
 	 * before the new log (db_sync_sealed), so a seal never waits for an
 	 * fsync of a whole memtable's worth of log. */
+	wal_set_prefaulter(db->wal, NULL); /* no more appends there */
+	wal_set_prefaulter(w, db->prefaulter);
 	pthread_mutex_lock(&db->wal_mu);
 	if (db->nsealed_wals < DB_MAX_SEALED) {
 		db->sealed_wals[db->nsealed_wals].w = db->wal;
@@ -1728,9 +1731,11 @@ static int db_start_actors(cesium_db *db, struct version *v, int manifest_fd,
 	db->sched = mem_zalloc(sizeof(*db->sched));
 	db->flusher = mem_zalloc(sizeof(*db->flusher));
 	db->cleaner = mem_zalloc(sizeof(*db->cleaner));
+	db->prefaulter = mem_zalloc(sizeof(*db->prefaulter));
 	db->compactors = mem_calloc(n, sizeof(*db->compactors));
 	db->compact_rs = mem_calloc(n, sizeof(*db->compact_rs));
-	if (!db->sched || !db->flusher || !db->cleaner || !db->compactors || !db->compact_rs) {
+	if (!db->sched || !db->flusher || !db->cleaner || !db->prefaulter || !db->compactors ||
+	    !db->compact_rs) {
 		io_close(manifest_fd);
 		return error_set(CESIUM_ENOMEM, "out of memory");
 	}
@@ -1739,6 +1744,7 @@ static int db_start_actors(cesium_db *db, struct version *v, int manifest_fd,
 		return rc;
 	flush_init(db->flusher, db, db->sched);
 	cleanup_init(db->cleaner);
+	prefault_init(db->prefaulter);
 	rc = reactor_new("cesium-bg", &db->bg);
 	if (!rc)
 		rc = reactor_add_actor(db->bg, &db->sched->actor, DB_MAILBOX);
@@ -1746,6 +1752,8 @@ static int db_start_actors(cesium_db *db, struct version *v, int manifest_fd,
 		rc = reactor_add_actor(db->bg, &db->flusher->actor, DB_MAILBOX);
 	if (!rc)
 		rc = reactor_add_actor(db->bg, &db->cleaner->actor, DB_MAILBOX);
+	if (!rc)
+		rc = reactor_add_actor(db->bg, &db->prefaulter->actor, DB_MAILBOX);
 	for (size_t i = 0; i < n && !rc; i++) {
 		db->compactors[i] = mem_zalloc(sizeof(struct compactor));
 		if (!db->compactors[i]) {
@@ -1768,6 +1776,8 @@ static int db_start_actors(cesium_db *db, struct version *v, int manifest_fd,
 		rc = reactor_start(db->compact_rs[i]);
 	if (!rc)
 		rc = scheduler_start(db->sched);
+	if (!rc)
+		wal_set_prefaulter(db->wal, db->prefaulter);
 	return rc;
 }
 
@@ -1958,6 +1968,7 @@ static void db_free(cesium_db *db)
 	mem_free(db->sched);
 	mem_free(db->flusher);
 	mem_free(db->cleaner);
+	mem_free(db->prefaulter);
 	if (db->cache)
 		cache_free(db->cache);
 	if (db->opts)
@@ -2140,6 +2151,10 @@ int cesium_stats(cesium_db *db, char **out)
 		S("bytes_freed", atomic_load(&db->cleaner->bytes_freed));
 		S("files_pending_deletion", cleanup_pending(db->cleaner));
 		S("file_deletion_failures", atomic_load(&db->cleaner->failures));
+	}
+	if (db->prefaulter) {
+		S("wal_prefault_bytes", atomic_load(&db->prefaulter->bytes));
+		S("wal_prefault_failures", atomic_load(&db->prefaulter->failures));
 	}
 	if (db->sched) {
 		struct sched_stats *ss = &db->sched->stats;

@@ -33,6 +33,7 @@ struct cache;
 struct reactor;
 struct flush_actor;
 struct cleanup_actor;
+struct prefault_actor;
 struct scheduler;
 struct compactor;
 
@@ -156,6 +157,7 @@ struct cesium_db {
 	struct flush_actor *flusher;
 	struct scheduler *sched;
 	struct cleanup_actor *cleaner;
+	struct prefault_actor *prefaulter; /* populates the WAL's mapping ahead */
 
 	/* The scheduler's stall decision (enum db_stall): relaxed, a hint
 	 * that writers read on every write. */

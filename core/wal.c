@@ -12,6 +12,7 @@
 #include "file.h"
 #include "log.h"
 #include "mem.h"
+#include "prefault.h"
 
 struct wal {
 	int fd;
@@ -36,6 +37,10 @@ struct wal {
 	 * kernel refused. */
 	uint64_t populated;
 	bool populate;
+	/* Set: the step after the current one is populated by this actor
+	 * while the writer appends (wal_set_prefaulter). */
+	struct prefault_actor *prefaulter;
+	struct prefault_req *pf; /* allocated with the first prefaulter */
 	/* An fdatasync failed; set by a syncing thread while the writer may
 	 * be appending. */
 	atomic_bool poisoned;
@@ -174,6 +179,8 @@ static int wal_grow(wal *w, size_t need)
 	if (e < 0)
 		return error_set(error_from_errno(e), "log %s: cannot grow to %zu bytes: %s",
 		                 w->path, new_size, strerror(-e));
+	if (w->pf)
+		prefault_wait(w->pf); /* the kernel's worker may be in the old range */
 	void *m = mremap(w->map, w->map_size, new_size, MREMAP_MAYMOVE);
 	if (m == MAP_FAILED)
 		return error_set(error_from_errno(-errno), "log %s: mremap to %zu bytes failed: %s",
@@ -190,26 +197,49 @@ static int wal_grow(wal *w, size_t need)
 #define WAL_POPULATE_STEP (1u << 20)
 
 /*
- * Makes the mapping's pages up to past `end` present and writable in one
- * call per WAL_POPULATE_STEP. Otherwise every fresh page of the log costs
+ * Makes the mapping's pages present and writable ahead of the appends, a
+ * WAL_POPULATE_STEP at a time: otherwise every fresh page of the log costs
  * the appender a page fault that reads the page in and then a second one
- * that makes it writable (ext4's page_mkwrite): with 4 KiB values that
- * was 40 % of a writer's time. Advisory: on failure (an older kernel, or
- * memory short) the stores fault the pages in as before.
+ * that makes it writable (ext4's page_mkwrite), 40 % of a writer's time
+ * with 4 KiB values. The step holding `end` is populated here if nobody
+ * has asked for it yet; with a prefaulter, the step after it is asked of
+ * the actor, so that the kernel's worker takes those faults on another
+ * CPU. Advisory: on failure (an older kernel, or memory short) the stores
+ * fault the pages in as before.
  */
 static void wal_populate_ahead(wal *w, uint64_t end)
 {
-	if (!w->populate || end <= w->populated)
+	if (!w->populate)
 		return;
-	uint64_t from = w->populated;
-	uint64_t to = (end + WAL_POPULATE_STEP - 1) / WAL_POPULATE_STEP * WAL_POPULATE_STEP;
-	if (to > w->map_size)
-		to = w->map_size;
-	if (to <= from)
-		return;
-	if (madvise(w->map + from, (size_t)(to - from), MADV_POPULATE_WRITE) != 0)
-		w->populate = errno != EINVAL;
-	w->populated = to;
+	if (end > w->populated) {
+		uint64_t from = w->populated;
+		uint64_t to = (end + WAL_POPULATE_STEP - 1) / WAL_POPULATE_STEP * WAL_POPULATE_STEP;
+		if (to > w->map_size)
+			to = w->map_size;
+		if (to > from &&
+		    madvise(w->map + from, (size_t)(to - from), MADV_POPULATE_WRITE) != 0 &&
+		    errno == EINVAL) {
+			w->populate = false;
+			return;
+		}
+		w->populated = to;
+	}
+	if (w->prefaulter && w->populated < w->map_size && !prefault_busy(w->pf) &&
+	    w->populated - end < WAL_POPULATE_STEP) {
+		uint64_t to = w->populated + WAL_POPULATE_STEP;
+		if (to > w->map_size)
+			to = w->map_size;
+		if (prefault_send(w->prefaulter, w->pf, w->map + w->populated,
+		                  (size_t)(to - w->populated)) == 0)
+			w->populated = to;
+	}
+}
+
+void wal_set_prefaulter(wal *w, struct prefault_actor *p)
+{
+	if (p && !w->pf)
+		w->pf = prefault_req_new();
+	w->prefaulter = w->pf ? p : NULL; /* without memory, no prefaulting */
 }
 
 int wal_reserve(wal *w, size_t len, uint8_t **payload)
@@ -336,8 +366,10 @@ int wal_close(wal *w, bool truncate)
 		return 0;
 	int rc = 0;
 	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);
-	if (w->map != MAP_FAILED && w->map)
-		munmap(w->map, w->map_size);
+	/* The mapping goes with the prefault request: at once, or when the
+	 * kernel's worker is done with it (this may run on the reactor that
+	 * would report that, so it must not wait). */
+	prefault_req_release(w->pf, w->map != MAP_FAILED ? w->map : NULL, w->map_size);
 	if (truncate) {
 		if (w->poisoned) {
 			rc = wal_poisoned_error(w);

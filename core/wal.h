@@ -4,8 +4,10 @@
  * Records are framed by log.h and written into a MAP_SHARED mapping of the
  * preallocated log file, so a non-sync append is a memcpy into the page
  * cache (it survives a crash of the process) and wal_sync makes everything
- * appended so far survive a power loss. The writer populates the mapping a
- * MiB at a time ahead of its appends, so that the stores do not fault.
+ * appended so far survive a power loss. The mapping is populated a MiB at
+ * a time ahead of the appends, so that the stores do not fault: by the
+ * writer, and with a prefaulter (actors/prefault.h) one MiB further on by
+ * the kernel's io_uring worker.
  *
  * The file opens with a header (log.h, LOG_FILE_HEADER_SIZE bytes) whose
  * synced watermark each completed sync advances to what it covered, so
@@ -36,6 +38,7 @@
 #include "keys.h"
 
 typedef struct wal wal;
+struct prefault_actor;
 
 /* Creates path (it must not exist), reserves prealloc bytes of disk (rounded
  * up to a page; 0 picks WAL_DEFAULT_PREALLOC), maps it and makes the file's
@@ -43,6 +46,11 @@ typedef struct wal wal;
  * On failure nothing is left behind. */
 #define WAL_DEFAULT_PREALLOC (64u * 1024u * 1024u)
 int wal_create(const char *path, size_t prealloc, wal **out);
+/* Appends from now on ask p to populate the mapping ahead of them (NULL:
+ * no more requests). An append that must grow the mapping waits for the
+ * request in flight, holding nothing; wal_close never waits (the mapping
+ * outlives it until the request is done). Writer thread. */
+void wal_set_prefaulter(wal *w, struct prefault_actor *p);
 /* The same, linking the new log to the one replayed before it: the log
  * numbered prev_number, whose replay must reach prev_end (its wal_size when
  * sealed, or the valid_end recovery reached). wal_create is

@@ -467,6 +467,20 @@ void io_ring_fallocate(struct io_ring *r, struct io_req *req, int fd, int mode, 
 	io_uring_sqe_set_data(sqe, req);
 }
 
+void io_ring_madvise(struct io_ring *r, struct io_req *req, void *addr, size_t len, int advice)
+{
+	ring_start(r, req, RING_OTHER);
+	if (len > UINT32_MAX) {
+		ring_defer(req, -EINVAL);
+		return;
+	}
+	struct io_uring_sqe *sqe = ring_sqe_or_defer(req);
+	if (!sqe)
+		return;
+	io_uring_prep_madvise(sqe, addr, (off_t)len, advice);
+	io_uring_sqe_set_data(sqe, req);
+}
+
 void io_ring_timeout(struct io_ring *r, struct io_req *req, uint64_t ns)
 {
 	ring_start(r, req, RING_TIMEOUT);

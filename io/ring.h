@@ -129,6 +129,10 @@ void io_ring_unlinkat(struct io_ring *r, struct io_req *req, int dirfd, const ch
                       int flags);
 void io_ring_fallocate(struct io_ring *r, struct io_req *req, int fd, int mode, uint64_t off,
                        uint64_t len);
+/* madvise(addr, len, advice) in the kernel's worker (len <= 4 GiB): for
+ * work on this process's memory that should not run on the caller's
+ * thread. Not a file operation: no fault check. */
+void io_ring_madvise(struct io_ring *r, struct io_req *req, void *addr, size_t len, int advice);
 /* Completes with 0 after ns nanoseconds. Not a file operation: no fault
  * check. */
 void io_ring_timeout(struct io_ring *r, struct io_req *req, uint64_t ns);

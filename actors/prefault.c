@@ -1,0 +1,132 @@
+#include "prefault.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "error.h"
+#include "mem.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Message type of a request. */
+#define PREFAULT_MSG 1
+
+enum prefault_state {
+	PREFAULT_IDLE,
+	PREFAULT_BUSY,     /* sent, the requester still owns it */
+	PREFAULT_RELEASED, /* sent, given up: the actor cleans up when done */
+};
+
+struct prefault_req {
+	struct actor_msg msg;
+	struct io_req io;
+	struct prefault_actor *actor;
+	void *addr;
+	size_t len;
+	void *unmap; /* set before the release, read by done after it */
+	size_t unmap_size;
+	_Atomic int state;
+};
+
+static void prefault_free(struct prefault_req *req)
+{
+	if (req->unmap)
+		munmap(req->unmap, req->unmap_size);
+	mem_free(req);
+}
+
+static void prefault_done(struct io_req *io, int res)
+{
+	struct prefault_req *req = io->ctx;
+	struct prefault_actor *p = req->actor;
+	p->inflight--;
+	if (res < 0)
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&p->bytes, req->len, memory_order_relaxed);
+	/* Last: once idle, the requester may remap the range or free req. */
+	int busy = PREFAULT_BUSY;
+	if (!atomic_compare_exchange_strong_explicit(&req->state, &busy, PREFAULT_IDLE,
+	                                             memory_order_acq_rel, memory_order_acquire))
+		prefault_free(req); /* released while in flight */
+}
+
+static void prefault_handle(struct actor *self, struct actor_msg *msg)
+{
+	struct prefault_actor *p = (struct prefault_actor *)self;
+	struct prefault_req *req = (struct prefault_req *)msg;
+	struct io_ring *ring = reactor_ring(self->home);
+	memset(&req->io, 0, sizeof(req->io));
+	req->io.done = prefault_done;
+	req->io.ctx = req;
+	p->inflight++;
+	io_ring_madvise(ring, &req->io, req->addr, req->len, MADV_POPULATE_WRITE);
+	io_ring_submit(ring);
+}
+
+static bool prefault_idle(struct actor *self)
+{
+	return ((struct prefault_actor *)self)->inflight == 0;
+}
+
+void prefault_init(struct prefault_actor *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->actor.name = "prefault";
+	p->actor.handle = prefault_handle;
+	p->actor.idle = prefault_idle;
+}
+
+struct prefault_req *prefault_req_new(void)
+{
+	return mem_zalloc(sizeof(struct prefault_req));
+}
+
+int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr, size_t len)
+{
+	req->msg.type = PREFAULT_MSG;
+	req->actor = p;
+	req->addr = addr;
+	req->len = len;
+	atomic_store_explicit(&req->state, PREFAULT_BUSY, memory_order_relaxed);
+	int rc = actor_send(&p->actor, &req->msg);
+	if (rc) {
+		atomic_store_explicit(&req->state, PREFAULT_IDLE, memory_order_relaxed);
+		return rc;
+	}
+	atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
+	return 0;
+}
+
+bool prefault_busy(const struct prefault_req *req)
+{
+	return atomic_load_explicit(&req->state, memory_order_acquire) != PREFAULT_IDLE;
+}
+
+void prefault_wait(struct prefault_req *req)
+{
+	/* A MiB takes the kernel about a millisecond: sleep in short steps
+	 * rather than keep a condition variable for a rare wait. */
+	const struct timespec step = {.tv_sec = 0, .tv_nsec = 50000};
+	while (prefault_busy(req))
+		nanosleep(&step, NULL);
+}
+
+void prefault_req_release(struct prefault_req *req, void *map, size_t size)
+{
+	if (!req) {
+		if (map)
+			munmap(map, size);
+		return;
+	}
+	req->unmap = map;
+	req->unmap_size = size;
+	int busy = PREFAULT_BUSY;
+	if (!atomic_compare_exchange_strong_explicit(&req->state, &busy, PREFAULT_RELEASED,
+	                                             memory_order_acq_rel, memory_order_acquire))
+		prefault_free(req); /* idle: nobody else holds it */
+}
