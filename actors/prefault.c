@@ -81,6 +81,11 @@ void prefault_init(struct prefault_actor *p)
 	p->actor.idle = prefault_idle;
 }
 
+int prefault_now(void *addr, size_t len)
+{
+	return madvise(addr, len, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
+}
+
 struct prefault_req *prefault_req_new(void)
 {
 	return mem_zalloc(sizeof(struct prefault_req));

@@ -12,10 +12,10 @@
  * the request and its mapping over with prefault_req_release, and the
  * actor unmaps and frees them once the kernel is done with the range.
  *
- * Threads: prefault_req_new, prefault_send, prefault_busy, prefault_wait
- * and prefault_req_release from any plain thread (one requester per
- * request); the actor runs on its reactor, and its counters are read with
- * relaxed atomics by cesium_stats.
+ * Threads: prefault_now, prefault_req_new, prefault_send, prefault_busy,
+ * prefault_wait and prefault_req_release from any plain thread (one
+ * requester per request); the actor runs on its reactor, and its counters
+ * are read with relaxed atomics by cesium_stats.
  */
 #ifndef CESIUM_ACTORS_PREFAULT_H
 #define CESIUM_ACTORS_PREFAULT_H
@@ -36,6 +36,9 @@ struct prefault_actor {
 struct prefault_req;
 
 void prefault_init(struct prefault_actor *p);
+/* Populates [addr, addr + len) writable on the calling thread: 0, or
+ * -errno (-EINVAL on kernels before 5.14, which lack the advice). */
+int prefault_now(void *addr, size_t len);
 /* A request, idle; NULL when out of memory. */
 struct prefault_req *prefault_req_new(void);
 /* Asks p to populate [addr, addr + len) writable. req must not be busy.

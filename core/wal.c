@@ -190,9 +190,6 @@ static int wal_grow(wal *w, size_t need)
 	return 0;
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 /* Pages populated per step ahead of the appends. */
 #define WAL_POPULATE_STEP (1u << 20)
 
@@ -216,9 +213,7 @@ static void wal_populate_ahead(wal *w, uint64_t end)
 		uint64_t to = (end + WAL_POPULATE_STEP - 1) / WAL_POPULATE_STEP * WAL_POPULATE_STEP;
 		if (to > w->map_size)
 			to = w->map_size;
-		if (to > from &&
-		    madvise(w->map + from, (size_t)(to - from), MADV_POPULATE_WRITE) != 0 &&
-		    errno == EINVAL) {
+		if (to > from && prefault_now(w->map + from, (size_t)(to - from)) == -EINVAL) {
 			w->populate = false;
 			return;
 		}
