@@ -25,9 +25,9 @@
 #include "merge.h"
 #include "options.h"
 #include "policy.h"
+#include "prefault.h"
 #include "reactor.h"
 #include "run_iter.h"
-#include "prefault.h"
 #include "ring.h"
 #include "scheduler.h"
 #include "wal.h"
@@ -507,12 +507,13 @@ static int db_seal(cesium_db *db)
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
 		goto fail;
 	}
+	/* Appends go to the new log from here on. */
+	wal_set_prefaulter(db->wal, NULL);
+	wal_set_prefaulter(w, db->prefaulter);
 	/* The old log keeps the sealed memtable's data until its flush is
 	 * installed. It stays open, unsynced: the next sync write syncs it
 	 * before the new log (db_sync_sealed), so a seal never waits for an
 	 * fsync of a whole memtable's worth of log. */
-	wal_set_prefaulter(db->wal, NULL); /* no more appends there */
-	wal_set_prefaulter(w, db->prefaulter);
 	pthread_mutex_lock(&db->wal_mu);
 	if (db->nsealed_wals < DB_MAX_SEALED) {
 		db->sealed_wals[db->nsealed_wals].w = db->wal;
