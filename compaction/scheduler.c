@@ -488,6 +488,12 @@ static void sched_publish(struct scheduler *s)
 	}
 	atomic_store_explicit(&s->stats.jobs_queued, queued, memory_order_relaxed);
 	atomic_store_explicit(&s->stats.inflight_files, s->inflight.count, memory_order_relaxed);
+	/* After the in-flight set: whoever sees a job gone from jobs_running
+	 * sees its inputs released too. */
+	uint64_t running = 0;
+	for (const struct compaction_job *j = s->running; j; j = j->next)
+		running++;
+	atomic_store_explicit(&s->stats.jobs_running, running, memory_order_release);
 	const cesium_options *o = s->db->opts;
 	size_t l0 = s->version->nfiles[0];
 	int stall = l0 >= o->l0_stop_trigger       ? DB_STALL_STOP
@@ -700,7 +706,6 @@ static int sched_start_job(struct scheduler *s, struct file_meta **inputs, size_
 	}
 	job->next = s->running;
 	s->running = job;
-	atomic_fetch_add_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
 	if (move) {
 		job->move = true;
 		atomic_fetch_add_explicit(&s->stats.trivial_moves, 1, memory_order_relaxed);
@@ -802,8 +807,9 @@ static void sched_after_change(struct scheduler *s)
  * it, releases its inputs and slot in the running set, wakes a
  * cesium_compact waiting for it. The count comes before the stall
  * decision it feeds (a writer refused for failing compactions sees them
- * counted), so a watcher of the count must not take the decision as made;
- * jobs_running drops last. */
+ * counted), so a watcher of the count must not take the decision as made:
+ * the next sched_publish makes it, with jobs_running and the in-flight
+ * set. */
 static void sched_job_done(struct scheduler *s, struct compaction_job *job, int rc)
 {
 	cesium_db *db = s->db;
@@ -844,11 +850,10 @@ static void sched_job_done(struct scheduler *s, struct compaction_job *job, int 
 		s->manual = NULL;
 	}
 	sched_job_free(s, job);
-	/* Whoever sees the job gone from jobs_running (or is woken for it)
-	 * sees the tree without it, in-flight set included. */
-	sched_publish(s);
-	atomic_fetch_sub_explicit(&s->stats.jobs_running, 1, memory_order_relaxed);
 	if (manual) {
+		/* The caller reads the figures as soon as it wakes: publish
+		 * the tree without this job (in-flight set included) first. */
+		sched_publish(s);
 		if (rc)
 			waiter_wake_err(manual->waiter, rc);
 		else

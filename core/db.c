@@ -508,7 +508,6 @@ static int db_seal(cesium_db *db)
 		goto fail;
 	}
 	/* Appends go to the new log from here on. */
-	wal_set_prefaulter(db->wal, NULL);
 	wal_set_prefaulter(w, db->prefaulter);
 	/* The old log keeps the sealed memtable's data until its flush is
 	 * installed. It stays open, unsynced: the next sync write syncs it

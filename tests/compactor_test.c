@@ -93,10 +93,7 @@ static void test_compaction_drops_shadowed_versions_and_tombstones(void **state)
 	/* Compacting a compacted tree is a no-op. */
 	assert_int_equal(cesium_compact(db), 0);
 	assert_int_equal(stat_of(db, "compactions"), 1);
-	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);
@@ -190,10 +187,7 @@ static void test_compaction_splits_outputs_at_target_size(void **state)
 	assert_int_equal(total_segments(db), n7);
 	assert_int_equal(wait_files(dir, ".seg", (int)n7), (int)n7);
 	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);
@@ -332,10 +326,7 @@ static void test_compaction_ring_read_eio_mid_merge_fails_cleanly(void **state)
 	assert_int_equal(cesium_compact(db), 0);
 	assert_int_equal(total_segments(db), 1);
 	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);

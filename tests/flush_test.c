@@ -140,10 +140,7 @@ static void test_flushed_tombstones_hide_older_segments(void **state)
 	assert_int_equal(cesium_flush(db), 0);
 	assert_int_equal(stat_of(db, "level0_segments"), 2);
 	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);
@@ -264,10 +261,7 @@ static void test_large_flush_continues_from_write_completions(void **state)
 	assert_true(resumed >= bytes / OUTPUT_CHUNK - OUTPUT_WINDOW);
 	assert_int_equal(stat_of(db, "level0_segments"), 1);
 	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);

@@ -408,10 +408,7 @@ static void test_stop_behind_failing_compaction_fails_writes(void **state)
 	assert_writable(db, &m, 7, 9);
 	alarm(0);
 	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);
@@ -478,10 +475,7 @@ static void test_sequential_load_moves_segments(void **state)
 	assert_true(settle(db));
 	assert_true(stat_of(db, "compaction_bytes_written") > 0);
 	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);

@@ -153,6 +153,14 @@ void model_check(cesium_db *db, const struct model *m)
 	cesium_iter_free(it);
 }
 
+void model_check_after_reopen(cesium_db *db, const char *dir, const struct model *m)
+{
+	assert_int_equal(cesium_close(db), 0);
+	db = open_db(dir, NULL);
+	model_check(db, m);
+	assert_int_equal(cesium_close(db), 0);
+}
+
 int count_files(const char *dir, const char *suffix)
 {
 	DIR *d = opendir(dir);

@@ -48,6 +48,9 @@ void model_delete(cesium_db *db, struct model *m, unsigned id);
 unsigned model_check_iter(cesium_iter *it, const struct model *m);
 /* Every key of the model reads back through get and through an iterator. */
 void model_check(cesium_db *db, const struct model *m);
+/* Closes db (which must succeed), reopens dir with default options, checks
+ * the model there and closes again. */
+void model_check_after_reopen(cesium_db *db, const char *dir, const struct model *m);
 
 /* The file fd names, from its /proc/self/fd link, into out. */
 bool fd_path(int fd, char *out, size_t cap);
