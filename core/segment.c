@@ -220,16 +220,32 @@ out:
 	return rc;
 }
 
-bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out)
+bool seg_writer_take(seg_writer *w, size_t chunk, struct seg_out *out)
 {
-	if (w->out_len == 0 || w->out_len < min_bytes)
+	size_t len = w->out_len;
+	if (chunk) {
+		size_t to_boundary = (size_t)(chunk - w->out_off % chunk);
+		if (len < to_boundary)
+			return false;
+		len = to_boundary;
+	}
+	if (len == 0)
 		return false;
+	uint8_t *rest = NULL;
+	size_t rest_len = w->out_len - len;
+	/* The rest moves to a buffer of its own; without memory for it, the
+	 * whole output goes out unaligned, which costs only speed. */
+	if (rest_len && (rest = mem_alloc(w->out_cap)))
+		memcpy(rest, w->out + len, rest_len);
+	else
+		len = w->out_len;
 	out->data = w->out;
-	out->len = w->out_len;
+	out->len = len;
 	out->off = w->out_off;
-	w->out_off += w->out_len;
-	w->out = NULL;
-	w->out_len = w->out_cap = 0;
+	w->out_off += len;
+	w->out = rest;
+	w->out_len = rest ? rest_len : 0;
+	w->out_cap = rest ? w->out_cap : 0;
 	return true;
 }
 
@@ -871,8 +887,8 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 	r->filter_len = fh.size;
 	r->data_end = fh.off;
 	if (r->data_end > 0) {
-		void *m = mmap(NULL, r->data_end, PROT_READ, MAP_SHARED, fd, 0);
-		if (m != MAP_FAILED) {
+		void *m = io_map_read(fd, r->data_end);
+		if (m) {
 			madvise(m, r->data_end, MADV_RANDOM); /* gets touch one block */
 			r->map = m;
 			/* Without the slots (too large, or no memory) every

@@ -57,7 +57,7 @@ static size_t mk_val(uint8_t *out, unsigned n)
 }
 
 /* Streams the writer's output to a new file the way an actor would: in
- * takes of at least 16 KiB, then the rest after finish. */
+ * takes that end on 16 KiB boundaries, then the rest after finish. */
 static char *write_file(seg_writer *w, const char *name)
 {
 	char *path;
@@ -70,6 +70,8 @@ static char *write_file(seg_writer *w, const char *name)
 	for (;;) {
 		while (seg_writer_take(w, finished ? 0 : 16384, &o)) {
 			assert_int_equal(o.off, expect_off);
+			if (!finished) /* whole chunk-aligned ranges */
+				assert_int_equal((o.off + o.len) % 16384, 0);
 			assert_int_equal(io_pwrite_full(fd, o.data, o.len, o.off), 0);
 			expect_off += o.len;
 			mem_free(o.data);
