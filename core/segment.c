@@ -963,7 +963,7 @@ size_t seg_reader_pinned_bytes(const seg_reader *r)
 	size_t verified =
 	    r->verified ? ((r->data_end >> SEG_VERIFIED_GRAIN_SHIFT) + 1) * sizeof(uint32_t) : 0;
 	return r->index_len + r->filter_len + r->props_len + 3 * SEG_TRAILER_SIZE + verified +
-	       (size_t)r->nfence * sizeof(uint64_t);
+	       ((size_t)r->nfence + r->ntop) * sizeof(uint64_t);
 }
 
 size_t seg_reader_mapped_bytes(const seg_reader *r)
