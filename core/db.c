@@ -1073,7 +1073,8 @@ out:
  * keys through a segment's filter and fenced index, and a seek through a
  * block's restarts, instead of descending a skiplist (a cache miss per
  * level), and the memtable's memory goes back. Readers sample: every
- * DB_IDLE_SAMPLE-th get or iterator looks at the write counters, and the
+ * DB_IDLE_SAMPLE-th get or seek of an iterator (and every 64th new
+ * iterator) looks at the write counters, and the
  * sampling reader that finds them unmoved for DB_IDLE_FLUSH_NS seals the
  * active memtable as cesium_flush would, without waiting for the flush.
  */
@@ -1158,6 +1159,7 @@ struct cesium_iter {
 	cesium_db *db;
 	struct db_state *st;
 	uint64_t ns, snap;
+	uint64_t seeks; /* positionings so far, for the idle sample */
 	dbiter *di;
 	uint8_t *bound; /* user key */
 	size_t bound_len;
@@ -1174,10 +1176,32 @@ static bool db_file_overlaps(const struct file_meta *f, keys_slice lo, const key
 	return !hi || keys_compare_bytes(fs, *hi) < 0;
 }
 
+/*
+ * Moves a positioning iterator to the database's newest state. Its
+ * snapshot stays: it is registered, so compactions keep every entry it
+ * sees, and flushes and compactions only move entries, so the newer state
+ * answers the same at that snapshot, from fewer memtables and runs once
+ * the work after a load has finished. A long-lived iterator also stops
+ * pinning memtables and files that are gone. Every DB_IDLE_SAMPLE-th
+ * seek of an iterator also samples for the idle flush, as gets do.
+ */
+static void db_iter_refresh(cesium_iter *it)
+{
+	cesium_db *db = it->db;
+	if (++it->seeks % DB_IDLE_SAMPLE == 0)
+		db_idle_check(db);
+	if (atomic_load_explicit(&db->current, memory_order_acquire) == it->st)
+		return; /* it->st is referenced, so its address cannot be reused */
+	struct db_state *st = db_state_acquire(db);
+	db_state_unref(it->st);
+	it->st = st;
+}
+
 /* Builds the merged view of every source that may hold keys of
  * [ns ++ from, bound): memtables, then segments outside the range skipped. */
 static int db_iter_build(cesium_iter *it, const void *from, size_t from_len)
 {
+	db_iter_refresh(it);
 	struct db_state *st = it->st;
 	const struct version *v = st->version;
 	size_t max = 1 + st->nsealed;

@@ -32,8 +32,10 @@
  *  - Needs io_uring. Where the kernel refuses it (too old, sysctl
  *    kernel.io_uring_disabled, a seccomp filter such as Docker's default),
  *    cesium_open fails with CESIUM_ENOTSUP and cesium_errmsg() says why.
- *  - An iterator sees the database as it was when the iterator was created;
- *    it pins the files it reads, so a long-lived iterator holds disk space.
+ *  - An iterator sees the database as it was when the iterator was created.
+ *    Between seeks it pins the memtables and files it reads; each seek
+ *    moves it onto the newest ones (same snapshot), so a long-lived
+ *    iterator holds disk space only until its next seek.
  *  - Segment files are read through read-only memory mappings: do not
  *    truncate or rewrite files inside an open database (the process would
  *    get SIGBUS). Deleting or moving a database directory is safe once

@@ -697,6 +697,50 @@ static void test_iterator_snapshot_survives_flush_and_compaction(void **state)
 	free(dir);
 }
 
+/* A long-lived iterator does not pin what a compaction replaced beyond
+ * its next seek: the seek moves it onto the newest state (same snapshot),
+ * and the replaced segments are deleted while it stays open. */
+static void test_seek_releases_replaced_segments(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-iterrefresh");
+	cesium_db *db = open_db(dir, "memtable_size", "1MiB", NULL);
+	enum { N = 6000 };
+	struct model m;
+	model_init(&m, N);
+	for (int round = 0; round < 3; round++) {
+		for (unsigned i = (unsigned)round; i < N; i += 3)
+			model_put(db, &m, i, 1);
+		assert_int_equal(cesium_flush(db), 0);
+	}
+	assert_true(count_files(dir, ".seg") >= 3);
+	cesium_iter *it = NULL;
+	assert_int_equal(cesium_iter_new(db, 0, &it), 0);
+	assert_int_equal(model_check_iter(it, &m), N);
+	unsigned *snap = malloc(N * sizeof(unsigned));
+	assert_non_null(snap);
+	memcpy(snap, m.gen, N * sizeof(unsigned));
+	for (unsigned i = 0; i < N; i += 2)
+		model_put(db, &m, i, 2);
+	assert_int_equal(cesium_compact(db), 0);
+	assert_int_equal(total_segments(db), 1);
+	/* Pinned by the iterator's last seek. */
+	assert_true(count_files(dir, ".seg") > 1);
+	char k[32];
+	cesium_iter_seek(it, k, key_of(k, 1));
+	assert_true(cesium_iter_valid(it));
+	assert_int_equal(wait_files(dir, ".seg", 1), 1);
+	struct model then = {.n = N, .gen = snap};
+	assert_int_equal(model_check_iter(it, &then), N);
+	cesium_iter_free(it);
+	model_check(db, &m);
+	assert_int_equal(cesium_close(db), 0);
+	free(snap);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* ---- group commit --------------------------------------------------------- */
 
 enum { SYNC_WRITERS = 16, SYNC_PUTS = 60 };
@@ -979,6 +1023,38 @@ static void test_idle_memtable_flushed_under_reads(void **state)
 	free(dir);
 }
 
+/* The same through one long-lived iterator that only seeks (as a reader
+ * reusing its iterator does): its seeks sample too, and once the memtable
+ * is flushed they move the iterator onto the new segment. */
+static void test_idle_memtable_flushed_under_seeks(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-idle-seeks");
+	cesium_db *db = open_db(dir, "memtable_size", "64MiB", NULL);
+	struct model m;
+	model_init(&m, FAULT_KEYS);
+	for (unsigned i = 0; i < FAULT_KEYS; i++)
+		model_put(db, &m, i, 1);
+	cesium_iter *it = NULL;
+	assert_int_equal(cesium_iter_new(db, 0, &it), 0);
+	uint64_t t0 = now_ns();
+	for (unsigned i = 0; stat_of(db, "level0_segments") == 0; i++) {
+		char k[32];
+		size_t kl = key_of(k, i % FAULT_KEYS);
+		cesium_iter_seek(it, k, kl);
+		assert_true(cesium_iter_valid(it));
+		assert_true(now_ns() - t0 < 10000000000ull);
+	}
+	assert_int_equal(stat_of(db, "flushes"), 1);
+	/* Its view, now from the segment, is still the whole snapshot. */
+	assert_int_equal(model_check_iter(it, &m), FAULT_KEYS);
+	cesium_iter_free(it);
+	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* Sync writers share fdatasyncs: while one runs, the writers behind it
  * append, and the next sync covers them all. Every sync write is readable
  * by its writer as soon as it returns, and all of them survive a reopen. */
@@ -1086,9 +1162,11 @@ int main(void)
 	    cmocka_unit_test(test_stalled_writers_all_succeed),
 	    cmocka_unit_test(test_concurrent_readers_see_latest_writes),
 	    cmocka_unit_test(test_iterator_snapshot_survives_flush_and_compaction),
+	    cmocka_unit_test(test_seek_releases_replaced_segments),
 	    cmocka_unit_test(test_stats_account_memory_by_purpose),
 	    cmocka_unit_test(test_sync_writers_share_fdatasyncs),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
+	    cmocka_unit_test(test_idle_memtable_flushed_under_seeks),
 	    cmocka_unit_test(test_checksum_every_read_catches_later_damage),
 	    cmocka_unit_test(test_failed_flush_not_overtaken_by_a_later_one),
 	    cmocka_unit_test(test_orphan_wal_does_not_hide_later_writes),
