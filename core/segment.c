@@ -223,11 +223,12 @@ out:
 bool seg_writer_take(seg_writer *w, size_t chunk, struct seg_out *out)
 {
 	size_t len = w->out_len;
-	if (chunk) {
-		size_t to_boundary = (size_t)(chunk - w->out_off % chunk);
-		if (len < to_boundary)
+	if (chunk) { /* up to the last chunk boundary, a huge block's too */
+		uint64_t end = w->out_off + w->out_len;
+		uint64_t cut = end - end % chunk;
+		if (cut <= w->out_off)
 			return false;
-		len = to_boundary;
+		len = (size_t)(cut - w->out_off);
 	}
 	if (len == 0)
 		return false;
