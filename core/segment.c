@@ -232,11 +232,13 @@ bool seg_writer_take(seg_writer *w, size_t chunk, struct seg_out *out)
 	}
 	if (len == 0)
 		return false;
+	/* The rest (less than a chunk) moves to a buffer of its own, sized
+	 * for the next chunk; without memory for it, the whole output goes
+	 * out unaligned, which costs only speed. */
 	uint8_t *rest = NULL;
 	size_t rest_len = w->out_len - len;
-	/* The rest moves to a buffer of its own; without memory for it, the
-	 * whole output goes out unaligned, which costs only speed. */
-	if (rest_len && (rest = mem_alloc(w->out_cap)))
+	size_t rest_cap = w->out_cap < 2 * chunk ? w->out_cap : 2 * chunk;
+	if (rest_len && (rest = mem_alloc(rest_cap)))
 		memcpy(rest, w->out + len, rest_len);
 	else
 		len = w->out_len;
@@ -246,7 +248,7 @@ bool seg_writer_take(seg_writer *w, size_t chunk, struct seg_out *out)
 	w->out_off += len;
 	w->out = rest;
 	w->out_len = rest ? rest_len : 0;
-	w->out_cap = rest ? w->out_cap : 0;
+	w->out_cap = rest ? rest_cap : 0;
 	return true;
 }
 

@@ -989,6 +989,16 @@ static void test_checksum_every_read_catches_later_damage(void **state)
 	free(dir);
 }
 
+/* A database in dir whose memtable holds FAULT_KEYS keys, all in m. */
+static cesium_db *open_with_full_memtable(const char *dir, struct model *m)
+{
+	cesium_db *db = open_db(dir, "memtable_size", "64MiB", NULL);
+	model_init(m, FAULT_KEYS);
+	for (unsigned i = 0; i < FAULT_KEYS; i++)
+		model_put(db, m, i, 1);
+	return db;
+}
+
 /* A memtable that stops receiving writes while gets go on is flushed
  * (db_idle_check): after a second without writes, the gets find its keys
  * in a level-0 segment; while writes keep coming, nothing is flushed. */
@@ -996,11 +1006,8 @@ static void test_idle_memtable_flushed_under_reads(void **state)
 {
 	(void)state;
 	char *dir = test_tmpdir("db-idle");
-	cesium_db *db = open_db(dir, "memtable_size", "64MiB", NULL);
 	struct model m;
-	model_init(&m, FAULT_KEYS);
-	for (unsigned i = 0; i < FAULT_KEYS; i++)
-		model_put(db, &m, i, 1);
+	cesium_db *db = open_with_full_memtable(dir, &m);
 	/* Writes interleaved with gets for half a second: no idle flush. */
 	uint64_t t0 = now_ns();
 	for (unsigned i = 0; now_ns() - t0 < 500000000ull; i++) {
@@ -1030,11 +1037,8 @@ static void test_idle_memtable_flushed_under_seeks(void **state)
 {
 	(void)state;
 	char *dir = test_tmpdir("db-idle-seeks");
-	cesium_db *db = open_db(dir, "memtable_size", "64MiB", NULL);
 	struct model m;
-	model_init(&m, FAULT_KEYS);
-	for (unsigned i = 0; i < FAULT_KEYS; i++)
-		model_put(db, &m, i, 1);
+	cesium_db *db = open_with_full_memtable(dir, &m);
 	cesium_iter *it = NULL;
 	assert_int_equal(cesium_iter_new(db, 0, &it), 0);
 	uint64_t t0 = now_ns();
