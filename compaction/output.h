@@ -1,9 +1,7 @@
 /*
  * output — writes one new segment file on a reactor's ring: entries go
- * through a seg_writer; each full chunk (OUTPUT_CHUNK bytes, aligned in
- * the file so that the page cache keeps it as one huge-page-sized folio)
- * is written with an asynchronous write, at most OUTPUT_WINDOW of them in
- * flight;
+ * through a seg_writer; each full chunk (OUTPUT_CHUNK bytes) is written
+ * with an asynchronous write, at most OUTPUT_WINDOW of them in flight;
  * once every write has completed, the file is fdatasynced once.
  * Shared by the flush actor and the compactors: both build segments the
  * same way.
@@ -31,12 +29,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "file.h"
 #include "ring.h"
 #include "segment.h"
 
-#define OUTPUT_CHUNK IO_MAP_ALIGN
-#define OUTPUT_WINDOW 4
+#define OUTPUT_CHUNK (1u << 20)
+#define OUTPUT_WINDOW 8
 
 struct output;
 typedef void (*output_notify_fn)(struct output *o, void *arg);

@@ -220,35 +220,16 @@ out:
 	return rc;
 }
 
-bool seg_writer_take(seg_writer *w, size_t chunk, struct seg_out *out)
+bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out)
 {
-	size_t len = w->out_len;
-	if (chunk) { /* up to the last chunk boundary, a huge block's too */
-		uint64_t end = w->out_off + w->out_len;
-		uint64_t cut = end - end % chunk;
-		if (cut <= w->out_off)
-			return false;
-		len = (size_t)(cut - w->out_off);
-	}
-	if (len == 0)
+	if (w->out_len == 0 || w->out_len < min_bytes)
 		return false;
-	/* The rest (less than a chunk) moves to a buffer of its own, sized
-	 * for the next chunk; without memory for it, the whole output goes
-	 * out unaligned, which costs only speed. */
-	uint8_t *rest = NULL;
-	size_t rest_len = w->out_len - len;
-	size_t rest_cap = w->out_cap < 2 * chunk ? w->out_cap : 2 * chunk;
-	if (rest_len && (rest = mem_alloc(rest_cap)))
-		memcpy(rest, w->out + len, rest_len);
-	else
-		len = w->out_len;
 	out->data = w->out;
-	out->len = len;
+	out->len = w->out_len;
 	out->off = w->out_off;
-	w->out_off += len;
-	w->out = rest;
-	w->out_len = rest ? rest_len : 0;
-	w->out_cap = rest ? rest_cap : 0;
+	w->out_off += w->out_len;
+	w->out = NULL;
+	w->out_len = w->out_cap = 0;
 	return true;
 }
 
@@ -915,8 +896,8 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 	r->filter_len = fh.size;
 	r->data_end = fh.off;
 	if (r->data_end > 0) {
-		void *m = io_map_read(fd, r->data_end);
-		if (m) {
+		void *m = mmap(NULL, r->data_end, PROT_READ, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED) {
 			madvise(m, r->data_end, MADV_RANDOM); /* gets touch one block */
 			r->map = m;
 			/* Without the slots (too large, or no memory) every

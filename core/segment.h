@@ -64,12 +64,9 @@ int seg_writer_new(const struct seg_writer_opts *o, seg_writer **out);
 /* Appends an entry. Keys must be strictly increasing in internal-key order
  * (CESIUM_EINVAL otherwise, and for a key shorter than its trailer). */
 int seg_writer_add(seg_writer *w, keys_slice ikey, keys_slice value);
-/* Hands over pending output. chunk 0: all of it, if any. Otherwise only
- * once it reaches a multiple of chunk in file offsets, and only up to the
- * last one, so that every write fills whole chunk-aligned file ranges: the
- * kernel then caches them as large folios, which a 2 MiB-aligned mapping
- * maps with huge pages. Returns whether out was filled. */
-bool seg_writer_take(seg_writer *w, size_t chunk, struct seg_out *out);
+/* When at least min_bytes (0: any, but at least 1) are pending, hands them
+ * over and returns true. */
+bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out);
 /* Flushes the last data block and appends filter, props, index and footer
  * to the pending output. No add after it. */
 int seg_writer_finish(seg_writer *w);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,29 +138,4 @@ int64_t io_file_size(int fd)
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	return (int64_t)st.st_size;
-}
-
-void *io_map_read(int fd, size_t len)
-{
-	/* Reserve len plus one alignment's worth of address space, place the
-	 * file at the aligned address inside it, and give back the slack. */
-	size_t span = len + IO_MAP_ALIGN;
-	uint8_t *res = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		return NULL;
-	uint8_t *at =
-	    (uint8_t *)(((uintptr_t)res + IO_MAP_ALIGN - 1) & ~(uintptr_t)(IO_MAP_ALIGN - 1));
-	void *p = mmap(at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
-	if (p == MAP_FAILED) {
-		int e = errno;
-		munmap(res, span);
-		errno = e;
-		return NULL;
-	}
-	if (at > res)
-		munmap(res, (size_t)(at - res));
-	size_t tail = (size_t)(res + span - (at + len));
-	if (tail)
-		munmap(at + len, tail);
-	return p;
 }

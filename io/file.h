@@ -34,12 +34,5 @@ int io_fallocate(int fd, uint64_t off, uint64_t len);
 int io_ftruncate(int fd, uint64_t len);
 /* File size in bytes, or -errno. */
 int64_t io_file_size(int fd);
-/* Maps [0, len) of fd read-only and shared, at an address aligned to
- * IO_MAP_ALIGN so that every whole 2 MiB of the file the page cache holds
- * as one large folio can be mapped with one huge page (fewer TLB misses
- * for reads spread over a large file). Returns the address or NULL with
- * errno set; unmap with munmap(p, len). */
-#define IO_MAP_ALIGN ((size_t)2 << 20)
-void *io_map_read(int fd, size_t len);
 
 #endif

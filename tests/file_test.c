@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,28 +82,6 @@ static void test_write_then_read_round_trip(void **state)
 	io_close(fd);
 	free(src);
 	free(dst);
-}
-
-/* A read mapping starts on a 2 MiB boundary (so whole large folios can be
- * mapped with huge pages) and shows the file's bytes, up to a length that
- * is no multiple of a page. */
-static void test_map_read_is_aligned_and_shows_the_file(void **state)
-{
-	struct fx *x = *state;
-	size_t len = (5u << 20) + 123;
-	uint8_t *src = pattern(len, test_seed("file_map_read"));
-	int fd = io_open(x->path, O_CREAT | O_RDWR, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(io_pwrite_full(fd, src, len, 0), 0);
-	for (int round = 0; round < 3; round++) {
-		uint8_t *m = io_map_read(fd, len);
-		assert_non_null(m);
-		assert_int_equal((uintptr_t)m % IO_MAP_ALIGN, 0);
-		assert_memory_equal(m, src, len);
-		assert_int_equal(munmap(m, len), 0);
-	}
-	io_close(fd);
-	free(src);
 }
 
 /* A read that crosses the end of the file returns what is there; one at or
@@ -329,8 +306,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_write_then_read_round_trip, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_short_read_at_end_of_file, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_map_read_is_aligned_and_shows_the_file, fx_setup,
-	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_errors_are_negative_errnos, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_metadata_operations, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_injected_short_write_is_enospc, fx_setup,

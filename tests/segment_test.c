@@ -57,7 +57,7 @@ static size_t mk_val(uint8_t *out, unsigned n)
 }
 
 /* Streams the writer's output to a new file the way an actor would: in
- * takes that end on 16 KiB boundaries, then the rest after finish. */
+ * takes of at least 16 KiB, then the rest after finish. */
 static char *write_file(seg_writer *w, const char *name)
 {
 	char *path;
@@ -70,8 +70,6 @@ static char *write_file(seg_writer *w, const char *name)
 	for (;;) {
 		while (seg_writer_take(w, finished ? 0 : 16384, &o)) {
 			assert_int_equal(o.off, expect_off);
-			if (!finished) /* whole chunk-aligned ranges */
-				assert_int_equal((o.off + o.len) % 16384, 0);
 			assert_int_equal(io_pwrite_full(fd, o.data, o.len, o.off), 0);
 			expect_off += o.len;
 			mem_free(o.data);
@@ -349,53 +347,6 @@ static void test_versions_and_tombstones_with_snapshots(void **state)
 }
 
 /* A segment with no entries opens, finds nothing, iterates nothing. */
-/* A block larger than a chunk goes out in one take that ends on the last
- * chunk boundary it reaches (aligned, and not copied chunk by chunk), and
- * the rest follows; the value reads back whole. */
-static void test_take_cuts_at_the_last_chunk_boundary(void **state)
-{
-	(void)state;
-	enum { CHUNK = 16384, BIG = 5 * CHUNK + 1000 };
-	seg_writer *w;
-	assert_int_equal(seg_writer_new(NULL, &w), 0);
-	uint8_t *big = malloc(BIG);
-	assert_non_null(big);
-	for (size_t i = 0; i < BIG; i++)
-		big[i] = (uint8_t)(i * 7 + 3);
-	uint8_t k[64];
-	size_t kl = mk_ikey(k, 1, 1, KEYS_KIND_VALUE);
-	assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of(big, BIG)), 0);
-	kl = mk_ikey(k, 2, 2, KEYS_KIND_VALUE);
-	assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of("x", 1)), 0);
-	struct seg_out o;
-	assert_true(seg_writer_take(w, CHUNK, &o));
-	assert_int_equal(o.off, 0);
-	assert_int_equal(o.len, 5 * CHUNK);
-	mem_free(o.data);
-	assert_false(seg_writer_take(w, CHUNK, &o)); /* the rest is below a chunk */
-	seg_writer_free(w);
-	/* The same entries through write_file (takes of 16 KiB) read back. */
-	assert_int_equal(seg_writer_new(NULL, &w), 0);
-	kl = mk_ikey(k, 1, 1, KEYS_KIND_VALUE);
-	assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of(big, BIG)), 0);
-	char *path = write_file(w, "big.seg");
-	seg_writer_free(w);
-	seg_reader *r = open_reader(path, 4, NULL, 0);
-	uint8_t ns[32];
-	size_t nl = mk_nskey(ns, 1);
-	enum keys_kind kind;
-	void *v;
-	size_t vl;
-	assert_int_equal(seg_reader_get(r, keys_slice_of(ns, nl), 10, &kind, &v, &vl), 0);
-	assert_int_equal(kind, KEYS_KIND_VALUE);
-	assert_int_equal(vl, BIG);
-	assert_memory_equal(v, big, BIG);
-	mem_free(v);
-	seg_reader_unref(r);
-	free(path);
-	free(big);
-}
-
 static void test_empty_segment(void **state)
 {
 	(void)state;
@@ -851,7 +802,6 @@ int main(void)
 	    cmocka_unit_test(test_round_trip_block_sizes_and_compression),
 	    cmocka_unit_test(test_versions_and_tombstones_with_snapshots),
 	    cmocka_unit_test(test_empty_segment),
-	    cmocka_unit_test(test_take_cuts_at_the_last_chunk_boundary),
 	    cmocka_unit_test(test_flipped_bit_in_data_block),
 	    cmocka_unit_test(test_verified_slot_does_not_cover_neighbours),
 	    cmocka_unit_test(test_index_fences_with_ties),
