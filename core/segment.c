@@ -372,12 +372,6 @@ struct seg_reader {
 	 * and ties go to a full comparison. NULL: plain block seek. */
 	uint64_t *fence;
 	uint32_t nfence;
-	/* Every SEG_FENCE_STRIDE-th fence (same allocation, after fence):
-	 * small enough to stay in cache, it narrows a search to one stride of
-	 * fence, two cache lines fetched together, instead of a chain of
-	 * dependent misses down the whole array. */
-	uint64_t *fence_top;
-	uint32_t ntop;
 	size_t fence_cp;
 	const uint8_t *fence_prefix; /* in the pinned index block */
 	struct seg_props props;
@@ -727,8 +721,6 @@ static void seg_reader_destroy(seg_reader *r)
 	mem_free(r);
 }
 
-#define SEG_FENCE_STRIDE 16
-
 static uint64_t seg_fence_of(keys_slice nskey, size_t cp)
 {
 	uint8_t b[8] = {0};
@@ -754,8 +746,7 @@ static void seg_build_fence(seg_reader *r)
 	size_t cp = 0;
 	while (cp < fa.len && cp < la.len && fa.data[cp] == la.data[cp])
 		cp++;
-	uint32_t ntop = (n + SEG_FENCE_STRIDE - 1) / SEG_FENCE_STRIDE;
-	uint64_t *fence = mem_alloc(((size_t)n + ntop) * sizeof(*fence));
+	uint64_t *fence = mem_alloc((size_t)n * sizeof(*fence));
 	if (!fence)
 		goto out;
 	for (uint32_t i = 0; i < n; i++) {
@@ -765,12 +756,8 @@ static void seg_build_fence(seg_reader *r)
 		}
 		fence[i] = seg_fence_of(keys_ikey_nskey(k), cp);
 	}
-	for (uint32_t j = 0; j < ntop; j++)
-		fence[n + j] = fence[j * SEG_FENCE_STRIDE];
 	r->fence = fence;
 	r->nfence = n;
-	r->fence_top = fence + n;
-	r->ntop = ntop;
 	r->fence_cp = cp;
 	r->fence_prefix = fa.data;
 out:
@@ -797,19 +784,7 @@ static void seg_index_seek(const seg_reader *r, struct block_iter *ii, keys_slic
 		return;
 	}
 	uint64_t f = seg_fence_of(t, cp);
-	uint32_t lo = 0, hi = r->ntop;
-	while (lo < hi) { /* first top fence >= f */
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (r->fence_top[mid] < f)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	/* fence[(lo - 1) * stride] < f <= fence[lo * stride] */
-	hi = lo < r->ntop ? lo * SEG_FENCE_STRIDE : r->nfence;
-	lo = lo > 0 ? (lo - 1) * SEG_FENCE_STRIDE + 1 : 0;
-	__builtin_prefetch(&r->fence[lo]);
-	__builtin_prefetch(&r->fence[hi > lo ? hi - 1 : lo]);
+	uint32_t lo = 0, hi = r->nfence;
 	while (lo < hi) { /* first fence >= f */
 		uint32_t mid = lo + (hi - lo) / 2;
 		if (r->fence[mid] < f)
@@ -947,7 +922,7 @@ size_t seg_reader_pinned_bytes(const seg_reader *r)
 	size_t verified =
 	    r->verified ? ((r->data_end >> SEG_VERIFIED_GRAIN_SHIFT) + 1) * sizeof(uint32_t) : 0;
 	return r->index_len + r->filter_len + r->props_len + 3 * SEG_TRAILER_SIZE + verified +
-	       ((size_t)r->nfence + r->ntop) * sizeof(uint64_t);
+	       (size_t)r->nfence * sizeof(uint64_t);
 }
 
 size_t seg_reader_mapped_bytes(const seg_reader *r)
