@@ -1074,9 +1074,9 @@ out:
  * block's restarts, instead of descending a skiplist (a cache miss per
  * level), and the memtable's memory goes back. Readers sample: every
  * DB_IDLE_SAMPLE-th get or seek of an iterator (and every 64th new
- * iterator) looks at the write counters, and the
- * sampling reader that finds them unmoved for DB_IDLE_FLUSH_NS seals the
- * active memtable as cesium_flush would, without waiting for the flush.
+ * iterator) looks at the write counters, and the sampling reader that
+ * finds them unmoved for DB_IDLE_FLUSH_NS seals the active memtable as
+ * cesium_flush would, without waiting for the flush.
  */
 #define DB_IDLE_SAMPLE 4096u
 #define DB_IDLE_FLUSH_NS (1000ull * 1000 * 1000)

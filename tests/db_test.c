@@ -648,6 +648,17 @@ static void test_concurrent_readers_see_latest_writes(void **state)
 
 /* ---- iterators across flush and compaction ------------------------------- */
 
+/* The ending of the tests below: the live view matches m, then the
+ * database, m and dir go. */
+static void check_close_and_remove(cesium_db *db, char *dir, struct model *m)
+{
+	model_check(db, m);
+	assert_int_equal(cesium_close(db), 0);
+	free(m->gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* An iterator created before 10k more writes, a flush and a full
  * compaction still returns exactly its snapshot. */
 static void test_iterator_snapshot_survives_flush_and_compaction(void **state)
@@ -688,13 +699,9 @@ static void test_iterator_snapshot_survives_flush_and_compaction(void **state)
 	struct model then = {.n = N, .gen = snap};
 	assert_true(model_check_iter(it, &then) > 1000);
 	cesium_iter_free(it);
-	/* And the live view is the newest one. */
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
 	free(snap);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	/* And the live view is the newest one. */
+	check_close_and_remove(db, dir, &m);
 }
 
 /* A long-lived iterator does not pin what a compaction replaced beyond
@@ -733,12 +740,8 @@ static void test_seek_releases_replaced_segments(void **state)
 	struct model then = {.n = N, .gen = snap};
 	assert_int_equal(model_check_iter(it, &then), N);
 	cesium_iter_free(it);
-	model_check(db, &m);
-	assert_int_equal(cesium_close(db), 0);
 	free(snap);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	check_close_and_remove(db, dir, &m);
 }
 
 /* ---- group commit --------------------------------------------------------- */
