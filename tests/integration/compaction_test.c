@@ -770,18 +770,24 @@ static void test_stall_engages_and_releases(void **state)
 	assert_true(mon.max_l0 >= 3);
 	assert_true(mon.max_l0 <= 5 + 4 + STALL_THREADS);
 
-	/* Released: L0 under the slowdown trigger, no stall, within 10 s. */
+	/* Released within 10 s: L0 under the slowdown trigger, no stall, and
+	 * no sealed memtable left to flush (one would raise L0 again, and a
+	 * pile of them slows writers down by itself). */
 	uint64_t deadline = burst_end + 10000000000ull;
-	uint64_t l0, stall;
+	uint64_t l0, stall, sealed;
 	for (;;) {
+		sealed = stat_of(db, "sealed_memtables");
 		l0 = level_stat(db, "segments", 0);
 		stall = stat_of(db, "stall_state");
-		if ((l0 < 3 && stall == 0) || now_ns() > deadline)
+		if ((sealed == 0 && l0 < 3 && stall == 0) || now_ns() > deadline)
 			break;
 		usleep(10000);
 	}
-	fprintf(stderr, "released after %.2f s: L0 %" PRIu64 ", stall_state %" PRIu64 "\n",
-	        (double)(now_ns() - burst_end) / 1e9, l0, stall);
+	fprintf(stderr,
+	        "released after %.2f s: L0 %" PRIu64 ", stall_state %" PRIu64
+	        ", sealed memtables %" PRIu64 "\n",
+	        (double)(now_ns() - burst_end) / 1e9, l0, stall, sealed);
+	assert_int_equal(sealed, 0);
 	assert_true(l0 < 3);
 	assert_int_equal(stall, 0);
 	assert_true(stat_of(db, "compaction_jobs_completed") > 0);
