@@ -411,12 +411,14 @@ static void sched_sample_workload(struct scheduler *s)
 	uint64_t gets = atomic_load_explicit(&st->gets, memory_order_relaxed);
 	uint64_t puts = atomic_load_explicit(&st->puts, memory_order_relaxed) +
 	                atomic_load_explicit(&st->deletes, memory_order_relaxed);
-	uint64_t iters = atomic_load_explicit(&st->iters, memory_order_relaxed);
-	uint64_t g = gets - s->last_gets, p = puts - s->last_puts, it = iters - s->last_iters;
+	/* Seeks, not iterators created: one iterator may serve a whole
+	 * phase of seeks, moving to the newest state at each. */
+	uint64_t seeks = atomic_load_explicit(&st->seeks, memory_order_relaxed);
+	uint64_t g = gets - s->last_gets, p = puts - s->last_puts, sk = seeks - s->last_seeks;
 	s->last_gets = gets;
 	s->last_puts = puts;
-	s->last_iters = iters;
-	uint64_t total = g + p + it * 16; /* a scan reads many keys: weigh it */
+	s->last_seeks = seeks;
+	uint64_t total = g + p + sk * 16; /* a scan reads many keys: weigh it */
 	int w = SCHED_WORKLOAD_MIXED;
 	if (total < 100)
 		w = SCHED_WORKLOAD_IDLE;
@@ -424,7 +426,7 @@ static void sched_sample_workload(struct scheduler *s)
 		w = SCHED_WORKLOAD_WRITE_HEAVY;
 	else if (g * 10 >= total * 7)
 		w = SCHED_WORKLOAD_READ_HEAVY;
-	else if (it * 16 * 10 >= total * 5)
+	else if (sk * 16 * 10 >= total * 5)
 		w = SCHED_WORKLOAD_SCAN_HEAVY;
 	atomic_store_explicit(&s->stats.workload, w, memory_order_relaxed);
 }

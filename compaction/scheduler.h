@@ -201,7 +201,7 @@ struct scheduler {
 	struct io_req tick;
 	struct actor_msg start_msg;
 	bool tick_armed;
-	uint64_t last_gets, last_puts, last_iters;
+	uint64_t last_gets, last_puts, last_seeks;
 	struct sched_stats stats;
 };
 

@@ -1080,6 +1080,8 @@ out:
  */
 #define DB_IDLE_SAMPLE 4096u
 #define DB_IDLE_FLUSH_NS (1000ull * 1000 * 1000)
+/* Divides DB_IDLE_SAMPLE. */
+#define DB_SEEK_BATCH 16u
 
 static void db_idle_check(cesium_db *db)
 {
@@ -1188,7 +1190,9 @@ static bool db_file_overlaps(const struct file_meta *f, keys_slice lo, const key
 static void db_iter_refresh(cesium_iter *it)
 {
 	cesium_db *db = it->db;
-	if (++it->seeks % DB_IDLE_SAMPLE == 0)
+	if (++it->seeks % DB_SEEK_BATCH == 0)
+		atomic_fetch_add_explicit(&db->stats.seeks, DB_SEEK_BATCH, memory_order_relaxed);
+	if (it->seeks % DB_IDLE_SAMPLE == 0)
 		db_idle_check(db);
 	if (atomic_load_explicit(&db->current, memory_order_acquire) == it->st)
 		return; /* it->st is referenced, so its address cannot be reused */
@@ -1408,6 +1412,8 @@ void cesium_iter_free(cesium_iter *it)
 {
 	if (!it)
 		return;
+	atomic_fetch_add_explicit(&it->db->stats.seeks, it->seeks % DB_SEEK_BATCH,
+	                          memory_order_relaxed);
 	dbiter_free(it->di);
 	db_snap_unregister(it->db, it->snap);
 	db_state_unref(it->st);
@@ -2150,6 +2156,7 @@ int cesium_stats(cesium_db *db, char **out)
 	A(synced_groups);
 	A(log_sync_ns);
 	A(iters);
+	A(seeks);
 	A(memtable_waits);
 	A(memtable_wait_ns);
 	A(flushes);

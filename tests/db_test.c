@@ -744,6 +744,39 @@ static void test_seek_releases_replaced_segments(void **state)
 	check_close_and_remove(db, dir, &m);
 }
 
+/* The `seeks` statistic counts every positioning: an open iterator's in
+ * batches of 16, the rest when it is freed; `iters` counts iterators. */
+static void test_seeks_counted_per_positioning(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-seeks");
+	cesium_db *db = open_db(dir, NULL);
+	struct model m;
+	model_init(&m, 100);
+	for (unsigned i = 0; i < 100; i++)
+		model_put(db, &m, i, 1);
+	uint64_t seeks = stat_of(db, "seeks"), iters = stat_of(db, "iters");
+	cesium_iter *it = NULL;
+	assert_int_equal(cesium_iter_new(db, 0, &it), 0);
+	char k[32];
+	for (unsigned i = 0; i < 40; i++) {
+		if (i % 10 == 0)
+			cesium_iter_seek_first(it);
+		else
+			cesium_iter_seek(it, k, key_of(k, i));
+		assert_true(cesium_iter_valid(it));
+	}
+	assert_int_equal(stat_of(db, "seeks") - seeks, 32);
+	cesium_iter_free(it);
+	assert_int_equal(stat_of(db, "seeks") - seeks, 40);
+	assert_int_equal(cesium_iter_new(db, 0, &it), 0);
+	cesium_iter_seek(it, k, key_of(k, 3));
+	cesium_iter_free(it);
+	assert_int_equal(stat_of(db, "seeks") - seeks, 41);
+	assert_int_equal(stat_of(db, "iters") - iters, 2);
+	check_close_and_remove(db, dir, &m);
+}
+
 /* ---- group commit --------------------------------------------------------- */
 
 enum { SYNC_WRITERS = 16, SYNC_PUTS = 60 };
@@ -1174,6 +1207,7 @@ int main(void)
 	    cmocka_unit_test(test_sync_writers_share_fdatasyncs),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_seeks),
+	    cmocka_unit_test(test_seeks_counted_per_positioning),
 	    cmocka_unit_test(test_checksum_every_read_catches_later_damage),
 	    cmocka_unit_test(test_failed_flush_not_overtaken_by_a_later_one),
 	    cmocka_unit_test(test_orphan_wal_does_not_hide_later_writes),
