@@ -209,6 +209,22 @@ static bool policy_run_before(const struct version *v, int level, size_t end, si
 	return free_run;
 }
 
+/* Whether an L0 job folds L1 in (see policy.h): folding is on, L0 has a
+ * segment, and all of L1 is free and no larger than l0_fold_bytes. */
+static bool policy_fold(const struct version *v, const struct policy_config *c,
+                        const struct policy_inflight *busy, const struct policy_inflight *used)
+{
+	if (c->l0_fold_bytes == 0 || v->nfiles[0] == 0)
+		return false;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < v->nfiles[1]; i++) {
+		if (policy_taken(busy, used, v->files[1][i]))
+			return false;
+		bytes += v->files[1][i]->file_size;
+	}
+	return bytes <= c->l0_fold_bytes;
+}
+
 static double policy_ratio(uint64_t n, uint64_t d)
 {
 	return (double)n / (double)(d ? d : 1);
@@ -231,7 +247,10 @@ static double policy_level_score(const struct version *v, const struct policy_co
 				runs++;
 			end = start;
 		}
-		return policy_ratio(runs, level == 0 ? c->l0_trigger : c->tier_run_trigger);
+		uint32_t trigger = level != 0                      ? c->tier_run_trigger
+		                   : policy_fold(v, c, busy, used) ? 1
+		                                                   : c->l0_trigger;
+		return policy_ratio(runs, trigger);
 	}
 	uint64_t bytes = 0;
 	for (size_t i = 0; i < n; i++)
@@ -386,7 +405,9 @@ static int policy_pick_tiered(struct policy_pick_state *st, int level, double sc
 	if (end == n)
 		return 0;
 	size_t first = 0, last = 0;
-	if (level + 1 >= POLICY_TIERED_LEVELS) {
+	if (level == 0 && policy_fold(v, st->c, st->busy, &st->used)) {
+		last = v->nfiles[1];
+	} else if (level + 1 >= POLICY_TIERED_LEVELS) {
 		struct file_meta **files = v->files[level];
 		keys_slice lo = policy_small(files[end]), hi = policy_large(files[end]);
 		for (size_t i = end + 1; i < n; i++) {

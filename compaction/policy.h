@@ -23,6 +23,13 @@
  * touching a segment in flight:
  *   L0 -> L1   all L0 segments not in flight; output a new L1 run. At most
  *              one at a time (l0_running).
+ *   L0 + L1 -> L1 (folding: on when l0_fold_bytes is set, which the
+ *              scheduler does once writes have stopped) the L0 job also
+ *              takes every L1 run, if none is in flight and L1 holds at
+ *              most l0_fold_bytes; its one output run replaces them all,
+ *              so reads look in one run fewer. L0 then scores against a
+ *              trigger of 1: the last flush of a load is folded at once
+ *              instead of waiting, alone in L0, for more flushes.
  *   L1 -> L2   all L1 runs not in flight; output a new L2 run.
  *   L2 -> L3   all L2 runs not in flight, plus every L3 segment their key
  *              range overlaps; output into L3. Skipped if an overlapping L3
@@ -53,6 +60,7 @@ struct policy_config {
 	uint32_t level_multiplier;     /* level_size_multiplier */
 	uint64_t target_file_size;     /* output segment size at L0/L1 */
 	uint32_t target_file_multiplier; /* growth per level below L1 */
+	uint64_t l0_fold_bytes;          /* 0: no folding; see above */
 };
 
 /* File numbers in flight: a small open-addressing set. */

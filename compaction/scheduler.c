@@ -418,6 +418,7 @@ static void sched_sample_workload(struct scheduler *s)
 	s->last_gets = gets;
 	s->last_puts = puts;
 	s->last_seeks = seeks;
+	s->writes_stopped = p == 0;
 	uint64_t total = g + p + sk * 16; /* a scan reads many keys: weigh it */
 	int w = SCHED_WORKLOAD_MIXED;
 	if (total < 100)
@@ -458,6 +459,12 @@ static struct policy_config sched_config(const struct scheduler *s)
 		c.l0_trigger = c.l0_trigger > 2 ? c.l0_trigger / 2 : c.l0_trigger;
 		c.tier_run_trigger = 2;
 	}
+	/* Once writes stop (after a load), the flushes they left in L0 are
+	 * folded into a small L1 rather than kept as runs of their own that
+	 * every read, and every seek above all, would have to look in. Each
+	 * fold rewrites L1, so L1's size bounds it. */
+	if (s->writes_stopped)
+		c.l0_fold_bytes = o->max_bytes_for_level_base;
 	return c;
 }
 

@@ -202,6 +202,7 @@ struct scheduler {
 	struct actor_msg start_msg;
 	bool tick_armed;
 	uint64_t last_gets, last_puts, last_seeks;
+	bool writes_stopped; /* no put or delete during the last tick */
 	struct sched_stats stats;
 };
 

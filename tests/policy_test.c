@@ -252,6 +252,60 @@ static void test_l0_jobs_serialized(void **state)
 	version_unref(v);
 }
 
+/* With folding on, one L0 segment is enough for a job, and the job takes
+ * all of L1 along; not when L1 is too large or partly in flight. */
+static void test_l0_folds_into_small_l1(void **state)
+{
+	(void)state;
+	struct policy_config c = tk_config();
+	struct version *v = tk_empty();
+	struct edit e;
+	edit_init(&e);
+	tk_add(&e, 0, 5, 0, 100, 10, 0);
+	tk_add(&e, 1, 2, 0, 50, 30, 2);
+	tk_add(&e, 1, 3, 51, 100, 30, 2);
+	tk_add(&e, 2, 1, 0, 100, 10, 1);
+	tk_apply(&v, &e);
+	struct policy_job jobs[POLICY_MAX_JOBS];
+	size_t n = 99;
+
+	/* Off: one L0 run of a trigger of 4. */
+	assert_int_equal(policy_pick(v, &c, NULL, false, POLICY_MAX_JOBS, jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+
+	c.l0_fold_bytes = 60;
+	double scores[VERSION_LEVELS];
+	policy_scores(v, &c, NULL, scores);
+	assert_double_equal(scores[0], 1.0, eps);
+	assert_int_equal(policy_pick(v, &c, NULL, false, POLICY_MAX_JOBS, jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].level, 0);
+	assert_int_equal(jobs[0].output_level, 1);
+	assert_int_equal(jobs[0].ninputs, 3);
+	assert_true(tk_has(&jobs[0], 5) && tk_has(&jobs[0], 2) && tk_has(&jobs[0], 3));
+	assert_false(jobs[0].bottommost);
+	assert_false(policy_is_move(&jobs[0]));
+	tk_free_jobs(jobs, n);
+	/* Serialized like any L0 job. */
+	assert_int_equal(policy_pick(v, &c, NULL, true, POLICY_MAX_JOBS, jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+
+	/* L1 over the bound: L0 waits for its usual trigger. */
+	c.l0_fold_bytes = 59;
+	assert_int_equal(policy_pick(v, &c, NULL, false, POLICY_MAX_JOBS, jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+
+	/* Part of L1 in flight: no fold, and no new L1 run beside it. */
+	c.l0_fold_bytes = 60;
+	struct policy_inflight busy;
+	assert_int_equal(policy_inflight_init(&busy), 0);
+	assert_int_equal(policy_inflight_add(&busy, 3), 0);
+	assert_int_equal(policy_pick(v, &c, &busy, false, POLICY_MAX_JOBS, jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	policy_inflight_free(&busy);
+	version_unref(v);
+}
+
 /* No more jobs than max_jobs, even when more levels need one. */
 static void test_pick_respects_slots(void **state)
 {
@@ -713,6 +767,7 @@ static void test_random_pick_invariants(void **state)
 		    .level_multiplier = (uint32_t)(1 + test_rand(&rng) % 4),
 		    .target_file_size = 64,
 		    .target_file_multiplier = 2,
+		    .l0_fold_bytes = test_rand(&rng) % 2 ? test_rand(&rng) % 2000 : 0,
 		};
 		struct policy_inflight busy;
 		assert_int_equal(policy_inflight_init(&busy), 0);
@@ -768,14 +823,21 @@ static void test_random_pick_invariants(void **state)
 			}
 			assert_non_null(lo.data);
 			int out = job->output_level;
+			/* A fold takes all of L1, within its bound. */
+			bool fold =
+			    job->level == 0 && v->nfiles[1] && tk_has(job, v->files[1][0]->number);
+			uint64_t out_bytes = 0;
 			for (size_t i = 0; i < v->nfiles[out]; i++) {
 				struct file_meta *f = v->files[out][i];
+				out_bytes += f->file_size;
 				if (out >= VERSION_TIERED_LEVELS)
 					assert_true(tk_has(job, f->number) ==
 					            tk_cmp_nskey_range(f, lo, hi));
 				else
-					assert_false(tk_has(job, f->number));
+					assert_true(tk_has(job, f->number) == fold);
 			}
+			if (fold)
+				assert_true(c.l0_fold_bytes && out_bytes <= c.l0_fold_bytes);
 			/* Tiered inputs are the level's oldest files (its tail). */
 			if (job->level < VERSION_TIERED_LEVELS) {
 				size_t nl = v->nfiles[job->level], k = 0;
@@ -804,6 +866,7 @@ int main(void)
 	    cmocka_unit_test(test_scores_per_level),
 	    cmocka_unit_test(test_pick_highest_score_first_ties_shallower),
 	    cmocka_unit_test(test_l0_jobs_serialized),
+	    cmocka_unit_test(test_l0_folds_into_small_l1),
 	    cmocka_unit_test(test_pick_respects_slots),
 	    cmocka_unit_test(test_l2_job_includes_overlapping_l3),
 	    cmocka_unit_test(test_trivial_move_detection),

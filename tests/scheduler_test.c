@@ -590,6 +590,10 @@ static bool run_phase(cesium_db *db, struct model *m, enum phase_op op, const ch
 				cesium_iter_free(it);
 			}
 		}
+		/* A trickle of writes: with writes stopped, L0 would be folded
+		 * into L1 (test_l0_folded_once_writes_stop) and score 0. */
+		if (op != PHASE_PUT)
+			model_put(db, m, id, m->gen[id] + 1);
 		workload_of(db, w, sizeof(w));
 		score = stat_of(db, "level0_score_milli");
 		done = strcmp(w, want) == 0 && score == want_score;
@@ -634,6 +638,50 @@ static void test_workload_detected_and_trigger_adapted(void **state)
 	assert_true(run_phase(db, &m, PHASE_SCAN, "scan-heavy", 300));
 	model_check(db, &m);
 	assert_int_equal(cesium_close(db), 0);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
+/* Once writes stop, the runs they left in L0 are folded into L1 (here
+ * empty) by the next read phase, though two runs are below the read-heavy
+ * trigger (4 of the configured 8): reads then look in one run. */
+static void test_l0_folded_once_writes_stop(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("sched");
+	cesium_db *db = open_db(dir, "l0_compaction_trigger", "8", "l0_slowdown_trigger", "1000",
+	                        "l0_stop_trigger", "1000", NULL);
+	struct model m;
+	model_init(&m, 2000);
+	for (unsigned gen = 1; gen <= 2; gen++) {
+		for (unsigned i = 0; i < 2000; i += gen)
+			model_put(db, &m, i, gen);
+		assert_int_equal(cesium_flush(db), 0);
+	}
+	assert_int_equal(stat_of(db, "level0_runs"), 2);
+	uint64_t deadline = now_ns() + 6000000000ull;
+	unsigned id = 0;
+	while ((stat_of(db, "level0_segments") != 0 || stat_of(db, "level1_runs") != 1) &&
+	       now_ns() < deadline) {
+		for (unsigned i = 0; i < 300; i++, id = (id + 7) % m.n) {
+			char k[32];
+			void *v = NULL;
+			size_t vl = 0;
+			int rc = cesium_get(db, k, key_of(k, id), &v, &vl);
+			assert_true(rc == 0 || rc == CESIUM_ENOTFOUND);
+			cesium_free(v);
+		}
+		usleep(2000);
+	}
+	fprintf(stderr, "after the reads: L0 %llu segments, L1 %llu runs, L0 jobs %llu\n",
+	        (unsigned long long)stat_of(db, "level0_segments"),
+	        (unsigned long long)stat_of(db, "level1_runs"),
+	        (unsigned long long)stat_of(db, "compaction_l0_jobs"));
+	assert_int_equal(stat_of(db, "level0_segments"), 0);
+	assert_int_equal(stat_of(db, "level1_runs"), 1);
+	model_check(db, &m);
+	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
 	test_rmtree(dir);
 	free(dir);
@@ -763,6 +811,7 @@ int main(void)
 	    cmocka_unit_test(test_sequential_load_moves_segments),
 	    cmocka_unit_test(test_slowdown_when_sealed_memtables_pile_up),
 	    cmocka_unit_test(test_workload_detected_and_trigger_adapted),
+	    cmocka_unit_test(test_l0_folded_once_writes_stop),
 	    cmocka_unit_test(test_reactor_serves_messages_during_manifest_sync),
 	};
 	test_require_io_uring();
