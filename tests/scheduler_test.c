@@ -552,6 +552,32 @@ static void workload_of(cesium_db *db, char *out, size_t cap)
  * for the whole phase, seeking. */
 enum phase_op { PHASE_PUT, PHASE_GET, PHASE_SCAN, PHASE_SEEK };
 
+static void get_one(cesium_db *db, unsigned id)
+{
+	char k[32];
+	void *v = NULL;
+	size_t vl = 0;
+	int rc = cesium_get(db, k, key_of(k, id), &v, &vl);
+	assert_true(rc == 0 || rc == CESIUM_ENOTFOUND);
+	cesium_free(v);
+}
+
+/* A database whose L0 holds two runs (two flushes of a 2000-key model),
+ * with the given L0 trigger and no write stall. */
+static cesium_db *open_with_two_l0_runs(const char *dir, const char *l0_trigger, struct model *m)
+{
+	cesium_db *db = open_db(dir, "l0_compaction_trigger", l0_trigger, "l0_slowdown_trigger",
+	                        "1000", "l0_stop_trigger", "1000", NULL);
+	model_init(m, 2000);
+	for (unsigned gen = 1; gen <= 2; gen++) {
+		for (unsigned i = 0; i < 2000; i += gen)
+			model_put(db, m, i, gen);
+		assert_int_equal(cesium_flush(db), 0);
+	}
+	assert_int_equal(stat_of(db, "level0_runs"), 2);
+	return db;
+}
+
 /* Runs one kind of operation until the scheduler reports `want` as the
  * workload with L0's score at want_score (x 1000), or 6 s (the scheduler
  * samples once a second). Returns whether it did. */
@@ -571,12 +597,7 @@ static bool run_phase(cesium_db *db, struct model *m, enum phase_op op, const ch
 			if (op == PHASE_PUT) {
 				model_put(db, m, id, m->gen[id] + 1);
 			} else if (op == PHASE_GET) {
-				char k[32];
-				void *v = NULL;
-				size_t vl = 0;
-				int rc = cesium_get(db, k, key_of(k, id), &v, &vl);
-				assert_true(rc == 0 || rc == CESIUM_ENOTFOUND);
-				cesium_free(v);
+				get_one(db, id);
 			} else if (op == PHASE_SEEK) {
 				char k[32];
 				cesium_iter_seek(seeker, k, key_of(k, id));
@@ -616,16 +637,8 @@ static void test_workload_detected_and_trigger_adapted(void **state)
 {
 	(void)state;
 	char *dir = test_tmpdir("sched");
-	cesium_db *db = open_db(dir, "l0_compaction_trigger", "20", "l0_slowdown_trigger", "1000",
-	                        "l0_stop_trigger", "1000", NULL);
 	struct model m;
-	model_init(&m, 2000);
-	for (unsigned gen = 1; gen <= 2; gen++) {
-		for (unsigned i = 0; i < 2000; i += gen)
-			model_put(db, &m, i, gen);
-		assert_int_equal(cesium_flush(db), 0);
-	}
-	assert_int_equal(stat_of(db, "level0_runs"), 2);
+	cesium_db *db = open_with_two_l0_runs(dir, "20", &m);
 	/* 2 runs: 2/40 while writing. */
 	assert_true(run_phase(db, &m, PHASE_PUT, "write-heavy", 50));
 	/* The puts' memtable is flushed now, not by the idle flush in the
@@ -650,28 +663,14 @@ static void test_l0_folded_once_writes_stop(void **state)
 {
 	(void)state;
 	char *dir = test_tmpdir("sched");
-	cesium_db *db = open_db(dir, "l0_compaction_trigger", "8", "l0_slowdown_trigger", "1000",
-	                        "l0_stop_trigger", "1000", NULL);
 	struct model m;
-	model_init(&m, 2000);
-	for (unsigned gen = 1; gen <= 2; gen++) {
-		for (unsigned i = 0; i < 2000; i += gen)
-			model_put(db, &m, i, gen);
-		assert_int_equal(cesium_flush(db), 0);
-	}
-	assert_int_equal(stat_of(db, "level0_runs"), 2);
+	cesium_db *db = open_with_two_l0_runs(dir, "8", &m);
 	uint64_t deadline = now_ns() + 6000000000ull;
 	unsigned id = 0;
 	while ((stat_of(db, "level0_segments") != 0 || stat_of(db, "level1_runs") != 1) &&
 	       now_ns() < deadline) {
-		for (unsigned i = 0; i < 300; i++, id = (id + 7) % m.n) {
-			char k[32];
-			void *v = NULL;
-			size_t vl = 0;
-			int rc = cesium_get(db, k, key_of(k, id), &v, &vl);
-			assert_true(rc == 0 || rc == CESIUM_ENOTFOUND);
-			cesium_free(v);
-		}
+		for (unsigned i = 0; i < 300; i++, id = (id + 7) % m.n)
+			get_one(db, id);
 		usleep(2000);
 	}
 	fprintf(stderr, "after the reads: L0 %llu segments, L1 %llu runs, L0 jobs %llu\n",
