@@ -1080,7 +1080,7 @@ out:
  */
 #define DB_IDLE_SAMPLE 4096u
 #define DB_IDLE_FLUSH_NS (1000ull * 1000 * 1000)
-/* Divides DB_IDLE_SAMPLE. */
+/* Seeks an iterator counts before it publishes them (db_stats.seeks). */
 #define DB_SEEK_BATCH 16u
 
 static void db_idle_check(cesium_db *db)
