@@ -418,7 +418,7 @@ static void sched_sample_workload(struct scheduler *s)
 	s->last_gets = gets;
 	s->last_puts = puts;
 	s->last_seeks = seeks;
-	s->writes_stopped = p == 0;
+	s->quiet_ticks = p ? 0 : s->quiet_ticks + (s->quiet_ticks < UINT32_MAX);
 	uint64_t total = g + p + sk * 16; /* a scan reads many keys: weigh it */
 	int w = SCHED_WORKLOAD_MIXED;
 	if (total < 100)
@@ -463,7 +463,7 @@ static struct policy_config sched_config(const struct scheduler *s)
 	 * folded into a small L1 rather than kept as runs of their own that
 	 * every read, and every seek above all, would have to look in. Each
 	 * fold rewrites L1, so L1's size bounds it. */
-	if (s->writes_stopped)
+	if (s->quiet_ticks > 0)
 		c.l0_fold_bytes = o->max_bytes_for_level_base;
 	return c;
 }
@@ -724,6 +724,28 @@ static int sched_start_job(struct scheduler *s, struct file_meta **inputs, size_
 	return 0;
 }
 
+/* Starts one job over every segment into level `out`, split across the
+ * free compactors; bottommost, since nothing is left below it. */
+static int sched_start_full(struct scheduler *s, int out, bool manual)
+{
+	struct version *v = s->version;
+	size_t n = 0;
+	for (int l = 0; l < VERSION_LEVELS; l++)
+		n += v->nfiles[l];
+	struct file_meta **all = mem_calloc(n ? n : 1, sizeof(*all));
+	if (!all)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	size_t k = 0;
+	for (int l = 0; l < VERSION_LEVELS; l++)
+		for (size_t i = 0; i < v->nfiles[l]; i++)
+			all[k++] = v->files[l][i];
+	struct policy_config cfg = sched_config(s);
+	int rc = sched_start_job(s, all, n, -1, out, true, policy_target_file_size(&cfg, out),
+	                         manual, sched_free_slots(s), false);
+	mem_free(all);
+	return rc;
+}
+
 /* The full compaction of cesium_compact: everything into one sorted run at
  * the last non-empty level (at least L3, the first leveled one). */
 static void sched_start_manual(struct scheduler *s)
@@ -740,18 +762,7 @@ static void sched_start_manual(struct scheduler *s)
 	int out = deepest < VERSION_TIERED_LEVELS ? VERSION_TIERED_LEVELS : deepest;
 	bool done = n == 0 || (n == v->nfiles[out] && v->files[out][0]->tombstones == 0 && n == 1);
 	if (!done) {
-		struct file_meta **all = mem_calloc(n, sizeof(*all));
-		int rc = all ? 0 : error_set(CESIUM_ENOMEM, "out of memory");
-		size_t k = 0;
-		for (int l = 0; all && l < VERSION_LEVELS; l++)
-			for (size_t i = 0; i < v->nfiles[l]; i++)
-				all[k++] = v->files[l][i];
-		struct policy_config cfg = sched_config(s);
-		if (!rc)
-			rc = sched_start_job(s, all, n, -1, out, true,
-			                     policy_target_file_size(&cfg, out), true,
-			                     sched_free_slots(s), false);
-		mem_free(all);
+		int rc = sched_start_full(s, out, true);
 		if (!rc)
 			return; /* the waiter is woken when the job ends */
 		waiter_wake_err(c->waiter, rc);
@@ -760,6 +771,63 @@ static void sched_start_manual(struct scheduler *s)
 	}
 	s->manual = NULL;
 	mem_free(c);
+}
+
+/*
+ * Settling: once writes stop, a tree of several runs (a load leaves L0
+ * segments, several L1 runs and the memtable's last flush) is merged into
+ * one run, by one job over everything, because every run costs each seek
+ * about the same however small it is. Only for trees of at most the second
+ * leveled level's target (the rewrite is the whole tree), only when a tenth
+ * or more of it lies outside its largest run (a small flush on a large run
+ * is L0 folding's business), and never while writers are slowed by L0.
+ * The output level is the deepest non-empty one, at least L2, and deeper
+ * if a leveled level's target would be exceeded.
+ */
+static int sched_settle_level(const struct scheduler *s)
+{
+	const struct version *v = s->version;
+	const cesium_options *o = s->db->opts;
+	if (s->quiet_ticks == 0 || v->nfiles[0] >= o->l0_slowdown_trigger)
+		return -1;
+	struct policy_config cfg = sched_config(s);
+	uint64_t total = 0, largest = 0;
+	size_t runs = 0;
+	int deepest = 0;
+	for (int l = 0; l < VERSION_LEVELS; l++) {
+		uint64_t run = 0;
+		for (size_t i = 0; i < v->nfiles[l]; i++) {
+			const struct file_meta *f = v->files[l][i];
+			bool same = i > 0 && (l >= VERSION_TIERED_LEVELS ||
+			                      (l > 0 && f->run == v->files[l][i - 1]->run));
+			if (!same) {
+				runs++;
+				run = 0;
+			}
+			run += f->file_size;
+			total += f->file_size;
+			if (run > largest)
+				largest = run;
+			deepest = l;
+		}
+	}
+	uint64_t cap = policy_level_target(&cfg, VERSION_TIERED_LEVELS + 1);
+	if (runs < 2 || total > cap || (total - largest) * 10 < total)
+		return -1;
+	int out = deepest < 2 ? 2 : deepest;
+	while (out >= VERSION_TIERED_LEVELS && out < VERSION_LEVELS - 1 &&
+	       policy_level_target(&cfg, out) < total)
+		out++;
+	return out;
+}
+
+/* Whether the memtables are empty: the last writes have been flushed. */
+static bool sched_memtables_empty(struct scheduler *s)
+{
+	struct db_state *st = db_state_acquire(s->db);
+	bool empty = st->nsealed == 0 && memtable_entries(st->active) == 0;
+	db_state_unref(st);
+	return empty;
 }
 
 /* Fills free compactor slots with the most urgent non-conflicting jobs. */
@@ -776,6 +844,17 @@ static void sched_pick(struct scheduler *s)
 	}
 	if (sched_now_ns() < s->backoff_until_ns)
 		return;
+	int settle = sched_settle_level(s);
+	if (settle >= 0) {
+		/* Regular merges wait (a few ticks at most) for the running
+		 * jobs and the flush of the last writes, which readers ask for
+		 * a second after them, so that one merge takes everything. */
+		if (!s->running && sched_memtables_empty(s) &&
+		    sched_start_full(s, settle, false) == 0)
+			return;
+		if (s->quiet_ticks <= SCHED_SETTLE_WAIT_TICKS)
+			return;
+	}
 	size_t free = sched_free_slots(s);
 	if (free == 0)
 		return;

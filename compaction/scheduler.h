@@ -56,6 +56,8 @@ enum sched_msg_type {
 
 #define SCHED_MAX_COMPACTORS 64
 #define SCHED_TICK_NS (1000u * 1000u * 1000u)
+/* Quiet ticks that regular merges wait for a settle (scheduler.c). */
+#define SCHED_SETTLE_WAIT_TICKS 3u
 
 /* A compaction job: inputs are referenced for the job's lifetime. It runs
  * as one or more parts (subcompactions by key range), committed together
@@ -202,7 +204,7 @@ struct scheduler {
 	struct actor_msg start_msg;
 	bool tick_armed;
 	uint64_t last_gets, last_puts, last_seeks;
-	bool writes_stopped; /* no put or delete during the last tick */
+	unsigned quiet_ticks; /* ticks in a row that saw no put or delete */
 	struct sched_stats stats;
 };
 

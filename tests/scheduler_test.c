@@ -656,29 +656,75 @@ static void test_workload_detected_and_trigger_adapted(void **state)
 	free(dir);
 }
 
-/* Once writes stop, the runs they left in L0 are folded into L1 (here
- * empty) by the next read phase, though two runs are below the read-heavy
- * trigger (4 of the configured 8): reads then look in one run. */
-static void test_l0_folded_once_writes_stop(void **state)
+/* Runs reads until `done` holds of the tree, or 6 s (the scheduler sees
+ * writes stopped a tick or two after the last one); returns it. */
+static bool read_until(cesium_db *db, const struct model *m, bool (*done)(cesium_db *))
+{
+	uint64_t deadline = now_ns() + 6000000000ull;
+	unsigned id = 0;
+	while (!done(db) && now_ns() < deadline) {
+		for (unsigned i = 0; i < 300; i++, id = (id + 7) % m->n)
+			get_one(db, id);
+		usleep(2000);
+	}
+	fprintf(stderr, "after the reads: runs L0 %llu, L1 %llu, L2 %llu, L3 %llu\n",
+	        (unsigned long long)stat_of(db, "level0_runs"),
+	        (unsigned long long)stat_of(db, "level1_runs"),
+	        (unsigned long long)stat_of(db, "level2_runs"),
+	        (unsigned long long)stat_of(db, "level3_runs"));
+	return done(db);
+}
+
+static bool one_run_in_l2(cesium_db *db)
+{
+	return stat_of(db, "level0_runs") == 0 && stat_of(db, "level1_runs") == 0 &&
+	       stat_of(db, "level2_runs") == 1;
+}
+
+/* Once writes stop, a tree of several runs settles into one (here the two
+ * runs of L0, under the read-heavy trigger of 4, into L2) at the next read
+ * phase: every run costs each seek about the same. */
+static void test_tree_settles_once_writes_stop(void **state)
 {
 	(void)state;
 	char *dir = test_tmpdir("sched");
 	struct model m;
 	cesium_db *db = open_with_two_l0_runs(dir, "8", &m);
-	uint64_t deadline = now_ns() + 6000000000ull;
-	unsigned id = 0;
-	while ((stat_of(db, "level0_segments") != 0 || stat_of(db, "level1_runs") != 1) &&
-	       now_ns() < deadline) {
-		for (unsigned i = 0; i < 300; i++, id = (id + 7) % m.n)
-			get_one(db, id);
-		usleep(2000);
+	assert_true(read_until(db, &m, one_run_in_l2));
+	model_check(db, &m);
+	model_check_after_reopen(db, dir, &m);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
+static bool l0_folded(cesium_db *db)
+{
+	return stat_of(db, "level0_runs") == 0 && stat_of(db, "level1_runs") == 1 &&
+	       stat_of(db, "level3_runs") == 1;
+}
+
+/* Two small flushes on a large run (2 % of the tree, too little to settle
+ * it) are folded into L1 once writes stop, though under the read-heavy
+ * trigger of 4. */
+static void test_l0_folded_once_writes_stop(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("sched");
+	cesium_db *db = open_db(dir, "l0_compaction_trigger", "8", "l0_slowdown_trigger", "1000",
+	                        "l0_stop_trigger", "1000", NULL);
+	struct model m;
+	model_init(&m, 20000);
+	for (unsigned i = 0; i < m.n; i++)
+		model_put(db, &m, i, 1);
+	assert_int_equal(cesium_compact(db), 0);
+	for (unsigned part = 0; part < 2; part++) {
+		for (unsigned i = part * 200; i < part * 200 + 200; i++)
+			model_put(db, &m, i, 2);
+		assert_int_equal(cesium_flush(db), 0);
 	}
-	fprintf(stderr, "after the reads: L0 %llu segments, L1 %llu runs, L0 jobs %llu\n",
-	        (unsigned long long)stat_of(db, "level0_segments"),
-	        (unsigned long long)stat_of(db, "level1_runs"),
-	        (unsigned long long)stat_of(db, "compaction_l0_jobs"));
-	assert_int_equal(stat_of(db, "level0_segments"), 0);
-	assert_int_equal(stat_of(db, "level1_runs"), 1);
+	assert_int_equal(stat_of(db, "level0_runs"), 2);
+	assert_true(read_until(db, &m, l0_folded));
 	model_check(db, &m);
 	model_check_after_reopen(db, dir, &m);
 	free(m.gen);
@@ -811,6 +857,7 @@ int main(void)
 	    cmocka_unit_test(test_slowdown_when_sealed_memtables_pile_up),
 	    cmocka_unit_test(test_workload_detected_and_trigger_adapted),
 	    cmocka_unit_test(test_l0_folded_once_writes_stop),
+	    cmocka_unit_test(test_tree_settles_once_writes_stop),
 	    cmocka_unit_test(test_reactor_serves_messages_during_manifest_sync),
 	};
 	test_require_io_uring();
