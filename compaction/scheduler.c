@@ -779,8 +779,9 @@ static void sched_start_manual(struct scheduler *s)
  * one run, by one job over everything, because every run costs each seek
  * about the same however small it is. Only for trees of at most the second
  * leveled level's target (the rewrite is the whole tree), only when a tenth
- * or more of it lies outside its largest run (a small flush on a large run
- * is L0 folding's business), and never while writers are slowed by L0.
+ * or more of it lies outside its largest run or it has SCHED_SETTLE_RUNS
+ * runs (one small flush on a large run is L0 folding's business), and
+ * never while writers are slowed by L0.
  * The output level is the deepest non-empty one, at least L2, and deeper
  * if a leveled level's target would be exceeded.
  */
@@ -812,7 +813,7 @@ static int sched_settle_level(const struct scheduler *s)
 		}
 	}
 	uint64_t cap = policy_level_target(&cfg, VERSION_TIERED_LEVELS + 1);
-	if (runs < 2 || total > cap || (total - largest) * 10 < total)
+	if (runs < 2 || total > cap || ((total - largest) * 10 < total && runs < SCHED_SETTLE_RUNS))
 		return -1;
 	int out = deepest < 2 ? 2 : deepest;
 	while (out >= VERSION_TIERED_LEVELS && out < VERSION_LEVELS - 1 &&

@@ -56,8 +56,10 @@ enum sched_msg_type {
 
 #define SCHED_MAX_COMPACTORS 64
 #define SCHED_TICK_NS (1000u * 1000u * 1000u)
-/* Quiet ticks that regular merges wait for a settle (scheduler.c). */
+/* Quiet ticks that regular merges wait for a settle, and the runs that
+ * call for one however small (scheduler.c). */
 #define SCHED_SETTLE_WAIT_TICKS 3u
+#define SCHED_SETTLE_RUNS 4u
 
 /* A compaction job: inputs are referenced for the job's lifetime. It runs
  * as one or more parts (subcompactions by key range), committed together

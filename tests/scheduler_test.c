@@ -698,32 +698,62 @@ static void test_tree_settles_once_writes_stop(void **state)
 	free(dir);
 }
 
+/* A large run (one L3 run of a 20000-key model) under `flushes` small
+ * ones (200 keys each) in L0, with an L0 trigger of 8 (4 while reading). */
+static cesium_db *open_with_small_flushes(const char *dir, unsigned flushes, struct model *m)
+{
+	cesium_db *db = open_db(dir, "l0_compaction_trigger", "8", "l0_slowdown_trigger", "1000",
+	                        "l0_stop_trigger", "1000", NULL);
+	model_init(m, 20000);
+	for (unsigned i = 0; i < m->n; i++)
+		model_put(db, m, i, 1);
+	assert_int_equal(cesium_compact(db), 0);
+	for (unsigned part = 0; part < flushes; part++) {
+		for (unsigned i = part * 200; i < part * 200 + 200; i++)
+			model_put(db, m, i, 2);
+		assert_int_equal(cesium_flush(db), 0);
+	}
+	assert_int_equal(stat_of(db, "level0_runs"), flushes);
+	return db;
+}
+
+static bool one_run_in_l3(cesium_db *db)
+{
+	return stat_of(db, "level0_runs") == 0 && stat_of(db, "level1_runs") == 0 &&
+	       stat_of(db, "level2_runs") == 0 && stat_of(db, "level3_runs") == 1;
+}
+
+/* Three small flushes on a large run are 3 % of the tree, but 4 runs: the
+ * tree settles into one run (in L3, its deepest level). */
+static void test_many_small_runs_settle(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("sched");
+	struct model m;
+	cesium_db *db = open_with_small_flushes(dir, 3, &m);
+	assert_true(read_until(db, &m, one_run_in_l3));
+	model_check(db, &m);
+	model_check_after_reopen(db, dir, &m);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 static bool l0_folded(cesium_db *db)
 {
 	return stat_of(db, "level0_runs") == 0 && stat_of(db, "level1_runs") == 1 &&
 	       stat_of(db, "level3_runs") == 1;
 }
 
-/* Two small flushes on a large run (2 % of the tree, too little to settle
- * it) are folded into L1 once writes stop, though under the read-heavy
- * trigger of 4. */
+/* Two small flushes on a large run (2 % of the tree and 3 runs, too little
+ * to settle it) are folded into L1 once writes stop, though under the
+ * read-heavy trigger of 4. */
 static void test_l0_folded_once_writes_stop(void **state)
 {
 	(void)state;
 	char *dir = test_tmpdir("sched");
-	cesium_db *db = open_db(dir, "l0_compaction_trigger", "8", "l0_slowdown_trigger", "1000",
-	                        "l0_stop_trigger", "1000", NULL);
 	struct model m;
-	model_init(&m, 20000);
-	for (unsigned i = 0; i < m.n; i++)
-		model_put(db, &m, i, 1);
-	assert_int_equal(cesium_compact(db), 0);
-	for (unsigned part = 0; part < 2; part++) {
-		for (unsigned i = part * 200; i < part * 200 + 200; i++)
-			model_put(db, &m, i, 2);
-		assert_int_equal(cesium_flush(db), 0);
-	}
-	assert_int_equal(stat_of(db, "level0_runs"), 2);
+	cesium_db *db = open_with_small_flushes(dir, 2, &m);
 	assert_true(read_until(db, &m, l0_folded));
 	model_check(db, &m);
 	model_check_after_reopen(db, dir, &m);
@@ -858,6 +888,7 @@ int main(void)
 	    cmocka_unit_test(test_workload_detected_and_trigger_adapted),
 	    cmocka_unit_test(test_l0_folded_once_writes_stop),
 	    cmocka_unit_test(test_tree_settles_once_writes_stop),
+	    cmocka_unit_test(test_many_small_runs_settle),
 	    cmocka_unit_test(test_reactor_serves_messages_during_manifest_sync),
 	};
 	test_require_io_uring();
