@@ -777,43 +777,79 @@ static void sched_start_manual(struct scheduler *s)
  * Settling: once writes stop, a tree of several runs (a load leaves L0
  * segments, several L1 runs and the memtable's last flush) is merged into
  * one run, by one job over everything, because every run costs each seek
- * about the same however small it is. Only for trees of at most the second
- * leveled level's target (the rewrite is the whole tree), only when a tenth
- * or more of it lies outside its largest run or it has SCHED_SETTLE_RUNS
- * runs (one small flush on a large run is L0 folding's business), and
+ * about the same however small it is. Runs count only if their key range
+ * meets another's. Only for trees of at most the second leveled level's
+ * target (the rewrite is the whole tree), only when a tenth or more of it
+ * lies in such runs outside the largest, or there are SCHED_SETTLE_RUNS of
+ * them (one small flush on a large run is L0 folding's business), and
  * never while writers are slowed by L0.
  * The output level is the deepest non-empty one, at least L2, and deeper
  * if a leveled level's target would be exceeded.
  */
+struct sched_run {
+	keys_slice lo, hi; /* nskeys */
+	uint64_t bytes;
+};
+
+static bool sched_runs_overlap(const struct sched_run *a, const struct sched_run *b)
+{
+	return keys_compare_bytes(a->lo, b->hi) <= 0 && keys_compare_bytes(b->lo, a->hi) <= 0;
+}
+
 static int sched_settle_level(const struct scheduler *s)
 {
 	const struct version *v = s->version;
 	const cesium_options *o = s->db->opts;
 	if (s->quiet_ticks == 0 || v->nfiles[0] >= o->l0_slowdown_trigger)
 		return -1;
-	struct policy_config cfg = sched_config(s);
-	uint64_t total = 0, largest = 0;
-	size_t runs = 0;
+	size_t nfiles = 0;
+	for (int l = 0; l < VERSION_LEVELS; l++)
+		nfiles += v->nfiles[l];
+	struct sched_run *run = nfiles > 1 ? mem_alloc(nfiles * sizeof(*run)) : NULL;
+	if (!run)
+		return -1;
+	uint64_t total = 0;
+	size_t n = 0;
 	int deepest = 0;
 	for (int l = 0; l < VERSION_LEVELS; l++) {
-		uint64_t run = 0;
 		for (size_t i = 0; i < v->nfiles[l]; i++) {
 			const struct file_meta *f = v->files[l][i];
+			keys_slice lo =
+			    keys_ikey_nskey(keys_slice_of(f->smallest, f->smallest_len));
+			keys_slice hi = keys_ikey_nskey(keys_slice_of(f->largest, f->largest_len));
 			bool same = i > 0 && (l >= VERSION_TIERED_LEVELS ||
 			                      (l > 0 && f->run == v->files[l][i - 1]->run));
-			if (!same) {
-				runs++;
-				run = 0;
-			}
-			run += f->file_size;
+			if (!same)
+				run[n++] = (struct sched_run){lo, hi, 0};
+			struct sched_run *r = &run[n - 1];
+			if (keys_compare_bytes(lo, r->lo) < 0)
+				r->lo = lo;
+			if (keys_compare_bytes(hi, r->hi) > 0)
+				r->hi = hi;
+			r->bytes += f->file_size;
 			total += f->file_size;
-			if (run > largest)
-				largest = run;
 			deepest = l;
 		}
 	}
+	/* Only runs that share keys with another cost a read: the disjoint
+	 * runs of a key-ordered load are not worth a rewrite. */
+	size_t runs = 0;
+	uint64_t bytes = 0, largest = 0;
+	for (size_t a = 0; a < n; a++) {
+		bool overlaps = false;
+		for (size_t b = 0; b < n && !overlaps; b++)
+			overlaps = b != a && sched_runs_overlap(&run[a], &run[b]);
+		if (!overlaps)
+			continue;
+		runs++;
+		bytes += run[a].bytes;
+		if (run[a].bytes > largest)
+			largest = run[a].bytes;
+	}
+	mem_free(run);
+	struct policy_config cfg = sched_config(s);
 	uint64_t cap = policy_level_target(&cfg, VERSION_TIERED_LEVELS + 1);
-	if (runs < 2 || total > cap || ((total - largest) * 10 < total && runs < SCHED_SETTLE_RUNS))
+	if (runs < 2 || total > cap || ((bytes - largest) * 10 < total && runs < SCHED_SETTLE_RUNS))
 		return -1;
 	int out = deepest < 2 ? 2 : deepest;
 	while (out >= VERSION_TIERED_LEVELS && out < VERSION_LEVELS - 1 &&

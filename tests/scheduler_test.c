@@ -739,6 +739,39 @@ static void test_many_small_runs_settle(void **state)
 	free(dir);
 }
 
+static bool moved_to_l1(cesium_db *db)
+{
+	return stat_of(db, "level0_runs") == 0 && stat_of(db, "level1_runs") == 1 &&
+	       stat_of(db, "level2_runs") == 0;
+}
+
+/* Three flushes of disjoint key ranges (a key-ordered load) are runs that
+ * cost reads little: no settle (three runs in all would call for one);
+ * folding moves them to L1 as they are, without a rewrite. Three, below
+ * the read-heavy L0 trigger of 4, so that no regular L0 job moves them. */
+static void test_disjoint_runs_do_not_settle(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("sched");
+	cesium_db *db = open_db(dir, "l0_compaction_trigger", "8", "l0_slowdown_trigger", "1000",
+	                        "l0_stop_trigger", "1000", NULL);
+	struct model m;
+	model_init(&m, 1500);
+	for (unsigned part = 0; part < 3; part++) {
+		for (unsigned i = part * 500; i < part * 500 + 500; i++)
+			model_put(db, &m, i, 1);
+		assert_int_equal(cesium_flush(db), 0);
+	}
+	assert_int_equal(stat_of(db, "level0_runs"), 3);
+	assert_true(read_until(db, &m, moved_to_l1));
+	assert_int_equal(stat_of(db, "compaction_bytes_written"), 0);
+	model_check(db, &m);
+	model_check_after_reopen(db, dir, &m);
+	free(m.gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 static bool l0_folded(cesium_db *db)
 {
 	return stat_of(db, "level0_runs") == 0 && stat_of(db, "level1_runs") == 1 &&
@@ -889,6 +922,7 @@ int main(void)
 	    cmocka_unit_test(test_l0_folded_once_writes_stop),
 	    cmocka_unit_test(test_tree_settles_once_writes_stop),
 	    cmocka_unit_test(test_many_small_runs_settle),
+	    cmocka_unit_test(test_disjoint_runs_do_not_settle),
 	    cmocka_unit_test(test_reactor_serves_messages_during_manifest_sync),
 	};
 	test_require_io_uring();
