@@ -77,6 +77,17 @@ static void assert_same_shape(const struct shape *a, const struct shape *b)
 	}
 }
 
+/* The model holds, before and after a reopen; then the database and the
+ * model are gone. */
+static void check_reopen_and_remove(cesium_db *db, char *dir, struct model *m)
+{
+	model_check(db, m);
+	model_check_after_reopen(db, dir, m);
+	free(m->gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* Edits of many flushes accumulate in the MANIFEST: a reopen rebuilds the
  * same version, and only the new MANIFEST is left. */
 static void test_reopen_after_many_flushes_gives_same_version(void **state)
@@ -407,11 +418,7 @@ static void test_stop_behind_failing_compaction_fails_writes(void **state)
 	assert_true(stat_of(db, "compaction_jobs_completed") >= 1);
 	assert_writable(db, &m, 7, 9);
 	alarm(0);
-	model_check(db, &m);
-	model_check_after_reopen(db, dir, &m);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	check_reopen_and_remove(db, dir, &m);
 }
 
 /* Waits until no compaction runs and none is due; false after 20 s. */
@@ -474,11 +481,7 @@ static void test_sequential_load_moves_segments(void **state)
 	assert_int_equal(cesium_flush(db), 0);
 	assert_true(settle(db));
 	assert_true(stat_of(db, "compaction_bytes_written") > 0);
-	model_check(db, &m);
-	model_check_after_reopen(db, dir, &m);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	check_reopen_and_remove(db, dir, &m);
 }
 
 /* Delays every write to a segment file: a slow disk under the flushes. */
@@ -691,11 +694,7 @@ static void test_tree_settles_once_writes_stop(void **state)
 	struct model m;
 	cesium_db *db = open_with_two_l0_runs(dir, "8", &m);
 	assert_true(read_until(db, &m, one_run_in_l2));
-	model_check(db, &m);
-	model_check_after_reopen(db, dir, &m);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	check_reopen_and_remove(db, dir, &m);
 }
 
 /* A large run (one L3 run of a 20000-key model) under `flushes` small
@@ -732,11 +731,7 @@ static void test_many_small_runs_settle(void **state)
 	struct model m;
 	cesium_db *db = open_with_small_flushes(dir, 3, &m);
 	assert_true(read_until(db, &m, one_run_in_l3));
-	model_check(db, &m);
-	model_check_after_reopen(db, dir, &m);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	check_reopen_and_remove(db, dir, &m);
 }
 
 static bool moved_to_l1(cesium_db *db)
@@ -765,11 +760,7 @@ static void test_disjoint_runs_do_not_settle(void **state)
 	assert_int_equal(stat_of(db, "level0_runs"), 3);
 	assert_true(read_until(db, &m, moved_to_l1));
 	assert_int_equal(stat_of(db, "compaction_bytes_written"), 0);
-	model_check(db, &m);
-	model_check_after_reopen(db, dir, &m);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	check_reopen_and_remove(db, dir, &m);
 }
 
 static bool l0_folded(cesium_db *db)
@@ -788,11 +779,7 @@ static void test_l0_folded_once_writes_stop(void **state)
 	struct model m;
 	cesium_db *db = open_with_small_flushes(dir, 2, &m);
 	assert_true(read_until(db, &m, l0_folded));
-	model_check(db, &m);
-	model_check_after_reopen(db, dir, &m);
-	free(m.gen);
-	test_rmtree(dir);
-	free(dir);
+	check_reopen_and_remove(db, dir, &m);
 }
 
 /* State of the hooks below: static, so that a hook call racing its removal
