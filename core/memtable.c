@@ -14,18 +14,37 @@
 #define MEMTABLE_ARENA_BLOCK (16u * 1024u)
 
 /*
- * A node: fixed header, `height` next pointers, then the internal key and
- * the value, all in one arena allocation. Nodes are immutable once
- * published except for their next pointers.
+ * A node: fixed header, `height` links, then the internal key and the
+ * value, all in one arena allocation. Nodes are immutable once published
+ * except for their links.
  */
 struct memtable_node {
 	uint32_t key_len;   /* internal key bytes, height << MEMTABLE_KEYLEN_BITS */
 	uint32_t value_len;
-	/* Level i's successor. Atomic because inserts CAS them while readers
-	 * walk: a release CAS publishes the node's contents, readers load
-	 * with acquire. */
-	_Atomic(struct memtable_node *) next[];
+	/* Level i's link (see below). Atomic because inserts CAS them while
+	 * readers walk: a release CAS publishes the node's contents, readers
+	 * load with acquire. */
+	_Atomic uint64_t next[];
 };
+
+/*
+ * A link holds its successor's address in the low 48 bits and, in the top
+ * 16, a hint of the successor's nskey: the length d of the prefix it
+ * shares with this node's nskey (the head's counts as empty) and its byte
+ * at d. A search knows how many bytes the target shares with the node it
+ * stands on, and from that and the hint it can tell, without loading the
+ * successor, whether the target sorts before it: a level's last step, the
+ * one that goes down, then costs no cache miss, and neither do most steps
+ * over nodes that share less with the target than the current one does.
+ * d = MEMTABLE_NO_HINT when the successor's nskey has no byte at d (it
+ * equals this node's) or d does not fit: the search then compares keys.
+ * User-space addresses fit in 48 bits on x86-64 and arm64 (the kernel hands
+ * out higher ones only to a mapping that asks for them);
+ * memtable_node_new refuses any node that would not.
+ */
+#define MEMTABLE_ADDR_BITS 48
+#define MEMTABLE_ADDR_MASK ((UINT64_C(1) << MEMTABLE_ADDR_BITS) - 1)
+#define MEMTABLE_NO_HINT 0xffu
 
 struct memtable {
 	arena *arena;
@@ -38,6 +57,10 @@ struct memtable {
 	_Atomic uint32_t refs;
 	/* Statistic only: relaxed. */
 	_Atomic uint64_t entries;
+	/* The tallest node's height: searches start there. Relaxed: a stale
+	 * value only starts a search a level too low (every node is linked
+	 * at level 0) or at an empty level. */
+	_Atomic int height;
 	/*
 	 * A hash index for point lookups: a get walks one short chain (one or
 	 * two cache misses) instead of descending the skiplist (a miss per
@@ -95,42 +118,124 @@ static inline keys_slice memtable_node_value(const struct memtable_node *n)
 	return (keys_slice){ k.data + k.len, n->value_len };
 }
 
-/* keys_compare_bytes without the library call: skiplist searches compare
- * short keys dozens of times per insert, and comparing 8 bytes at a time
- * as big-endian words gives memcmp's order at a fraction of its cost. */
-static inline int memtable_compare_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
-                                         size_t blen)
+static inline struct memtable_node *memtable_link_node(uint64_t link)
 {
-	size_t n = alen < blen ? alen : blen;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t x = __builtin_bswap64(keys_get_u64le(a + i));
-		uint64_t y = __builtin_bswap64(keys_get_u64le(b + i));
-		if (x != y)
-			return x < y ? -1 : 1;
-	}
-	for (; i < n; i++) {
-		if (a[i] != b[i])
-			return a[i] < b[i] ? -1 : 1;
-	}
-	return alen < blen ? -1 : alen > blen ? 1 : 0;
+	return (struct memtable_node *)(uintptr_t)(link & MEMTABLE_ADDR_MASK);
 }
 
-/* <0 when node sorts before target, 0 when equal, >0 after. */
-static int memtable_cmp(const struct memtable_node *n, const struct memtable_target *t)
+static inline uint64_t memtable_link_load(const struct memtable_node *n, int level)
 {
-	keys_slice ik = memtable_node_ikey(n);
-	int c = memtable_compare_bytes(ik.data, ik.len - KEYS_TRAILER_SIZE, t->nskey.data,
-	                               t->nskey.len);
-	if (c != 0)
-		return c;
-	uint64_t tr = keys_get_u64le(ik.data + ik.len - KEYS_TRAILER_SIZE);
-	return tr > t->trailer ? -1 : tr < t->trailer ? 1 : 0;
+	return atomic_load_explicit(&((struct memtable_node *)n)->next[level],
+	                            memory_order_acquire);
 }
 
 static inline struct memtable_node *memtable_next(const struct memtable_node *n, int level)
 {
-	return atomic_load_explicit(&((struct memtable_node *)n)->next[level], memory_order_acquire);
+	return memtable_link_node(memtable_link_load(n, level));
+}
+
+/* The hint bits of a link to a node whose nskey is `nskey` from one that
+ * shares its first `lcp` bytes. */
+static inline uint64_t memtable_key_hint(keys_slice nskey, size_t lcp)
+{
+	if (lcp >= MEMTABLE_NO_HINT || lcp >= nskey.len)
+		return (uint64_t)MEMTABLE_NO_HINT << 56;
+	return (uint64_t)lcp << 56 | (uint64_t)nskey.data[lcp] << MEMTABLE_ADDR_BITS;
+}
+
+static inline uint64_t memtable_link(const struct memtable_node *n, uint64_t hint)
+{
+	return n ? (uint64_t)(uintptr_t)n | hint : 0;
+}
+
+/* Where a search stands at one level: prev sorts before the target and
+ * shares prev_lcp nskey bytes with it; link is prev's link there as read,
+ * to a node at or after the target (or none), whose hint from the target
+ * is next_hint. */
+struct memtable_step {
+	struct memtable_node *prev;
+	uint64_t link;
+	size_t prev_lcp;
+	uint64_t next_hint;
+};
+
+/* The length of the common prefix of a[0..n) and b[0..n), looked for from
+ * byte `from` on (the bytes before it are known equal). 8 bytes at a time:
+ * skiplist searches compare short keys dozens of times per insert. */
+static inline size_t memtable_lcp_bytes(const uint8_t *a, const uint8_t *b, size_t n, size_t from)
+{
+	size_t i = from;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x = keys_get_u64le(a + i) ^ keys_get_u64le(b + i);
+		if (x)
+			return i + (size_t)__builtin_ctzll(x) / 8;
+	}
+	while (i < n && a[i] == b[i])
+		i++;
+	return i;
+}
+
+/* Order of node n against t (<0: n first), the nskey bytes they share in
+ * *lcp, comparing from byte `from` on (the bytes before it are equal). */
+static int memtable_cmp_lcp(const struct memtable_node *n, const struct memtable_target *t,
+                            size_t from, size_t *lcp)
+{
+	keys_slice ik = memtable_node_ikey(n);
+	size_t nlen = ik.len - KEYS_TRAILER_SIZE, tlen = t->nskey.len;
+	size_t min = nlen < tlen ? nlen : tlen;
+	size_t i = memtable_lcp_bytes(ik.data, t->nskey.data, min, from);
+	*lcp = i;
+	if (i < min)
+		return ik.data[i] < t->nskey.data[i] ? -1 : 1;
+	if (nlen != tlen)
+		return nlen < tlen ? -1 : 1;
+	uint64_t tr = keys_get_u64le(ik.data + nlen);
+	return tr > t->trailer ? -1 : tr < t->trailer ? 1 : 0;
+}
+
+/*
+ * Order of link's node n against t (<0: n first), from the link's hint
+ * where it tells, loading n only where it does not. prev_lcp: the nskey
+ * bytes t shares with the link's owner, which sorts before t. Sets
+ * *n_lcp to the bytes t shares with n, and, when n sorts after t, *hint to
+ * the hint of a link from t to n.
+ */
+static inline int memtable_step_cmp(const struct memtable_target *t, size_t prev_lcp, uint64_t link,
+                                    size_t *n_lcp, uint64_t *hint)
+{
+	size_t d = (size_t)(link >> 56);
+	size_t from = 0;
+	if (d != MEMTABLE_NO_HINT && prev_lcp < t->nskey.len) {
+		/* t and n both sort after the owner p: t differs from p at
+		 * prev_lcp (t's byte the greater), n at d (n's byte the
+		 * greater, or p ends there). Whichever departs first from p
+		 * is the greater of the two. */
+		if (prev_lcp > d) {
+			*n_lcp = d;
+			*hint = link & ~MEMTABLE_ADDR_MASK;
+			return 1;
+		}
+		if (prev_lcp < d) {
+			*n_lcp = prev_lcp;
+			return -1;
+		}
+		unsigned nb = (unsigned)(link >> MEMTABLE_ADDR_BITS) & 0xffu;
+		unsigned tb = t->nskey.data[d];
+		if (tb != nb) {
+			*n_lcp = d;
+			*hint = link & ~MEMTABLE_ADDR_MASK;
+			return tb < nb ? 1 : -1;
+		}
+		from = d + 1;
+	}
+	const struct memtable_node *n = memtable_link_node(link);
+	int c = memtable_cmp_lcp(n, t, from, n_lcp);
+	if (c >= 0) { /* (equal only if a caller broke the unique-seq rule) */
+		keys_slice ik = memtable_node_ikey(n);
+		*hint =
+		    memtable_key_hint(keys_slice_of(ik.data, ik.len - KEYS_TRAILER_SIZE), *n_lcp);
+	}
+	return c;
 }
 
 static struct memtable_node *memtable_node_new(memtable *mt, int height, size_t key_len,
@@ -139,12 +244,12 @@ static struct memtable_node *memtable_node_new(memtable *mt, int height, size_t 
 	size_t size = sizeof(struct memtable_node) + (size_t)height * sizeof(void *) + key_len +
 	              value_len;
 	struct memtable_node *n = arena_alloc(mt->arena, size, alignof(struct memtable_node));
-	if (!n)
+	if (!n || (uintptr_t)n > MEMTABLE_ADDR_MASK) /* see MEMTABLE_ADDR_BITS */
 		return NULL;
 	n->key_len = (uint32_t)key_len | (uint32_t)height << MEMTABLE_KEYLEN_BITS;
 	n->value_len = (uint32_t)value_len;
 	for (int i = 0; i < height; i++)
-		atomic_init(&n->next[i], NULL);
+		atomic_init(&n->next[i], 0);
 	return n;
 }
 
@@ -182,12 +287,15 @@ static _Atomic uint64_t memtable_next_id = 1;
  * in the table with id `id`. Nodes are never unlinked, so while the caller
  * holds a reference on that table the pointers stay valid; an id that does
  * not match the table at hand means the hint is ignored. Sequential keys
- * then insert with two comparisons instead of a full descent. Thread-local
- * so that concurrent writers never share it.
+ * then insert with two comparisons instead of a full descent. lcp[i]: the
+ * nskey bytes prev[i] shares with the key inserted (SIZE_MAX when prev[i]
+ * is its node), from which those it shares with the next key follow.
+ * Thread-local so that concurrent writers never share it.
  */
 struct memtable_hint {
 	uint64_t id;
 	struct memtable_node *prev[MEMTABLE_MAX_HEIGHT];
+	size_t lcp[MEMTABLE_MAX_HEIGHT];
 };
 static _Thread_local struct memtable_hint memtable_hint;
 
@@ -230,6 +338,7 @@ int memtable_new(size_t capacity, memtable **out)
 	}
 	atomic_init(&mt->refs, 1);
 	atomic_init(&mt->entries, 0);
+	atomic_init(&mt->height, 1);
 	mt->id = atomic_fetch_add_explicit(&memtable_next_id, 1, memory_order_relaxed);
 	*out = mt;
 	mt = NULL;
@@ -267,7 +376,7 @@ static bool memtable_node_is(const struct memtable_node *n, keys_slice nskey)
 {
 	keys_slice ik = memtable_node_ikey(n);
 	return ik.len == nskey.len + KEYS_TRAILER_SIZE &&
-	       memtable_compare_bytes(ik.data, nskey.len, nskey.data, nskey.len) == 0;
+	       memtable_lcp_bytes(ik.data, nskey.data, nskey.len, 0) == nskey.len;
 }
 
 /*
@@ -305,35 +414,72 @@ static int memtable_hash_add(memtable *mt, _Atomic(struct memtable_hentry *) *b,
 	return 0;
 }
 
-/* Walks level from `before` (which sorts before t) to the last node < t. */
-static void memtable_splice(const struct memtable_target *t, struct memtable_node *before,
-                            int level, struct memtable_node **prev, struct memtable_node **next)
+/* Walks level from x, which sorts before t and shares lcp nskey bytes with
+ * it, to the last node before t, and records where it stopped in *st. */
+static inline void memtable_splice(const struct memtable_target *t, struct memtable_node *x,
+                                   size_t lcp, int level, struct memtable_step *st)
 {
-	struct memtable_node *x = before;
 	for (;;) {
-		struct memtable_node *n = memtable_next(x, level);
-		if (n && memtable_cmp(n, t) < 0) {
-			x = n;
+		uint64_t link = memtable_link_load(x, level);
+		size_t n_lcp = 0;
+		uint64_t hint = 0;
+		if (memtable_link_node(link) &&
+		    memtable_step_cmp(t, lcp, link, &n_lcp, &hint) < 0) {
+			x = memtable_link_node(link);
+			lcp = n_lcp;
 			continue;
 		}
-		*prev = x;
-		*next = n;
+		*st = (struct memtable_step){x, link, lcp, hint};
 		return;
 	}
 }
 
-/* Whether t goes right after hint->prev[0]: true for ascending inserts.
- * Costs at most two comparisons, on nodes this thread touched last. */
+/* Whether t goes right after hint->prev[0], which then shares *lcp nskey
+ * bytes with it: true for ascending inserts. Costs one comparison, with
+ * the node this thread inserted last, and mostly none with its successor. */
 static bool memtable_hint_fits(const memtable *mt, const struct memtable_hint *hint,
-                               const struct memtable_target *t)
+                               const struct memtable_target *t, size_t *lcp)
 {
 	if (hint->id != mt->id)
 		return false;
 	struct memtable_node *p = hint->prev[0];
-	if (p != mt->head && memtable_cmp(p, t) >= 0)
+	*lcp = 0;
+	if (p != mt->head && memtable_cmp_lcp(p, t, 0, lcp) >= 0)
 		return false;
-	struct memtable_node *n = memtable_next(p, 0);
-	return !n || memtable_cmp(n, t) > 0;
+	uint64_t link = memtable_link_load(p, 0);
+	size_t n_lcp;
+	uint64_t n_hint;
+	return !memtable_link_node(link) || memtable_step_cmp(t, *lcp, link, &n_lcp, &n_hint) > 0;
+}
+
+/* Finds where t goes at levels top-1 .. 0, into st. */
+static void memtable_search(memtable *mt, const struct memtable_target *t, int top,
+                            struct memtable_step *st)
+{
+	struct memtable_hint *hint = &memtable_hint;
+	size_t lcp;
+	if (memtable_hint_fits(mt, hint, t, &lcp)) {
+		/* Every hint node sorts at or before hint->prev[0], hence before
+		 * t, and is linked at its level: a valid start at each level.
+		 * Sorted keys share with an earlier one the least of what each
+		 * neighbour pair between them shares, so a hint node shares
+		 * with t what it shared with the last key, or less. */
+		for (int level = top - 1; level >= 0; level--) {
+			size_t l = hint->lcp[level] < lcp ? hint->lcp[level] : lcp;
+			memtable_splice(t, hint->prev[level], l, level, &st[level]);
+		}
+		return;
+	}
+	struct memtable_node *x = mt->head;
+	lcp = 0;
+	/* A node reachable at level i+1 is already linked at level i (links
+	 * go bottom up), so each level's search may start where the one above
+	 * stopped. */
+	for (int level = top - 1; level >= 0; level--) {
+		memtable_splice(t, x, lcp, level, &st[level]);
+		x = st[level].prev;
+		lcp = st[level].prev_lcp;
+	}
 }
 
 int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
@@ -371,42 +517,45 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 		memcpy(kp + klen, value.data, value.len);
 
 	struct memtable_target t = { nskey, keys_trailer(seq, kind) };
-	struct memtable_node *prev[MEMTABLE_MAX_HEIGHT];
-	struct memtable_node *next[MEMTABLE_MAX_HEIGHT];
-	struct memtable_hint *hint = &memtable_hint;
-	if (memtable_hint_fits(mt, hint, &t)) {
-		/* Every hint node sorts at or before hint->prev[0], hence before
-		 * t, and is linked at its level: a valid start at each level. */
-		for (int level = MEMTABLE_MAX_HEIGHT - 1; level >= 0; level--)
-			memtable_splice(&t, hint->prev[level], level, &prev[level], &next[level]);
-	} else {
-		struct memtable_node *x = mt->head;
-		/* A node reachable at level i+1 is already linked at level i
-		 * (links go bottom up), so each level's search may start where
-		 * the one above stopped. */
-		for (int level = MEMTABLE_MAX_HEIGHT - 1; level >= 0; level--) {
-			memtable_splice(&t, x, level, &prev[level], &next[level]);
-			x = prev[level];
-		}
-	}
+	struct memtable_step st[MEMTABLE_MAX_HEIGHT];
+	int top = atomic_load_explicit(&mt->height, memory_order_relaxed);
+	while (height > top &&
+	       !atomic_compare_exchange_weak_explicit(&mt->height, &top, height,
+	                                              memory_order_relaxed, memory_order_relaxed))
+		;
+	if (height > top)
+		top = height;
+	memtable_search(mt, &t, top, st);
 	for (int level = 0; level < height; level++) {
 		for (;;) {
-			struct memtable_node *expect = next[level];
-			atomic_store_explicit(&n->next[level], expect, memory_order_relaxed);
-			/* Release: a reader that reaches n through this pointer sees
-			 * its key, value and next pointer. */
-			if (atomic_compare_exchange_strong_explicit(&prev[level]->next[level], &expect, n,
-			                                            memory_order_release,
-			                                            memory_order_relaxed))
+			struct memtable_step *s = &st[level];
+			uint64_t expect = s->link;
+			atomic_store_explicit(
+			    &n->next[level],
+			    memtable_link(memtable_link_node(expect), s->next_hint),
+			    memory_order_relaxed);
+			/* Release: a reader that reaches n through this link sees
+			 * its key, value and links. */
+			if (atomic_compare_exchange_strong_explicit(
+			        &s->prev->next[level], &expect,
+			        memtable_link(n, memtable_key_hint(nskey, s->prev_lcp)),
+			        memory_order_release, memory_order_relaxed))
 				break;
 			/* Someone linked a node here first; the old prev still sorts
 			 * before us, so search on from it. */
-			memtable_splice(&t, prev[level], level, &prev[level], &next[level]);
+			memtable_splice(&t, s->prev, s->prev_lcp, level, s);
 		}
 	}
+	struct memtable_hint *hint = &memtable_hint;
 	hint->id = mt->id;
-	for (int level = 0; level < MEMTABLE_MAX_HEIGHT; level++)
-		hint->prev[level] = level < height ? n : prev[level];
+	for (int level = 0; level < top; level++) {
+		hint->prev[level] = level < height ? n : st[level].prev;
+		hint->lcp[level] = level < height ? SIZE_MAX : st[level].prev_lcp;
+	}
+	for (int level = top; level < MEMTABLE_MAX_HEIGHT; level++) {
+		hint->prev[level] = mt->head;
+		hint->lcp[level] = 0;
+	}
 	int rc = memtable_hash_add(mt, bucket, nskey, n);
 	if (rc)
 		return rc;
@@ -417,18 +566,11 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 /* First node >= t, or NULL. */
 static struct memtable_node *memtable_find_ge(const memtable *mt, const struct memtable_target *t)
 {
-	struct memtable_node *x = mt->head;
-	int level = MEMTABLE_MAX_HEIGHT - 1;
-	for (;;) {
-		struct memtable_node *n = memtable_next(x, level);
-		if (n && memtable_cmp(n, t) < 0) {
-			x = n;
-		} else {
-			if (level == 0)
-				return n;
-			level--;
-		}
-	}
+	struct memtable_step st = {mt->head, 0, 0, 0};
+	for (int level = atomic_load_explicit(&((memtable *)mt)->height, memory_order_relaxed) - 1;
+	     level >= 0; level--)
+		memtable_splice(t, st.prev, st.prev_lcp, level, &st);
+	return memtable_link_node(st.link);
 }
 
 int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,

@@ -291,6 +291,85 @@ static void random_inserts_match_sorted_model(void **state)
 	memtable_unref(mt);
 }
 
+/* A raw nskey for the search hints' edge cases: a run of one byte whose
+ * length straddles what a link's hint can hold (255), then a short tail of
+ * extreme bytes, so that keys are often prefixes of one another, share
+ * long prefixes, or are empty. */
+static size_t hint_key(uint64_t *rng, uint8_t *out)
+{
+	static const size_t runs[] = {0, 1, 3, 253, 254, 255, 256, 300};
+	static const uint8_t tail[] = {0x00, 0x01, 0x7f, 0xff};
+	size_t run = runs[test_rand(rng) % 8];
+	memset(out, test_rand(rng) % 2 ? 'p' : 0x00, run);
+	size_t n = test_rand(rng) % 4;
+	for (size_t i = 0; i < n; i++)
+		out[run + i] = tail[test_rand(rng) % 4];
+	return run + n;
+}
+
+enum { HINT_KEY_MAX = 304 + KEYS_TRAILER_SIZE };
+
+/* Inserts in random order, then a full scan and seeks to random targets
+ * must match a sorted model: the hints decide most comparisons of both. */
+static void hinted_search_matches_model(void **state)
+{
+	(void)state;
+	uint64_t rng = test_seed("memtable hints");
+	memtable *mt;
+	assert_int_equal(memtable_new(0, &mt), 0);
+	enum { N = 6000, SEEKS = 3000 };
+	uint8_t *keys = malloc((size_t)N * HINT_KEY_MAX);
+	keys_slice *model = malloc(N * sizeof(*model));
+	assert_non_null(keys);
+	assert_non_null(model);
+	for (size_t i = 0; i < N; i++) {
+		uint8_t *k = keys + i * HINT_KEY_MAX;
+		size_t klen = hint_key(&rng, k);
+		keys_put_u64le(k + klen, keys_trailer(i + 1, KEYS_KIND_VALUE));
+		model[i] = keys_slice_of(k, klen + KEYS_TRAILER_SIZE);
+		assert_int_equal(memtable_add(mt, i + 1, KEYS_KIND_VALUE, keys_slice_of(k, klen),
+		                              keys_slice_of(&i, sizeof(i))),
+		                 0);
+	}
+	qsort(model, N, sizeof(*model), cmp_ikey);
+	iter *it;
+	assert_int_equal(memtable_iter_new(mt, &it), 0);
+	iter_seek_first(it);
+	for (size_t i = 0; i < N; i++, iter_next(it)) {
+		assert_true(iter_valid(it));
+		assert_int_equal(iter_key(it).len, model[i].len);
+		assert_memory_equal(iter_key(it).data, model[i].data, model[i].len);
+	}
+	assert_false(iter_valid(it));
+	uint8_t target[HINT_KEY_MAX];
+	for (size_t s = 0; s < SEEKS; s++) {
+		size_t tlen = hint_key(&rng, target);
+		keys_put_u64le(target + tlen,
+		               keys_trailer(test_rand(&rng) % (N + 2), KEYS_KIND_VALUE));
+		keys_slice t = keys_slice_of(target, tlen + KEYS_TRAILER_SIZE);
+		size_t lo = 0, hi = N; /* the first model key >= t */
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (keys_compare_ikey(model[mid], t) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		iter_seek(it, t);
+		if (lo == N) {
+			assert_false(iter_valid(it));
+			continue;
+		}
+		assert_true(iter_valid(it));
+		assert_int_equal(iter_key(it).len, model[lo].len);
+		assert_memory_equal(iter_key(it).data, model[lo].data, model[lo].len);
+	}
+	iter_destroy(it);
+	free(model);
+	free(keys);
+	memtable_unref(mt);
+}
+
 enum { THREADS = 4, PER_THREAD = 25000 };
 
 struct writer {
@@ -446,14 +525,15 @@ static void concurrent_inserts_keep_every_key_in_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(iteration_orders_keys_then_versions_newest_first),
-		cmocka_unit_test(get_honours_snapshots_and_tombstones),
-		cmocka_unit_test(get_finds_newest_version_through_crowded_buckets),
-		cmocka_unit_test(add_rejects_bad_arguments),
-		cmocka_unit_test(iterator_seek_finds_first_ge),
-		cmocka_unit_test(iterator_holds_a_reference),
-		cmocka_unit_test(random_inserts_match_sorted_model),
-		cmocka_unit_test(concurrent_inserts_keep_every_key_in_order),
+	    cmocka_unit_test(iteration_orders_keys_then_versions_newest_first),
+	    cmocka_unit_test(get_honours_snapshots_and_tombstones),
+	    cmocka_unit_test(get_finds_newest_version_through_crowded_buckets),
+	    cmocka_unit_test(add_rejects_bad_arguments),
+	    cmocka_unit_test(iterator_seek_finds_first_ge),
+	    cmocka_unit_test(iterator_holds_a_reference),
+	    cmocka_unit_test(random_inserts_match_sorted_model),
+	    cmocka_unit_test(hinted_search_matches_model),
+	    cmocka_unit_test(concurrent_inserts_keep_every_key_in_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
