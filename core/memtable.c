@@ -238,14 +238,23 @@ static inline int memtable_step_cmp(const struct memtable_target *t, size_t prev
 	return c;
 }
 
+/* A node with room for its key and value, its links empty; NULL with the
+ * error set when out of memory. */
 static struct memtable_node *memtable_node_new(memtable *mt, int height, size_t key_len,
                                                size_t value_len)
 {
 	size_t size = sizeof(struct memtable_node) + (size_t)height * sizeof(void *) + key_len +
 	              value_len;
 	struct memtable_node *n = arena_alloc(mt->arena, size, alignof(struct memtable_node));
-	if (!n || (uintptr_t)n > MEMTABLE_ADDR_MASK) /* see MEMTABLE_ADDR_BITS */
+	if (!n) {
+		error_set(CESIUM_ENOMEM, "memtable: arena out of memory");
 		return NULL;
+	}
+	if ((uintptr_t)n > MEMTABLE_ADDR_MASK) { /* see MEMTABLE_ADDR_BITS */
+		error_set(CESIUM_ENOMEM, "memtable: memory at %p is above what a link can address",
+		          (void *)n);
+		return NULL;
+	}
 	n->key_len = (uint32_t)key_len | (uint32_t)height << MEMTABLE_KEYLEN_BITS;
 	n->value_len = (uint32_t)value_len;
 	for (int i = 0; i < height; i++)
@@ -333,7 +342,7 @@ int memtable_new(size_t capacity, memtable **out)
 	mt->bucket_mask = nb - 1;
 	mt->head = memtable_node_new(mt, MEMTABLE_MAX_HEIGHT, 0, 0);
 	if (!mt->head) {
-		rc = error_set(CESIUM_ENOMEM, "memtable: out of memory");
+		rc = CESIUM_ENOMEM; /* error set */
 		goto out;
 	}
 	atomic_init(&mt->refs, 1);
@@ -508,7 +517,7 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 	size_t klen = nskey.len + KEYS_TRAILER_SIZE;
 	struct memtable_node *n = memtable_node_new(mt, height, klen, value.len);
 	if (!n)
-		return error_set(CESIUM_ENOMEM, "memtable: arena out of memory");
+		return CESIUM_ENOMEM; /* error set */
 	uint8_t *kp = (uint8_t *)memtable_node_key(n, height);
 	if (nskey.len)
 		memcpy(kp, nskey.data, nskey.len);
