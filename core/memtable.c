@@ -75,6 +75,9 @@ struct memtable {
 
 struct memtable_hentry {
 	struct memtable_hentry *next; /* written before the push, never after */
+	/* The key's hash, fixed before the push: a chain walk skips other
+	 * keys' entries without loading their nodes, a cache miss each. */
+	uint64_t hash;
 	/* The key's newest node: only ever raised (CAS on its sequence), by
 	 * release, after that node is linked. */
 	_Atomic(struct memtable_node *) node;
@@ -376,9 +379,14 @@ void memtable_unref(memtable *mt)
 	mem_free(mt);
 }
 
-static _Atomic(struct memtable_hentry *) *memtable_bucket(const memtable *mt, keys_slice nskey)
+static uint64_t memtable_hash(keys_slice nskey)
 {
-	return &mt->buckets[XXH3_64bits(nskey.data, nskey.len) & mt->bucket_mask];
+	return XXH3_64bits(nskey.data, nskey.len);
+}
+
+static _Atomic(struct memtable_hentry *) *memtable_bucket(const memtable *mt, uint64_t hash)
+{
+	return &mt->buckets[hash & mt->bucket_mask];
 }
 
 static bool memtable_node_is(const struct memtable_node *n, keys_slice nskey)
@@ -396,11 +404,13 @@ static bool memtable_node_is(const struct memtable_node *n, keys_slice nskey)
  * new key racing may push two entries; readers consider every entry of
  * their key, so that only costs a few bytes.
  */
-static int memtable_hash_add(memtable *mt, _Atomic(struct memtable_hentry *) *b, keys_slice nskey,
-                             struct memtable_node *n)
+static int memtable_hash_add(memtable *mt, uint64_t hash, keys_slice nskey, struct memtable_node *n)
 {
+	_Atomic(struct memtable_hentry *) *b = memtable_bucket(mt, hash);
 	struct memtable_hentry *head = atomic_load_explicit(b, memory_order_acquire);
 	for (struct memtable_hentry *e = head; e; e = e->next) {
+		if (e->hash != hash)
+			continue;
 		struct memtable_node *cur = atomic_load_explicit(&e->node, memory_order_acquire);
 		if (!memtable_node_is(cur, nskey))
 			continue;
@@ -416,6 +426,7 @@ static int memtable_hash_add(memtable *mt, _Atomic(struct memtable_hentry *) *b,
 	if (!e)
 		return error_set(CESIUM_ENOMEM, "memtable: arena out of memory");
 	atomic_init(&e->node, n);
+	e->hash = hash;
 	do {
 		e->next = head;
 	} while (!atomic_compare_exchange_weak_explicit(b, &head, e, memory_order_acq_rel,
@@ -511,8 +522,8 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 
 	/* The bucket is a cache miss of its own: start it now, so that it
 	 * overlaps the skiplist descent instead of following it. */
-	_Atomic(struct memtable_hentry *) *bucket = memtable_bucket(mt, nskey);
-	__builtin_prefetch(bucket);
+	uint64_t hash = memtable_hash(nskey);
+	__builtin_prefetch(memtable_bucket(mt, hash));
 	int height = memtable_random_height();
 	size_t klen = nskey.len + KEYS_TRAILER_SIZE;
 	struct memtable_node *n = memtable_node_new(mt, height, klen, value.len);
@@ -565,7 +576,7 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 		hint->prev[level] = mt->head;
 		hint->lcp[level] = 0;
 	}
-	int rc = memtable_hash_add(mt, bucket, nskey, n);
+	int rc = memtable_hash_add(mt, hash, nskey, n);
 	if (rc)
 		return rc;
 	atomic_fetch_add_explicit(&mt->entries, 1, memory_order_relaxed);
@@ -599,9 +610,12 @@ int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum key
 	 * snapshot. */
 	const struct memtable_node *best = NULL;
 	uint64_t best_seq = 0;
+	uint64_t hash = memtable_hash(nskey);
 	const struct memtable_hentry *e =
-	    atomic_load_explicit(memtable_bucket(mt, nskey), memory_order_acquire);
+	    atomic_load_explicit(memtable_bucket(mt, hash), memory_order_acquire);
 	for (; e; e = e->next) {
+		if (e->hash != hash)
+			continue;
 		const struct memtable_node *n =
 		    atomic_load_explicit(&((struct memtable_hentry *)e)->node, memory_order_acquire);
 		if (!memtable_node_is(n, nskey))
