@@ -435,12 +435,22 @@ static int memtable_hash_add(memtable *mt, uint64_t hash, keys_slice nskey, stru
 }
 
 /* Walks level from x, which sorts before t and shares lcp nskey bytes with
- * it, to the last node before t, and records where it stopped in *st. */
+ * it, to the last node before t, and records where it stopped in *st.
+ * descent: a search from the head, whose next level starts where this
+ * one stops. */
 static inline void memtable_splice(const struct memtable_target *t, struct memtable_node *x,
-                                   size_t lcp, int level, struct memtable_step *st)
+                                   size_t lcp, int level, bool descent, struct memtable_step *st)
 {
 	for (;;) {
 		uint64_t link = memtable_link_load(x, level);
+		if (descent && level > 0) {
+			/* Where the search goes on if it goes down from x: the
+			 * hint mostly decides that without a miss, so the next
+			 * one is that node's, and starts now. */
+			struct memtable_node *down = memtable_next(x, level - 1);
+			if (down)
+				__builtin_prefetch(&down->next[level - 1]);
+		}
 		size_t n_lcp = 0;
 		uint64_t hint = 0;
 		if (memtable_link_node(link) &&
@@ -486,7 +496,7 @@ static void memtable_search(memtable *mt, const struct memtable_target *t, int t
 		 * with t what it shared with the last key, or less. */
 		for (int level = top - 1; level >= 0; level--) {
 			size_t l = hint->lcp[level] < lcp ? hint->lcp[level] : lcp;
-			memtable_splice(t, hint->prev[level], l, level, &st[level]);
+			memtable_splice(t, hint->prev[level], l, level, false, &st[level]);
 		}
 		return;
 	}
@@ -496,7 +506,7 @@ static void memtable_search(memtable *mt, const struct memtable_target *t, int t
 	 * go bottom up), so each level's search may start where the one above
 	 * stopped. */
 	for (int level = top - 1; level >= 0; level--) {
-		memtable_splice(t, x, lcp, level, &st[level]);
+		memtable_splice(t, x, lcp, level, true, &st[level]);
 		x = st[level].prev;
 		lcp = st[level].prev_lcp;
 	}
@@ -563,7 +573,7 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 				break;
 			/* Someone linked a node here first; the old prev still sorts
 			 * before us, so search on from it. */
-			memtable_splice(&t, s->prev, s->prev_lcp, level, s);
+			memtable_splice(&t, s->prev, s->prev_lcp, level, false, s);
 		}
 	}
 	struct memtable_hint *hint = &memtable_hint;
@@ -589,7 +599,7 @@ static struct memtable_node *memtable_find_ge(const memtable *mt, const struct m
 	struct memtable_step st = {mt->head, 0, 0, 0};
 	for (int level = atomic_load_explicit(&((memtable *)mt)->height, memory_order_relaxed) - 1;
 	     level >= 0; level--)
-		memtable_splice(t, st.prev, st.prev_lcp, level, &st);
+		memtable_splice(t, st.prev, st.prev_lcp, level, true, &st);
 	return memtable_link_node(st.link);
 }
 
