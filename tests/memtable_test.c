@@ -236,6 +236,41 @@ static int cmp_ikey(const void *a, const void *b)
 	return keys_compare_ikey(*x, *y);
 }
 
+/* Sorts the model of a table's internal keys, then checks that a full scan
+ * gives exactly them, in order, each entry also passing check (if any).
+ * Returns the iterator, for more checks. */
+static iter *scan_matches_model(memtable *mt, keys_slice *model, size_t n,
+                                void (*check)(keys_slice key, keys_slice value))
+{
+	qsort(model, n, sizeof(*model), cmp_ikey);
+	iter *it;
+	assert_int_equal(memtable_iter_new(mt, &it), 0);
+	iter_seek_first(it);
+	for (size_t i = 0; i < n; i++, iter_next(it)) {
+		assert_true(iter_valid(it));
+		keys_slice k = iter_key(it);
+		assert_int_equal(k.len, model[i].len);
+		assert_memory_equal(k.data, model[i].data, k.len);
+		if (check)
+			check(k, iter_value(it));
+	}
+	assert_false(iter_valid(it));
+	return it;
+}
+
+/* A value is its entry's sequence number; a tombstone has none. */
+static void value_is_seq(keys_slice k, keys_slice v)
+{
+	if (keys_ikey_kind(k) == KEYS_KIND_VALUE) {
+		uint64_t s;
+		assert_int_equal(v.len, 8);
+		memcpy(&s, v.data, 8);
+		assert_int_equal(s, keys_ikey_seq(k));
+	} else {
+		assert_int_equal(v.len, 0);
+	}
+}
+
 /* Random keys, versions and values come back in exactly sorted order. */
 static void random_inserts_match_sorted_model(void **state)
 {
@@ -264,28 +299,7 @@ static void random_inserts_match_sorted_model(void **state)
 		                              keys_slice_of(&seq, sizeof(seq))),
 		                 0);
 	}
-	qsort(model, N, sizeof(*model), cmp_ikey);
-	iter *it;
-	assert_int_equal(memtable_iter_new(mt, &it), 0);
-	iter_seek_first(it);
-	for (size_t i = 0; i < N; i++) {
-		assert_true(iter_valid(it));
-		keys_slice k = iter_key(it);
-		assert_int_equal(k.len, model[i].len);
-		assert_memory_equal(k.data, model[i].data, k.len);
-		keys_slice v = iter_value(it);
-		if (keys_ikey_kind(k) == KEYS_KIND_VALUE) {
-			uint64_t s;
-			assert_int_equal(v.len, 8);
-			memcpy(&s, v.data, 8);
-			assert_int_equal(s, keys_ikey_seq(k));
-		} else {
-			assert_int_equal(v.len, 0);
-		}
-		iter_next(it);
-	}
-	assert_false(iter_valid(it));
-	iter_destroy(it);
+	iter_destroy(scan_matches_model(mt, model, N, value_is_seq));
 	free(model);
 	free(keys);
 	memtable_unref(mt);
@@ -331,16 +345,7 @@ static void hinted_search_matches_model(void **state)
 		                              keys_slice_of(&i, sizeof(i))),
 		                 0);
 	}
-	qsort(model, N, sizeof(*model), cmp_ikey);
-	iter *it;
-	assert_int_equal(memtable_iter_new(mt, &it), 0);
-	iter_seek_first(it);
-	for (size_t i = 0; i < N; i++, iter_next(it)) {
-		assert_true(iter_valid(it));
-		assert_int_equal(iter_key(it).len, model[i].len);
-		assert_memory_equal(iter_key(it).data, model[i].data, model[i].len);
-	}
-	assert_false(iter_valid(it));
+	iter *it = scan_matches_model(mt, model, N, NULL);
 	uint8_t target[HINT_KEY_MAX];
 	for (size_t s = 0; s < SEEKS; s++) {
 		size_t tlen = hint_key(&rng, target);
