@@ -24,6 +24,7 @@
 #include "mem.h"
 #include "merge.h"
 #include "options.h"
+#include "park.h"
 #include "policy.h"
 #include "prefault.h"
 #include "reactor.h"
@@ -37,6 +38,15 @@
  * followers wait for a huge copy. */
 #define DB_MAX_GROUP_BYTES (1u << 20)
 #define DB_MAILBOX 64
+/* The longest a syncer gathers writers (db_sync_gather), whatever the
+ * last sync took: a sync that stalled for seconds must not make the next
+ * writers wait for half of that. */
+#define DB_SYNC_GATHER_MAX_NS 1000000u
+
+/* A writer's state word: queued, until it leads a group or another
+ * leader has written it (status and errmsg are set before DONE is stored,
+ * and the writer may return as soon as it sees DONE). */
+enum { DB_WRITER_QUEUED, DB_WRITER_LEADS, DB_WRITER_DONE };
 
 struct db_writer {
 	const uint8_t *rep;
@@ -44,10 +54,9 @@ struct db_writer {
 	uint32_t count;
 	bool sync;
 	bool flush; /* seal the active memtable, even if not full */
-	bool done;
 	int status;
 	char errmsg[ERROR_MSG_MAX];
-	pthread_cond_t cv;
+	park_word state; /* set under write_mu */
 	struct db_writer *next;
 };
 
@@ -636,16 +645,22 @@ static int db_sync_logs(cesium_db *db)
 struct db_group {
 	uint64_t gen, seq;
 	uint32_t count;
-	bool sync;   /* waits for a sync covering gen */
+	uint32_t writers; /* members, all of whom wait for the group */
+	bool sync;        /* waits for a sync covering gen */
 	bool sticky; /* a failure leaves the log ahead of what readers may see */
 	bool done;
 	int rc;
 	char errmsg[ERROR_MSG_MAX];
-	/* Its leader's own condition variable (idle since it left the write
-	 * queue): the leader waits here, woken alone. */
-	pthread_cond_t *cv;
+	/* Its leader sleeps on this word; wakers bump it under sync_mu. */
+	park_word wake;
 	struct db_group *next;
 };
+
+static void db_group_wake(struct db_group *g, struct park_batch *wakes)
+{
+	atomic_fetch_add_explicit(&g->wake, 1, memory_order_relaxed);
+	park_batch_add(wakes, &g->wake);
+}
 
 static bool db_group_needs_sync(const cesium_db *db, const struct db_group *g)
 {
@@ -657,9 +672,9 @@ static bool db_group_needs_sync(const cesium_db *db, const struct db_group *g)
  * group publishes its sequences unless it, or an earlier group after its
  * append, failed; then its leader is woken. Stops at the first group that
  * still needs a sync, and wakes that group's leader to run it if nobody
- * is syncing. Caller holds sync_mu.
+ * is syncing. Caller holds sync_mu and issues the wakes after releasing it.
  */
-static void db_complete_groups(cesium_db *db)
+static void db_complete_groups(cesium_db *db, struct park_batch *wakes)
 {
 	struct db_group *g;
 	while ((g = db->pending_head) && !db_group_needs_sync(db, g)) {
@@ -684,23 +699,57 @@ static void db_complete_groups(cesium_db *db)
 		if (!g->next)
 			db->pending_tail = NULL;
 		g->done = true;
-		pthread_cond_signal(g->cv);
+		db_group_wake(g, wakes);
 	}
 	if (g && !db->syncing)
-		pthread_cond_signal(g->cv);
+		db_group_wake(g, wakes);
 }
 
 /* Queues g after every earlier group. Called by its leader before it hands
  * the write queue on, so the list is in sequence order. */
 static void db_group_enqueue(cesium_db *db, struct db_group *g)
 {
+	bool gathered = false;
 	pthread_mutex_lock(&db->sync_mu);
 	if (db->pending_tail)
 		db->pending_tail->next = g;
 	else
 		db->pending_head = g;
 	db->pending_tail = g;
+	if (g->sync) {
+		db->sync_waiting += g->writers;
+		if (db->sync_gathering && db->sync_waiting >= db->sync_goal) {
+			atomic_fetch_add_explicit(&db->sync_gather_word, 1, memory_order_relaxed);
+			gathered = true;
+		}
+	}
 	pthread_mutex_unlock(&db->sync_mu);
+	if (gathered)
+		park_wake(&db->sync_gather_word);
+}
+
+/* Before a sync, under sync_mu: waits until as many writers are queued as
+ * the last sync served plus those that queued during it, or half the last
+ * sync's time (at most DB_SYNC_GATHER_MAX_NS) has passed. Without it, 2k
+ * writers settle into two cohorts of k, each queueing while the other's
+ * sync runs; gathered, they share one. A lone writer never waits: the goal
+ * is 1 and it is queued. */
+static void db_sync_gather(cesium_db *db)
+{
+	if (db->sync_waiting >= db->sync_goal)
+		return;
+	uint64_t wait = db->sync_last_ns / 2;
+	uint64_t now = db_now_ns(),
+	         deadline = now + (wait < DB_SYNC_GATHER_MAX_NS ? wait : DB_SYNC_GATHER_MAX_NS);
+	db->sync_gathering = true;
+	while (db->sync_waiting < db->sync_goal && now < deadline) {
+		uint32_t seen = atomic_load_explicit(&db->sync_gather_word, memory_order_relaxed);
+		pthread_mutex_unlock(&db->sync_mu);
+		park_wait_for(&db->sync_gather_word, seen, deadline - now);
+		pthread_mutex_lock(&db->sync_mu);
+		now = db_now_ns();
+	}
+	db->sync_gathering = false;
 }
 
 /*
@@ -711,22 +760,30 @@ static void db_group_enqueue(cesium_db *db, struct db_group *g)
  */
 static int db_group_wait(cesium_db *db, struct db_group *g)
 {
+	struct park_batch wakes = {0};
 	pthread_mutex_lock(&db->sync_mu);
-	db_complete_groups(db);
+	db_complete_groups(db, &wakes);
 	while (!g->done) {
 		if (db_group_needs_sync(db, g) && !db->syncing) {
 			db->syncing = true;
+			db_sync_gather(db);
+			uint32_t served = db->sync_waiting;
+			db->sync_waiting = 0;
 			uint64_t target = atomic_load_explicit(&db->appended_gen, memory_order_acquire);
 			pthread_mutex_unlock(&db->sync_mu);
+			park_batch_wake(&wakes);
 			uint64_t t0 = db_now_ns();
 			int rc = db_sync_logs(db);
-			atomic_fetch_add_explicit(&db->stats.log_sync_ns, db_now_ns() - t0,
+			uint64_t took = db_now_ns() - t0;
+			atomic_fetch_add_explicit(&db->stats.log_sync_ns, took,
 			                          memory_order_relaxed);
 			atomic_fetch_add_explicit(&db->stats.synced_groups, 1, memory_order_relaxed);
 			if (rc)
 				db_note_poison(db);
 			pthread_mutex_lock(&db->sync_mu);
 			db->syncing = false;
+			db->sync_goal = served + db->sync_waiting;
+			db->sync_last_ns = took;
 			if (rc) {
 				db->sync_error = rc;
 				snprintf(db->sync_errmsg, sizeof(db->sync_errmsg), "%s",
@@ -734,12 +791,17 @@ static int db_group_wait(cesium_db *db, struct db_group *g)
 			} else if (target > db->synced_gen) {
 				db->synced_gen = target;
 			}
-			db_complete_groups(db);
+			db_complete_groups(db, &wakes);
 			continue;
 		}
-		pthread_cond_wait(g->cv, &db->sync_mu);
+		uint32_t seen = atomic_load_explicit(&g->wake, memory_order_relaxed);
+		pthread_mutex_unlock(&db->sync_mu);
+		park_batch_wake(&wakes);
+		park_wait(&g->wake, seen);
+		pthread_mutex_lock(&db->sync_mu);
 	}
 	pthread_mutex_unlock(&db->sync_mu);
+	park_batch_wake(&wakes);
 	if (g->rc)
 		error_set(g->rc, "%s", g->errmsg);
 	return g->rc;
@@ -806,12 +868,9 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		if (rc)
 			return rc;
 	}
-	if (pthread_cond_init(&w.cv, NULL) != 0)
-		return error_set(CESIUM_ENOMEM, "cannot create a condition variable");
 	pthread_mutex_lock(&db->write_mu);
 	if (db->closing) {
 		pthread_mutex_unlock(&db->write_mu);
-		pthread_cond_destroy(&w.cv);
 		return error_set(CESIUM_ECLOSED, "database is closing");
 	}
 	if (db->queue_tail)
@@ -819,14 +878,18 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	else
 		db->queue_head = &w;
 	db->queue_tail = &w;
-	while (!w.done && db->queue_head != &w)
-		pthread_cond_wait(&w.cv, &db->write_mu);
-	if (w.done) {
+	if (db->queue_head != &w) {
 		pthread_mutex_unlock(&db->write_mu);
-		pthread_cond_destroy(&w.cv);
-		if (w.status)
-			error_set(w.status, "%s", w.errmsg);
-		return w.status;
+		uint32_t state;
+		while ((state = atomic_load_explicit(&w.state, memory_order_acquire)) ==
+		       DB_WRITER_QUEUED)
+			park_wait(&w.state, DB_WRITER_QUEUED);
+		if (state == DB_WRITER_DONE) {
+			if (w.status)
+				error_set(w.status, "%s", w.errmsg);
+			return w.status;
+		}
+		pthread_mutex_lock(&db->write_mu);
 	}
 
 	/* This writer leads a group. */
@@ -844,9 +907,10 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		gsync |= p->sync;
 		last = p;
 	}
-	uint32_t group_count = 0;
+	uint32_t group_count = 0, writers = 0;
 	for (struct db_writer *p = &w;; p = p->next) {
 		group_count += p->count;
+		writers++;
 		if (p == last)
 			break;
 	}
@@ -865,23 +929,28 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	struct db_group g = {.gen = gen,
 	                     .seq = seq,
 	                     .count = group_count,
+	                     .writers = writers,
 	                     .sync = gsync,
 	                     .sticky = sticky,
-	                     .rc = rc,
-	                     .cv = &w.cv};
+	                     .rc = rc};
 	if (rc)
 		snprintf(g.errmsg, sizeof(g.errmsg), "%s", cesium_errmsg());
 	db_group_enqueue(db, &g);
 
 	/* The next group may append now, while this one waits for its sync:
 	 * that is what lets one fdatasync serve many groups. */
+	struct park_batch wakes = {0};
 	pthread_mutex_lock(&db->write_mu);
 	db->queue_head = last->next;
-	if (!db->queue_head)
+	if (!db->queue_head) {
 		db->queue_tail = NULL;
-	else
-		pthread_cond_signal(&db->queue_head->cv);
+	} else {
+		atomic_store_explicit(&db->queue_head->state, DB_WRITER_LEADS,
+		                      memory_order_release);
+		park_batch_add(&wakes, &db->queue_head->state);
+	}
 	pthread_mutex_unlock(&db->write_mu);
+	park_batch_wake(&wakes);
 
 	rc = db_group_wait(db, &g);
 
@@ -890,18 +959,17 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	 * harmless, a reused number in a log record that did land is not. */
 	if (rc && sticky)
 		db_note_bg_error(db, rc);
-	for (struct db_writer *p = &w;; p = p->next) {
+	for (struct db_writer *p = w.next, *next; p && &w != last; p = next) {
+		/* p may return once it sees DONE: read what is needed first. */
+		next = p == last ? NULL : p->next;
 		p->status = rc;
-		p->done = true;
-		if (rc && p != &w)
+		if (rc)
 			snprintf(p->errmsg, sizeof(p->errmsg), "%s", cesium_errmsg());
-		if (p != &w)
-			pthread_cond_signal(&p->cv);
-		if (p == last)
-			break;
+		atomic_store_explicit(&p->state, DB_WRITER_DONE, memory_order_release);
+		park_batch_add(&wakes, &p->state);
 	}
 	pthread_mutex_unlock(&db->write_mu);
-	pthread_cond_destroy(&w.cv);
+	park_batch_wake(&wakes);
 	return rc;
 }
 

@@ -25,6 +25,7 @@
 #include "epoch.h"
 #include "error.h"
 #include "memtable.h"
+#include "park.h"
 #include "segment.h"
 #include "version.h"
 
@@ -121,6 +122,16 @@ struct cesium_db {
 	_Atomic uint64_t appended_gen; /* every group up to it is in the logs */
 	uint64_t synced_gen;           /* every group up to it is durable */
 	bool syncing;                  /* a leader is in db_sync_logs */
+	/* Gathering before a sync (sync_mu): the writers the last sync served
+	 * plus those that queued meanwhile estimate how many write with sync
+	 * at once (sync_goal); the next syncer waits, at most half as long as
+	 * the last sync took, until that many are queued, so that they share
+	 * one sync instead of alternating between two. */
+	uint32_t sync_waiting; /* writers in sync groups queued since the last sync began */
+	uint32_t sync_goal;
+	uint64_t sync_last_ns;
+	bool sync_gathering;
+	park_word sync_gather_word;    /* bumped when sync_goal is reached */
 	int sync_error;                /* sticky: a group sync failed */
 	char sync_errmsg[ERROR_MSG_MAX];
 	int publish_error; /* sticky: a group failed after its append */

@@ -36,9 +36,10 @@ MESON_TEST_ARGS=()
 run_build release -Dbuildtype=release
 run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 # ThreadSanitizer on the tests where threads meet: lock-free memtable and
-# mailbox, epochs, the reactor, the cache, the prefault actor, the db under
-# concurrent use, and background compaction (scheduler, compactors, stalls).
-MESON_TEST_ARGS=(epoch memtable arena mailbox reactor waiter cache cleanup prefault db multiget flush scheduler compactor api compaction)
+# mailbox, epochs, futex parking, the reactor, the cache, the prefault actor,
+# the db under concurrent use, and background compaction (scheduler,
+# compactors, stalls).
+MESON_TEST_ARGS=(epoch park memtable arena mailbox reactor waiter cache cleanup prefault db multiget flush scheduler compactor api compaction)
 export TSAN_OPTIONS="halt_on_error=1"
 run_build tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
 # Each libFuzzer target for a bounded time over its corpus and the kept
