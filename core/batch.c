@@ -78,17 +78,6 @@ static int batch_reserve(cesium_batch *b, size_t more)
 	return 0;
 }
 
-static size_t batch_put_varint32(uint8_t *p, uint32_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 static int batch_check(const char *what, const void *key, size_t klen, const void *val,
                        size_t vlen, enum keys_kind kind)
 {
@@ -121,11 +110,11 @@ static int batch_add(cesium_batch *b, enum keys_kind kind, uint64_t ns, const vo
 		return rc;
 	uint8_t *p = b->rep + b->len;
 	*p++ = (uint8_t)kind;
-	p += batch_put_varint32(p, (uint32_t)nsk);
+	p += keys_put_varint(p, (uint32_t)nsk);
 	keys_make_nskey(p, ns, key, klen);
 	p += nsk;
 	if (kind == KEYS_KIND_VALUE) {
-		p += batch_put_varint32(p, (uint32_t)vlen);
+		p += keys_put_varint(p, (uint32_t)vlen);
 		if (vlen)
 			memcpy(p, val, vlen);
 		p += vlen;
@@ -238,20 +227,11 @@ void batch_fini(cesium_batch *b)
 /* Decodes a varint32 from [*pos, len); false when truncated or too long. */
 static bool batch_get_varint32(const uint8_t *rep, size_t len, size_t *pos, uint32_t *out)
 {
-	uint32_t v = 0;
-	for (unsigned shift = 0; shift <= 28; shift += 7) {
-		if (*pos >= len)
-			return false;
-		uint8_t byte = rep[(*pos)++];
-		if (shift == 28 && byte > 0x0f)
-			return false; /* more than 32 bits */
-		v |= (uint32_t)(byte & 0x7f) << shift;
-		if (!(byte & 0x80)) {
-			*out = v;
-			return true;
-		}
-	}
-	return false;
+	const uint8_t *after;
+	if (!keys_get_varint32(rep + *pos, rep + len, &after, out))
+		return false;
+	*pos = (size_t)(after - rep);
+	return true;
 }
 
 struct batch_entry {

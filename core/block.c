@@ -27,17 +27,6 @@ static int block_reserve(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-static size_t block_put_varint(uint8_t *p, uint32_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 int block_builder_add(block_builder *b, keys_slice key, keys_slice value)
 {
 	if (key.len > UINT32_MAX || value.len > UINT32_MAX)
@@ -66,9 +55,9 @@ int block_builder_add(block_builder *b, keys_slice key, keys_slice value)
 	    block_reserve(&b->last_key, &b->last_cap, key.len ? key.len : 1))
 		return CESIUM_ENOMEM;
 	uint8_t *p = b->buf + b->len;
-	p += block_put_varint(p, (uint32_t)shared);
-	p += block_put_varint(p, (uint32_t)non_shared);
-	p += block_put_varint(p, (uint32_t)value.len);
+	p += keys_put_varint(p, (uint32_t)shared);
+	p += keys_put_varint(p, (uint32_t)non_shared);
+	p += keys_put_varint(p, (uint32_t)value.len);
 	if (non_shared)
 		memcpy(p, key.data + shared, non_shared);
 	p += non_shared;
@@ -139,31 +128,6 @@ static void block_corrupt(struct block_iter *it, const char *why, size_t off)
 	it->cur = it->restarts_off;
 }
 
-static inline bool block_get_varint(const uint8_t *p, const uint8_t *end, const uint8_t **after,
-                                    uint32_t *v)
-{
-	/* Shared and non-shared lengths of small keys, and values under 128
-	 * bytes, fit one byte: decode those without the loop. */
-	if (p < end && *p < 0x80) {
-		*v = *p;
-		*after = p + 1;
-		return true;
-	}
-	uint32_t r = 0;
-	for (int shift = 0; shift <= 28 && p < end; shift += 7) {
-		uint32_t byte = *p++;
-		if (shift == 28 && byte > 0x0f)
-			return false;
-		r |= (byte & 0x7f) << shift;
-		if (!(byte & 0x80)) {
-			*v = r;
-			*after = p;
-			return true;
-		}
-	}
-	return false;
-}
-
 static bool block_key_reserve(struct block_iter *it, size_t need)
 {
 	if (need <= it->key_cap)
@@ -189,8 +153,8 @@ static bool block_parse_at(struct block_iter *it, size_t off)
 	const uint8_t *end = it->data + it->restarts_off;
 	const uint8_t *p = it->data + off;
 	uint32_t shared, non_shared, vlen;
-	if (!block_get_varint(p, end, &p, &shared) || !block_get_varint(p, end, &p, &non_shared) ||
-	    !block_get_varint(p, end, &p, &vlen)) {
+	if (!keys_get_varint32(p, end, &p, &shared) ||
+	    !keys_get_varint32(p, end, &p, &non_shared) || !keys_get_varint32(p, end, &p, &vlen)) {
 		block_corrupt(it, "truncated entry header", off);
 		return false;
 	}
@@ -265,8 +229,8 @@ bool block_iter_restart_key(struct block_iter *it, uint32_t i, keys_slice *key)
 	const uint8_t *end = it->data + it->restarts_off;
 	const uint8_t *p = it->data + off;
 	uint32_t shared, non_shared, vlen;
-	if (!block_get_varint(p, end, &p, &shared) || !block_get_varint(p, end, &p, &non_shared) ||
-	    !block_get_varint(p, end, &p, &vlen)) {
+	if (!keys_get_varint32(p, end, &p, &shared) ||
+	    !keys_get_varint32(p, end, &p, &non_shared) || !keys_get_varint32(p, end, &p, &vlen)) {
 		block_corrupt(it, "truncated entry header", off);
 		return false;
 	}

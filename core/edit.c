@@ -6,8 +6,6 @@
 #include "keys.h"
 #include "mem.h"
 
-#define EDIT_VARINT_MAX 10
-
 void edit_init(struct edit *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -103,20 +101,9 @@ int edit_delete_file(struct edit *e, int level, uint64_t number)
 
 /* ---- encoding ---- */
 
-static size_t edit_put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 static size_t edit_put_bytes(uint8_t *p, const uint8_t *b, size_t n)
 {
-	size_t k = edit_put_varint(p, n);
+	size_t k = keys_put_varint(p, n);
 	memcpy(p + k, b, n);
 	return k + n;
 }
@@ -124,51 +111,51 @@ static size_t edit_put_bytes(uint8_t *p, const uint8_t *b, size_t n)
 int edit_encode(const struct edit *e, uint8_t **out, size_t *len)
 {
 	/* Upper bound: every varint at its longest. */
-	size_t cap = 3 * (1 + EDIT_VARINT_MAX) + 1;
-	cap += e->ndeleted * (1 + 1 + EDIT_VARINT_MAX);
+	size_t cap = 3 * (1 + KEYS_MAX_VARINT) + 1;
+	cap += e->ndeleted * (1 + 1 + KEYS_MAX_VARINT);
 	for (size_t i = 0; i < e->nadded; i++) {
 		const struct file_desc *f = &e->added[i];
 		if (edit_check_file(f))
 			return error_set(CESIUM_EINVAL, "edit: file %llu: %s",
 			                 (unsigned long long)f->number, edit_check_file(f));
-		cap += 1 + 1 + 9 * EDIT_VARINT_MAX + f->smallest_len + f->largest_len;
+		cap += 1 + 1 + 9 * KEYS_MAX_VARINT + f->smallest_len + f->largest_len;
 	}
 	uint8_t *buf = mem_alloc(cap);
 	if (!buf)
 		return error_set(CESIUM_ENOMEM, "edit: out of memory encoding %zu bytes", cap);
 	size_t n = 0;
 	if (e->has_log_number) {
-		n += edit_put_varint(buf + n, EDIT_TAG_LOG_NUMBER);
-		n += edit_put_varint(buf + n, e->log_number);
+		n += keys_put_varint(buf + n, EDIT_TAG_LOG_NUMBER);
+		n += keys_put_varint(buf + n, e->log_number);
 	}
 	if (e->has_next_file_number) {
-		n += edit_put_varint(buf + n, EDIT_TAG_NEXT_FILE);
-		n += edit_put_varint(buf + n, e->next_file_number);
+		n += keys_put_varint(buf + n, EDIT_TAG_NEXT_FILE);
+		n += keys_put_varint(buf + n, e->next_file_number);
 	}
 	if (e->has_last_seq) {
-		n += edit_put_varint(buf + n, EDIT_TAG_LAST_SEQ);
-		n += edit_put_varint(buf + n, e->last_seq);
+		n += keys_put_varint(buf + n, EDIT_TAG_LAST_SEQ);
+		n += keys_put_varint(buf + n, e->last_seq);
 	}
 	for (size_t i = 0; i < e->ndeleted; i++) {
-		n += edit_put_varint(buf + n, EDIT_TAG_DELETED);
+		n += keys_put_varint(buf + n, EDIT_TAG_DELETED);
 		buf[n++] = (uint8_t)e->deleted[i].level;
-		n += edit_put_varint(buf + n, e->deleted[i].number);
+		n += keys_put_varint(buf + n, e->deleted[i].number);
 	}
 	for (size_t i = 0; i < e->nadded; i++) {
 		const struct file_desc *f = &e->added[i];
-		n += edit_put_varint(buf + n, EDIT_TAG_ADDED);
+		n += keys_put_varint(buf + n, EDIT_TAG_ADDED);
 		buf[n++] = (uint8_t)f->level;
-		n += edit_put_varint(buf + n, f->number);
-		n += edit_put_varint(buf + n, f->file_size);
+		n += keys_put_varint(buf + n, f->number);
+		n += keys_put_varint(buf + n, f->file_size);
 		n += edit_put_bytes(buf + n, f->smallest, f->smallest_len);
 		n += edit_put_bytes(buf + n, f->largest, f->largest_len);
-		n += edit_put_varint(buf + n, f->min_seq);
-		n += edit_put_varint(buf + n, f->max_seq);
-		n += edit_put_varint(buf + n, f->entries);
-		n += edit_put_varint(buf + n, f->tombstones);
-		n += edit_put_varint(buf + n, f->run);
+		n += keys_put_varint(buf + n, f->min_seq);
+		n += keys_put_varint(buf + n, f->max_seq);
+		n += keys_put_varint(buf + n, f->entries);
+		n += keys_put_varint(buf + n, f->tombstones);
+		n += keys_put_varint(buf + n, f->run);
 	}
-	n += edit_put_varint(buf + n, EDIT_TAG_END);
+	n += keys_put_varint(buf + n, EDIT_TAG_END);
 	*out = buf;
 	*len = n;
 	return 0;

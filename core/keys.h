@@ -78,6 +78,47 @@ static inline uint32_t keys_get_u32le(const uint8_t *p)
 	return v;
 }
 
+/* Varints (7 bits a byte, low bits first, the top bit set on every byte
+ * but the last), as the batch, block and MANIFEST encodings use them.
+ * Writes v at p (at most KEYS_MAX_VARINT bytes) and returns the length. */
+#define KEYS_MAX_VARINT 10
+static inline size_t keys_put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Decodes a varint of at most 32 bits from [p, end) into *v and sets
+ * *after past it; false if it is truncated or longer than 32 bits. */
+static inline bool keys_get_varint32(const uint8_t *p, const uint8_t *end, const uint8_t **after,
+                                     uint32_t *v)
+{
+	/* Lengths under 128 fit one byte: decode those without the loop. */
+	if (p < end && *p < 0x80) {
+		*v = *p;
+		*after = p + 1;
+		return true;
+	}
+	uint32_t r = 0;
+	for (int shift = 0; shift <= 28 && p < end; shift += 7) {
+		uint32_t byte = *p++;
+		if (shift == 28 && byte > 0x0f)
+			return false;
+		r |= (byte & 0x7f) << shift;
+		if (!(byte & 0x80)) {
+			*v = r;
+			*after = p;
+			return true;
+		}
+	}
+	return false;
+}
+
 static inline uint64_t keys_trailer(uint64_t seq, enum keys_kind kind)
 {
 	return seq << 8 | (uint64_t)kind;

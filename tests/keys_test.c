@@ -66,6 +66,41 @@ static void test_fixed_width_integers_round_trip(void **state)
 	}
 }
 
+/* Varints: the boundaries take the lengths the format promises (1 byte
+ * below 128, 5 for a u32, 10 for a u64), 32-bit values read back, and the
+ * 32-bit decoder refuses a truncated varint, one past 32 bits and one at
+ * the very end of its input, never reading past it. */
+static void test_varints_round_trip_and_refuse_bad_input(void **state)
+{
+	(void)state;
+	uint64_t s = test_seed("keys_varint");
+	uint8_t b[KEYS_MAX_VARINT + 1];
+	const uint8_t *after;
+	uint32_t v;
+	assert_int_equal(keys_put_varint(b, 0), 1);
+	assert_int_equal(keys_put_varint(b, 127), 1);
+	assert_int_equal(keys_put_varint(b, 128), 2);
+	assert_int_equal(b[0], 0x80);
+	assert_int_equal(b[1], 0x01);
+	assert_int_equal(keys_put_varint(b, UINT32_MAX), 5);
+	assert_true(keys_get_varint32(b, b + 5, &after, &v));
+	assert_true(v == UINT32_MAX && after == b + 5);
+	assert_false(keys_get_varint32(b, b + 4, &after, &v)); /* truncated */
+	assert_false(keys_get_varint32(b, b, &after, &v));     /* empty */
+	assert_int_equal(keys_put_varint(b, UINT64_C(1) << 32), 5);
+	assert_false(keys_get_varint32(b, b + 5, &after, &v)); /* 33 bits */
+	assert_int_equal(keys_put_varint(b, UINT64_MAX), KEYS_MAX_VARINT);
+	assert_false(keys_get_varint32(b, b + KEYS_MAX_VARINT, &after, &v));
+	for (int i = 0; i < 1000; i++) {
+		uint32_t x = (uint32_t)(test_rand(&s) >> (test_rand(&s) % 32));
+		size_t n = keys_put_varint(b, x);
+		b[n] = 0xff; /* whatever follows is not read */
+		assert_true(keys_get_varint32(b, b + n + 1, &after, &v));
+		assert_int_equal(v, x);
+		assert_true(after == b + n);
+	}
+}
+
 /* A trailer is seq << 8 | kind: both come back from an internal key,
  * including the largest sequence number and both kinds. */
 static void test_trailer_packs_sequence_and_kind(void **state)
@@ -261,6 +296,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixed_width_integers_round_trip),
+	    cmocka_unit_test(test_varints_round_trip_and_refuse_bad_input),
 	    cmocka_unit_test(test_trailer_packs_sequence_and_kind),
 	    cmocka_unit_test(test_nskey_and_ikey_round_trip),
 	    cmocka_unit_test(test_compare_bytes_orders_prefixes_and_high_bytes),
