@@ -146,39 +146,58 @@ static bool block_key_reserve(struct block_iter *it, size_t need)
 	return true;
 }
 
-/* Decodes the entry at off on top of the current key (key_len bytes of
- * which the entry may share). */
-static bool block_parse_at(struct block_iter *it, size_t off)
+/* An entry's header: how much of the key before it the key shares, the
+ * unshared bytes that follow at p, then the value's. */
+struct block_entry {
+	const uint8_t *p;
+	uint32_t shared, non_shared, vlen;
+};
+
+/* Decodes and checks the header of the entry at off, which may share at
+ * most max_shared bytes; false (with the iterator failed) on corruption. */
+static inline bool block_entry_at(struct block_iter *it, size_t off, size_t max_shared,
+                                  struct block_entry *e)
 {
 	const uint8_t *end = it->data + it->restarts_off;
 	const uint8_t *p = it->data + off;
-	uint32_t shared, non_shared, vlen;
-	if (!keys_get_varint32(p, end, &p, &shared) ||
-	    !keys_get_varint32(p, end, &p, &non_shared) || !keys_get_varint32(p, end, &p, &vlen)) {
+	if (!keys_get_varint32(p, end, &p, &e->shared) ||
+	    !keys_get_varint32(p, end, &p, &e->non_shared) ||
+	    !keys_get_varint32(p, end, &p, &e->vlen)) {
 		block_corrupt(it, "truncated entry header", off);
 		return false;
 	}
 	size_t avail = (size_t)(end - p);
-	if (shared > it->key_len || non_shared > avail || vlen > avail - non_shared) {
+	if (e->shared > max_shared || e->non_shared > avail || e->vlen > avail - e->non_shared) {
 		block_corrupt(it, "entry out of bounds", off);
 		return false;
 	}
-	size_t klen = (size_t)shared + non_shared;
-	if (it->ikeys && klen < KEYS_TRAILER_SIZE) {
+	if (it->ikeys && (size_t)e->shared + e->non_shared < KEYS_TRAILER_SIZE) {
 		block_corrupt(it, "internal key shorter than its trailer", off);
 		return false;
 	}
+	e->p = p;
+	return true;
+}
+
+/* Decodes the entry at off on top of the current key (key_len bytes of
+ * which the entry may share). */
+static bool block_parse_at(struct block_iter *it, size_t off)
+{
+	struct block_entry e;
+	if (!block_entry_at(it, off, it->key_len, &e))
+		return false;
+	size_t klen = (size_t)e.shared + e.non_shared;
 	if (!block_key_reserve(it, klen)) {
 		it->status =
 		    error_set(CESIUM_ENOMEM, "block: out of memory for a %zu-byte key", klen);
 		it->cur = it->restarts_off;
 		return false;
 	}
-	memcpy(it->key + shared, p, non_shared);
+	memcpy(it->key + e.shared, e.p, e.non_shared);
 	it->key_len = klen;
-	it->value = keys_slice_of(p + non_shared, vlen);
+	it->value = keys_slice_of(e.p + e.non_shared, e.vlen);
 	it->cur = off;
-	it->next_off = (size_t)(p + non_shared + vlen - it->data);
+	it->next_off = (size_t)(e.p + e.non_shared + e.vlen - it->data);
 	return true;
 }
 
@@ -216,9 +235,8 @@ static int block_cmp(const struct block_iter *it, keys_slice a, keys_slice b)
 }
 
 /* The key of restart entry i, read in place: a restart entry shares
- * nothing, so the binary search of a seek needs no copy. Checks exactly
- * what block_parse_at checks; false (with the iterator failed) on
- * corruption. */
+ * nothing, so the binary search of a seek needs no copy. False (with the
+ * iterator failed) on corruption. */
 bool block_iter_restart_key(struct block_iter *it, uint32_t i, keys_slice *key)
 {
 	uint32_t off = keys_get_u32le(it->data + it->restarts_off + 4 * (size_t)i);
@@ -226,24 +244,10 @@ bool block_iter_restart_key(struct block_iter *it, uint32_t i, keys_slice *key)
 		block_corrupt(it, "restart offset out of bounds", off);
 		return false;
 	}
-	const uint8_t *end = it->data + it->restarts_off;
-	const uint8_t *p = it->data + off;
-	uint32_t shared, non_shared, vlen;
-	if (!keys_get_varint32(p, end, &p, &shared) ||
-	    !keys_get_varint32(p, end, &p, &non_shared) || !keys_get_varint32(p, end, &p, &vlen)) {
-		block_corrupt(it, "truncated entry header", off);
+	struct block_entry e;
+	if (!block_entry_at(it, off, 0, &e))
 		return false;
-	}
-	size_t avail = (size_t)(end - p);
-	if (shared != 0 || non_shared > avail || vlen > avail - non_shared) {
-		block_corrupt(it, "entry out of bounds", off);
-		return false;
-	}
-	if (it->ikeys && non_shared < KEYS_TRAILER_SIZE) {
-		block_corrupt(it, "internal key shorter than its trailer", off);
-		return false;
-	}
-	*key = keys_slice_of(p, non_shared);
+	*key = keys_slice_of(e.p, e.non_shared);
 	return true;
 }
 
