@@ -1375,6 +1375,19 @@ static bool seg_iter_load(struct seg_iter *it)
 	return true;
 }
 
+/* Loads the block the index stands on. Past the last block the iterator
+ * ends; on a broken index it fails. False in both cases. */
+static bool seg_iter_load_indexed(struct seg_iter *it)
+{
+	if (!iter_valid(&it->index.base)) {
+		seg_iter_fail(it, iter_status(&it->index.base)
+		                      ? seg_corrupt(it->r, it->r->data_end, "malformed index block")
+		                      : 0);
+		return false;
+	}
+	return seg_iter_load(it);
+}
+
 /* Moves forward over exhausted (or empty) blocks. */
 static void seg_iter_skip(struct seg_iter *it)
 {
@@ -1387,15 +1400,7 @@ static void seg_iter_skip(struct seg_iter *it)
 		}
 		if (it->have_blk)
 			iter_next(&it->index.base);
-		if (!iter_valid(&it->index.base)) {
-			if (iter_status(&it->index.base))
-				seg_iter_fail(it, seg_corrupt(it->r, it->r->data_end,
-				                              "malformed index block"));
-			else
-				seg_iter_fail(it, 0);
-			return;
-		}
-		if (!seg_iter_load(it))
+		if (!seg_iter_load_indexed(it))
 			return;
 		iter_seek_first(&it->data.base);
 	}
@@ -1470,14 +1475,7 @@ static void seg_iter_seek(iter *base, keys_slice target)
 	it->prepared_len = 0;
 	if (!prepared)
 		seg_index_seek(it->r, &it->index, target);
-	if (!iter_valid(&it->index.base)) {
-		/* Past the last block, or a broken index. */
-		seg_iter_fail(it, iter_status(&it->index.base)
-		                      ? seg_corrupt(it->r, it->r->data_end, "malformed index block")
-		                      : 0);
-		return;
-	}
-	if (!seg_iter_load(it))
+	if (!seg_iter_load_indexed(it))
 		return;
 	iter_seek(&it->data.base, target);
 	seg_iter_skip(it);
@@ -1495,13 +1493,7 @@ static void seg_iter_seek_first(iter *base)
 		return;
 	}
 	iter_seek_first(&it->index.base);
-	if (!iter_valid(&it->index.base)) {
-		seg_iter_fail(it, iter_status(&it->index.base)
-		                      ? seg_corrupt(it->r, it->r->data_end, "malformed index block")
-		                      : 0);
-		return;
-	}
-	if (!seg_iter_load(it))
+	if (!seg_iter_load_indexed(it))
 		return;
 	iter_seek_first(&it->data.base);
 	seg_iter_skip(it);
