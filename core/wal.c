@@ -19,7 +19,7 @@ struct wal {
 	char *path;
 	uint8_t *map;
 	size_t map_size; /* bytes mapped == bytes reserved in the file */
-	size_t chunk;    /* growth step (the prealloc size) */
+	size_t chunk;    /* first reservation, least growth (the prealloc size) */
 	/* Offset of the next record. Atomic because wal_size readers run on
 	 * other threads; the writer publishes with release after the record
 	 * bytes are in place, readers load with acquire. */
@@ -164,11 +164,17 @@ static int wal_poisoned_error(const wal *w)
 	                 w->path);
 }
 
+#define WAL_MAX_GROWTH (1u << 30)
+
 /* Makes room for need more bytes after used: reserve disk first, then
  * widen the mapping, so the mapping never covers unreserved blocks. */
 static int wal_grow(wal *w, size_t need)
 {
-	size_t step = w->chunk;
+	/* Each growth at least doubles the file, so a log reaches any size in
+	 * a few steps. */
+	size_t step = w->chunk > w->map_size ? w->chunk : w->map_size;
+	if (step > WAL_MAX_GROWTH)
+		step = WAL_MAX_GROWTH;
 	if (need > step)
 		step = wal_page_round(need);
 	if (w->map_size > SIZE_MAX - step)
@@ -219,8 +225,13 @@ static void wal_populate_ahead(wal *w, uint64_t end)
 		}
 		w->populated = to;
 	}
-	if (w->prefaulter && w->populated < w->map_size && !prefault_busy(w->pf) &&
-	    w->populated - end < WAL_POPULATE_STEP) {
+	if (w->prefaulter && !prefault_busy(w->pf) && w->populated - end < WAL_POPULATE_STEP) {
+		/* At the end of the mapping, grow it now rather than when an
+		 * append needs it, so that the prefaulter goes on ahead. If
+		 * this fails, the append that needs the room grows, and
+		 * reports the failure. */
+		if (w->populated == w->map_size && wal_grow(w, WAL_POPULATE_STEP) != 0)
+			return;
 		uint64_t to = w->populated + WAL_POPULATE_STEP;
 		if (to > w->map_size)
 			to = w->map_size;

@@ -58,8 +58,9 @@ void wal_set_prefaulter(wal *w, struct prefault_actor *p);
 int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, uint64_t prev_end,
                      wal **out);
 /* Appends one record (len <= LOG_MAX_PAYLOAD, else CESIUM_EINVAL); grows the
- * file by another prealloc chunk when full (CESIUM_ENOSPC if the disk is
- * full: the log is unchanged and the append may be retried). */
+ * file by its own size (at least the prealloc chunk, at most 1 GiB) when
+ * full (CESIUM_ENOSPC if the disk is full: the log is unchanged and the
+ * append may be retried). */
 /* Two-step append, for a payload built in place: wal_reserve returns where
  * len payload bytes go (valid until wal_commit); wal_commit seals the
  * record. Same caller rules as wal_append; nothing in between may append. */

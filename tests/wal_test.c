@@ -20,6 +20,8 @@
 #include "fault.h"
 #include "log.h"
 #include "mem.h"
+#include "prefault.h"
+#include "reactor.h"
 #include "test_util.h"
 #include "wal.h"
 
@@ -184,6 +186,89 @@ static void test_wal_grows_past_prealloc(void **state)
 	assert_false(r.torn);
 	mem_free(buf);
 	free(big);
+	test_rmtree(dir);
+	free(path);
+	free(dir);
+}
+
+static off_t file_size_of(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Each growth doubles the file: the reservation is a power-of-two
+ * multiple of the first chunk and stays under twice what the log holds
+ * (fixed 64 KiB steps would make it 17 chunks, 1,088 KiB, here). */
+static void test_wal_growth_doubles(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "3.wal");
+	wal *w;
+	const size_t chunk = 64 * 1024;
+	assert_int_equal(wal_create(path, chunk, &w), 0);
+	uint64_t n = 0;
+	while (wal_size(w) < 1024 * 1024) {
+		append_n(w, n, n + 1);
+		n++;
+	}
+	uint64_t used = wal_size(w);
+	off_t size = file_size_of(path);
+	assert_true((uint64_t)size >= used);
+	assert_true((uint64_t)size < 2 * used + chunk);
+	assert_int_equal(size % (off_t)chunk, 0);
+	uint64_t chunks = (uint64_t)size / chunk;
+	assert_int_equal(chunks & (chunks - 1), 0);
+	assert_int_equal(wal_close(w, false), 0);
+	struct collect c = {.fail_at = -1};
+	struct wal_replay_stats st;
+	assert_int_equal(wal_replay(path, check_record, &c, &st), 0);
+	assert_int_equal(c.n, n);
+	test_rmtree(dir);
+	free(path);
+	free(dir);
+}
+
+/* With a prefaulter, the log grows when the populated range reaches the
+ * end of the mapping, not when an append needs the room, so that the
+ * pages after it are populated ahead too. The first append populates the
+ * first MiB itself and the file is already 2 MiB long; appends across
+ * later growths (the mapping may move while the actor works) replay. */
+static void test_wal_grows_ahead_of_the_prefaulter(void **state)
+{
+	(void)state;
+	test_require_io_uring();
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "4.wal");
+	struct prefault_actor *p = calloc(1, sizeof(*p));
+	assert_non_null(p);
+	prefault_init(p);
+	struct reactor *r;
+	assert_int_equal(reactor_new("wal-test", &r), 0);
+	assert_int_equal(reactor_add_actor(r, &p->actor, 4), 0);
+	assert_int_equal(reactor_start(r), 0);
+	wal *w;
+	const size_t mib = 1024 * 1024;
+	assert_int_equal(wal_create(path, mib, &w), 0);
+	wal_set_prefaulter(w, p);
+	append_n(w, 0, 1);
+	assert_true(wal_size(w) < mib / 2);
+	assert_int_equal(file_size_of(path), (off_t)(2 * mib));
+	uint64_t n = 1;
+	while (wal_size(w) < 5 * mib) {
+		append_n(w, n, n + 1);
+		n++;
+	}
+	assert_int_equal(wal_close(w, false), 0);
+	assert_int_equal(reactor_stop(r), 0);
+	reactor_free(r);
+	free(p);
+	struct collect c = {.fail_at = -1};
+	struct wal_replay_stats st;
+	assert_int_equal(wal_replay(path, check_record, &c, &st), 0);
+	assert_int_equal(c.n, n);
 	test_rmtree(dir);
 	free(path);
 	free(dir);
@@ -785,6 +870,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_wal_append_then_replay),
 	    cmocka_unit_test(test_wal_grows_past_prealloc),
+	    cmocka_unit_test(test_wal_growth_doubles),
+	    cmocka_unit_test(test_wal_grows_ahead_of_the_prefaulter),
 	    cmocka_unit_test(test_wal_sync_and_read_while_open),
 	    cmocka_unit_test(test_wal_poisoned_after_failed_sync),
 	    cmocka_unit_test(test_wal_enospc_on_fallocate),
