@@ -651,15 +651,19 @@ struct db_group {
 	bool done;
 	int rc;
 	char errmsg[ERROR_MSG_MAX];
-	/* Its leader sleeps on this word; wakers bump it under sync_mu. */
+	/* Its leader sleeps on this word; wakers bump it under sync_mu, and
+	 * issue a wake-up only while the leader sleeps (a futex call per
+	 * write cost a lone writer an eighth of its speed). */
 	park_word wake;
+	bool sleeping;
 	struct db_group *next;
 };
 
 static void db_group_wake(struct db_group *g, struct park_batch *wakes)
 {
 	atomic_fetch_add_explicit(&g->wake, 1, memory_order_relaxed);
-	park_batch_add(wakes, &g->wake);
+	if (g->sleeping)
+		park_batch_add(wakes, &g->wake);
 }
 
 static bool db_group_needs_sync(const cesium_db *db, const struct db_group *g)
@@ -795,10 +799,12 @@ static int db_group_wait(cesium_db *db, struct db_group *g)
 			continue;
 		}
 		uint32_t seen = atomic_load_explicit(&g->wake, memory_order_relaxed);
+		g->sleeping = true;
 		pthread_mutex_unlock(&db->sync_mu);
 		park_batch_wake(&wakes);
 		park_wait(&g->wake, seen);
 		pthread_mutex_lock(&db->sync_mu);
+		g->sleeping = false;
 	}
 	pthread_mutex_unlock(&db->sync_mu);
 	park_batch_wake(&wakes);
