@@ -111,8 +111,6 @@ static void test_wal_append_then_replay(void **state)
 	free(dir);
 }
 
-/* The log grows past its preallocation, by chunks and for a record larger
- * than a chunk, and the zero tail of the last chunk ends the replay. */
 static long minor_faults(void)
 {
 	struct rusage ru;
@@ -154,6 +152,8 @@ static void test_wal_pages_ahead_are_populated(void **state)
 	free(dir);
 }
 
+/* The log grows past its preallocation, by chunks and for a record larger
+ * than a chunk, and the zero tail of the last chunk ends the replay. */
 static void test_wal_grows_past_prealloc(void **state)
 {
 	(void)state;
@@ -198,6 +198,16 @@ static off_t file_size_of(const char *path)
 	return st.st_size;
 }
 
+/* Appends records from, from + 1, ... until the log holds size bytes;
+ * returns the number of the next record. */
+static uint64_t append_until(wal *w, uint64_t from, uint64_t size)
+{
+	uint64_t n = from;
+	for (; wal_size(w) < size; n++)
+		append_n(w, n, n + 1);
+	return n;
+}
+
 /* Each growth doubles the file: the reservation is a power-of-two
  * multiple of the first chunk and stays under twice what the log holds
  * (fixed 64 KiB steps would make it 17 chunks, 1,088 KiB, here). */
@@ -209,11 +219,7 @@ static void test_wal_growth_doubles(void **state)
 	wal *w;
 	const size_t chunk = 64 * 1024;
 	assert_int_equal(wal_create(path, chunk, &w), 0);
-	uint64_t n = 0;
-	while (wal_size(w) < 1024 * 1024) {
-		append_n(w, n, n + 1);
-		n++;
-	}
+	uint64_t n = append_until(w, 0, 1024 * 1024);
 	uint64_t used = wal_size(w);
 	off_t size = file_size_of(path);
 	assert_true((uint64_t)size >= used);
@@ -256,11 +262,7 @@ static void test_wal_grows_ahead_of_the_prefaulter(void **state)
 	append_n(w, 0, 1);
 	assert_true(wal_size(w) < mib / 2);
 	assert_int_equal(file_size_of(path), (off_t)(2 * mib));
-	uint64_t n = 1;
-	while (wal_size(w) < 5 * mib) {
-		append_n(w, n, n + 1);
-		n++;
-	}
+	uint64_t n = append_until(w, 1, 5 * mib);
 	assert_int_equal(wal_close(w, false), 0);
 	assert_int_equal(reactor_stop(r), 0);
 	reactor_free(r);
