@@ -25,8 +25,16 @@ void park_wait_for(park_word *w, uint32_t expected, uint64_t timeout_ns)
 	park_futex_wait(w, expected, &ts);
 }
 
+static _Atomic uint64_t park_wakes;
+
+uint64_t park_wakes_issued(void)
+{
+	return atomic_load_explicit(&park_wakes, memory_order_relaxed);
+}
+
 void park_wake(park_word *w)
 {
+	atomic_fetch_add_explicit(&park_wakes, 1, memory_order_relaxed);
 	(void)syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 

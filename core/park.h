@@ -34,6 +34,9 @@ void park_wait(park_word *w, uint32_t expected);
 void park_wait_for(park_word *w, uint32_t expected, uint64_t timeout_ns);
 /* Wakes every thread sleeping on w. */
 void park_wake(park_word *w);
+/* Wake-ups issued so far by this process (each one is a futex call):
+ * tests check that a path that needs none makes none. */
+uint64_t park_wakes_issued(void);
 
 #define PARK_BATCH_MAX 32
 

@@ -29,6 +29,7 @@
 #include "cesium.h"
 #include "error.h"
 #include "fault.h"
+#include "park.h"
 #include "test_db.h"
 #include "test_util.h"
 
@@ -1097,6 +1098,35 @@ static void test_idle_memtable_flushed_under_seeks(void **state)
 	free(dir);
 }
 
+/* A lone writer never waits, so it must issue no wake-up: a futex call
+ * per write cost it an eighth of its speed once (bench/RESULTS.md,
+ * 2026-11-27, 7ff4cd3). Plain puts, sync batches and cesium_sync. */
+static void test_lone_writer_issues_no_wakeups(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("lonewriter");
+	cesium_db *db = open_db(dir, NULL);
+	cesium_batch *b;
+	assert_int_equal(cesium_batch_new(&b), 0);
+	uint64_t wakes0 = park_wakes_issued();
+	for (unsigned i = 0; i < 2000; i++) {
+		char key[32];
+		int kl = snprintf(key, sizeof(key), "k%05u", i);
+		assert_int_equal(cesium_put(db, key, (size_t)kl, key, (size_t)kl), 0);
+		if (i % 100 == 0) {
+			cesium_batch_clear(b);
+			assert_int_equal(cesium_batch_put(b, 0, key, (size_t)kl, "s", 1), 0);
+			assert_int_equal(cesium_write(db, b, CESIUM_WRITE_SYNC), 0);
+			assert_int_equal(cesium_sync(db), 0);
+		}
+	}
+	assert_int_equal(park_wakes_issued() - wakes0, 0);
+	cesium_batch_free(b);
+	assert_int_equal(cesium_close(db), 0);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* Sync writers share fdatasyncs: while one runs, the writers behind it
  * append, and the next sync covers them all. The syncer gathers the writers
  * the last sync released before it starts, so they share one sync rather
@@ -1210,6 +1240,7 @@ int main(void)
 	    cmocka_unit_test(test_iterator_snapshot_survives_flush_and_compaction),
 	    cmocka_unit_test(test_seek_releases_replaced_segments),
 	    cmocka_unit_test(test_stats_account_memory_by_purpose),
+	    cmocka_unit_test(test_lone_writer_issues_no_wakeups),
 	    cmocka_unit_test(test_sync_writers_share_fdatasyncs),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_seeks),
