@@ -527,6 +527,225 @@ static void concurrent_inserts_keep_every_key_in_order(void **state)
 	memtable_unref(mt);
 }
 
+/* The log offset key i's version v (0: newest) was added with, or
+ * MEMTABLE_NOT_LOGGED: version 0 of every third key is a plain add,
+ * version 1 of every fifth a tombstone; offsets span 0 to past 2^32. */
+static uint64_t logged_offset(unsigned i, unsigned v)
+{
+	if ((v == 0 && i % 3 == 0) || (v == 1 && i % 5 == 0))
+		return MEMTABLE_NOT_LOGGED;
+	if (i == 1 && v == 0)
+		return 0;
+	if (i == 2 && v == 0)
+		return MEMTABLE_NOT_LOGGED - 1; /* the largest offset there is */
+	return (uint64_t)i * 1000003 + v * (UINT64_C(1) << 33);
+}
+
+/* Value bytes of key i's version v: lengths 0 (every 11th key), 8 (every
+ * 7th: the size of the hidden offset) or up to ~4 KiB. */
+static size_t logged_value(unsigned i, unsigned v, uint8_t *out)
+{
+	size_t len = i % 11 == 0 ? 0 : i % 7 == 0 ? 8 : (i * 37 + v * 101) % 4000;
+	for (size_t j = 0; j < len; j++)
+		out[j] = (uint8_t)(i + v * 3 + j * 7);
+	return len;
+}
+
+/* Entries added with memtable_add_logged read back with their exact
+ * bytes and length through get, scans and seeks, and report their log
+ * offset through memtable_iter_log_offset; plain values and tombstones
+ * report MEMTABLE_NOT_LOGGED; memtable_logged_values counts them. */
+static void logged_values_read_back_with_their_offsets(void **state)
+{
+	(void)state;
+	enum { KEYS = 600 };
+	memtable *mt;
+	assert_int_equal(memtable_new(0, &mt), 0);
+	static uint8_t val[4096];
+	uint64_t logged = 0, entries = 0;
+	for (unsigned i = 0; i < KEYS; i++) {
+		char key[16];
+		uint8_t b[64];
+		snprintf(key, sizeof(key), "lg%05u", i);
+		for (unsigned v = 2; v-- > 0;) { /* older version first */
+			uint64_t seq = 2 * (uint64_t)i + (2 - v);
+			uint64_t off = logged_offset(i, v);
+			size_t len = logged_value(i, v, val);
+			if (v == 1 && i % 5 == 0) {
+				del(mt, seq, key);
+			} else if (off == MEMTABLE_NOT_LOGGED) {
+				assert_int_equal(memtable_add(mt, seq, KEYS_KIND_VALUE,
+				                              nsk(b, 0, key),
+				                              keys_slice_of(val, len)),
+				                 0);
+			} else {
+				assert_int_equal(memtable_add_logged(mt, seq, nsk(b, 0, key),
+				                                     keys_slice_of(val, len), off),
+				                 0);
+				logged++;
+			}
+			entries++;
+		}
+	}
+	assert_int_equal(memtable_logged_values(mt), logged);
+	assert_int_equal(memtable_entries(mt), entries);
+	assert_true(logged > KEYS && logged < entries);
+
+	/* Gets at each version's snapshot: exact bytes, exact length. */
+	static uint8_t want[4096];
+	for (unsigned i = 0; i < KEYS; i++) {
+		char key[16];
+		uint8_t b[64];
+		snprintf(key, sizeof(key), "lg%05u", i);
+		for (unsigned v = 0; v < 2; v++) {
+			uint64_t seq = 2 * (uint64_t)i + (2 - v);
+			enum keys_kind kind;
+			keys_slice got;
+			assert_int_equal(memtable_get(mt, nsk(b, 0, key), seq, &kind, &got), 0);
+			if (v == 1 && i % 5 == 0) {
+				assert_int_equal(kind, KEYS_KIND_DELETE);
+				continue;
+			}
+			assert_int_equal(kind, KEYS_KIND_VALUE);
+			size_t len = logged_value(i, v, want);
+			assert_int_equal(got.len, len);
+			assert_memory_equal(got.data, want, len);
+		}
+	}
+
+	/* A scan: every entry's value and offset. */
+	iter *it;
+	assert_int_equal(memtable_iter_new(mt, &it), 0);
+	iter_seek_first(it);
+	for (unsigned i = 0; i < KEYS; i++)
+		for (unsigned v = 0; v < 2; v++, iter_next(it)) {
+			assert_true(iter_valid(it));
+			keys_slice k = iter_key(it);
+			assert_int_equal(keys_ikey_seq(k), 2 * (uint64_t)i + (2 - v));
+			bool tomb = v == 1 && i % 5 == 0;
+			assert_int_equal(memtable_iter_log_offset(it), logged_offset(i, v));
+			assert_int_equal(iter_value(it).len, tomb ? 0 : logged_value(i, v, want));
+			if (!tomb)
+				assert_memory_equal(iter_value(it).data, want, iter_value(it).len);
+		}
+	assert_false(iter_valid(it));
+	assert_int_equal(memtable_iter_log_offset(it), MEMTABLE_NOT_LOGGED);
+	/* Seeks land on a version with its own offset. */
+	for (unsigned i = 0; i < KEYS; i += 7) {
+		char key[16];
+		uint8_t b[64], ik[64];
+		snprintf(key, sizeof(key), "lg%05u", i);
+		keys_slice n = nsk(b, 0, key);
+		keys_make_ikey(ik, n.data, n.len, 2 * (uint64_t)i + 1, KEYS_KIND_VALUE);
+		iter_seek(it, keys_slice_of(ik, n.len + KEYS_TRAILER_SIZE));
+		assert_true(iter_valid(it));
+		assert_int_equal(keys_ikey_seq(iter_key(it)), 2 * (uint64_t)i + 1);
+		assert_int_equal(memtable_iter_log_offset(it), logged_offset(i, 1));
+		keys_make_ikey(ik, n.data, n.len, KEYS_MAX_SEQ, KEYS_KIND_VALUE);
+		iter_seek(it, keys_slice_of(ik, n.len + KEYS_TRAILER_SIZE));
+		assert_true(iter_valid(it));
+		assert_int_equal(keys_ikey_seq(iter_key(it)), 2 * (uint64_t)i + 2);
+		assert_int_equal(memtable_iter_log_offset(it), logged_offset(i, 0));
+	}
+	iter_destroy(it);
+	memtable_unref(mt);
+}
+
+/* A value of 2^31 bytes or more is refused by memtable_add_logged (and
+ * memtable_add) before its bytes are touched: the top bit of the stored
+ * length marks a logged value. Bad arguments are refused as by
+ * memtable_add. Nothing is counted. */
+static void add_logged_rejects_bad_arguments(void **state)
+{
+	(void)state;
+	memtable *mt;
+	uint8_t b[64], one = 'x';
+	assert_int_equal(memtable_new(0, &mt), 0);
+	keys_slice k = nsk(b, 0, "x");
+	/* data is a 1-byte buffer: only the length check may look at it. */
+	keys_slice huge = keys_slice_of(&one, (size_t)1 << 31);
+	assert_int_equal(memtable_add_logged(mt, 1, k, huge, 100), CESIUM_EINVAL);
+	huge.len = ((size_t)1 << 32) - 1;
+	assert_int_equal(memtable_add_logged(mt, 1, k, huge, 100), CESIUM_EINVAL);
+	huge.len = (size_t)1 << 31;
+	assert_int_equal(memtable_add(mt, 1, KEYS_KIND_VALUE, k, huge), CESIUM_EINVAL);
+	assert_int_equal(memtable_add_logged(mt, KEYS_MAX_SEQ + 1, k, k, 100), CESIUM_EINVAL);
+	assert_int_equal(memtable_add_logged(NULL, 1, k, k, 100), CESIUM_EINVAL);
+	assert_int_equal(memtable_add_logged(mt, 1, keys_slice_of(NULL, 3), k, 100), CESIUM_EINVAL);
+	assert_int_equal(memtable_add_logged(mt, 1, k, keys_slice_of(NULL, 3), 100), CESIUM_EINVAL);
+	assert_int_equal(memtable_entries(mt), 0);
+	assert_int_equal(memtable_logged_values(mt), 0);
+	/* A well-formed logged add after the refusals is accepted and counted. */
+	assert_int_equal(memtable_add_logged(mt, 1, k, keys_slice_of(&one, 1), 100), 0);
+	assert_int_equal(memtable_logged_values(mt), 1);
+	assert_int_equal(memtable_logged_values(NULL), 0);
+	memtable_unref(mt);
+}
+
+struct logged_writer {
+	memtable *mt;
+	int id;
+	int rc;
+};
+
+enum { LOGGED_THREADS = 4, LOGGED_PER_THREAD = 5000 };
+
+static void *logged_writer_main(void *arg)
+{
+	struct logged_writer *w = arg;
+	for (int i = 0; i < LOGGED_PER_THREAD && w->rc == 0; i++) {
+		char k[32];
+		int n = snprintf(k, sizeof(k), "%08d", i * LOGGED_THREADS + w->id);
+		uint8_t b[64];
+		keys_make_nskey(b, 0, k, (size_t)n);
+		uint64_t seq = (uint64_t)(i * LOGGED_THREADS + w->id) + 1;
+		keys_slice nk = keys_slice_of(b, 8 + (size_t)n);
+		/* Every other entry of each thread is logged at 16 * seq. */
+		w->rc = i % 2 ? memtable_add(w->mt, seq, KEYS_KIND_VALUE, nk,
+		                             keys_slice_of(k, (size_t)n))
+		              : memtable_add_logged(w->mt, seq, nk, keys_slice_of(k, (size_t)n),
+		                                    16 * seq);
+	}
+	return NULL;
+}
+
+/* Logged and plain adds racing on four threads: the count of logged
+ * values is exact and every entry keeps its own offset. */
+static void concurrent_logged_adds_keep_offsets_and_count(void **state)
+{
+	(void)state;
+	memtable *mt;
+	assert_int_equal(memtable_new(0, &mt), 0);
+	struct logged_writer w[LOGGED_THREADS];
+	pthread_t th[LOGGED_THREADS];
+	for (int t = 0; t < LOGGED_THREADS; t++) {
+		w[t] = (struct logged_writer){mt, t, 0};
+		assert_int_equal(pthread_create(&th[t], NULL, logged_writer_main, &w[t]), 0);
+	}
+	for (int t = 0; t < LOGGED_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(w[t].rc, 0);
+	}
+	assert_int_equal(memtable_entries(mt), LOGGED_THREADS * LOGGED_PER_THREAD);
+	assert_int_equal(memtable_logged_values(mt), LOGGED_THREADS * LOGGED_PER_THREAD / 2);
+	iter *it;
+	assert_int_equal(memtable_iter_new(mt, &it), 0);
+	int n = 0;
+	for (iter_seek_first(it); iter_valid(it); iter_next(it), n++) {
+		uint64_t seq = keys_ikey_seq(iter_key(it));
+		int i = (int)(seq - 1) / LOGGED_THREADS;
+		char k[32];
+		int kl = snprintf(k, sizeof(k), "%08d", (int)seq - 1);
+		assert_int_equal(iter_value(it).len, (size_t)kl);
+		assert_memory_equal(iter_value(it).data, k, (size_t)kl);
+		assert_int_equal(memtable_iter_log_offset(it),
+		                 i % 2 ? MEMTABLE_NOT_LOGGED : 16 * seq);
+	}
+	assert_int_equal(n, LOGGED_THREADS * LOGGED_PER_THREAD);
+	iter_destroy(it);
+	memtable_unref(mt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +758,9 @@ int main(void)
 	    cmocka_unit_test(random_inserts_match_sorted_model),
 	    cmocka_unit_test(hinted_search_matches_model),
 	    cmocka_unit_test(concurrent_inserts_keep_every_key_in_order),
+	    cmocka_unit_test(logged_values_read_back_with_their_offsets),
+	    cmocka_unit_test(add_logged_rejects_bad_arguments),
+	    cmocka_unit_test(concurrent_logged_adds_keep_offsets_and_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
