@@ -4,7 +4,6 @@
 #include "error.h"
 #include "mem.h"
 
-#include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -21,8 +20,6 @@
  */
 struct memtable_node {
 	uint32_t key_len;   /* internal key bytes, height << MEMTABLE_KEYLEN_BITS */
-	/* Value bytes; with MEMTABLE_VALUE_LOGGED, the value is followed by
-	 * the u64 LE file offset where its log holds it. */
 	uint32_t value_len;
 	/* Level i's link (see below). Atomic because inserts CAS them while
 	 * readers walk: a release CAS publishes the node's contents, readers
@@ -58,9 +55,8 @@ struct memtable {
 	/* Shared between every holder: acq_rel on the decrement so the
 	 * freeing thread sees every other holder's last access. */
 	_Atomic uint32_t refs;
-	/* Statistics only: relaxed. */
+	/* Statistic only: relaxed. */
 	_Atomic uint64_t entries;
-	_Atomic uint64_t logged; /* entries added with memtable_add_logged */
 	/* The tallest node's height: searches start there. Relaxed: a stale
 	 * value only starts a search a level too low (every node is linked
 	 * at level 0) or at an empty level. */
@@ -119,22 +115,10 @@ static inline keys_slice memtable_node_ikey(const struct memtable_node *n)
 		             n->key_len & MEMTABLE_KEYLEN_MASK };
 }
 
-/* Values are at most CESIUM_MAX_VALUE_SIZE (64 MiB), so value_len's top
- * bit is free to say that a log offset follows the value. */
-#define MEMTABLE_VALUE_LOGGED (UINT32_C(1) << 31)
-
 static inline keys_slice memtable_node_value(const struct memtable_node *n)
 {
 	keys_slice k = memtable_node_ikey(n);
-	return (keys_slice){k.data + k.len, n->value_len & ~MEMTABLE_VALUE_LOGGED};
-}
-
-static inline uint64_t memtable_node_log_offset(const struct memtable_node *n)
-{
-	if (!(n->value_len & MEMTABLE_VALUE_LOGGED))
-		return MEMTABLE_NOT_LOGGED;
-	keys_slice v = memtable_node_value(n);
-	return keys_get_u64le(v.data + v.len);
+	return (keys_slice){ k.data + k.len, n->value_len };
 }
 
 static inline struct memtable_node *memtable_link_node(uint64_t link)
@@ -528,23 +512,8 @@ static void memtable_search(memtable *mt, const struct memtable_target *t, int t
 	}
 }
 
-static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
-                           keys_slice value, uint64_t log_offset);
-
 int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
                  keys_slice value)
-{
-	return memtable_insert(mt, seq, kind, nskey, value, MEMTABLE_NOT_LOGGED);
-}
-
-int memtable_add_logged(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value,
-                        uint64_t log_offset)
-{
-	return memtable_insert(mt, seq, KEYS_KIND_VALUE, nskey, value, log_offset);
-}
-
-static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
-                           keys_slice value, uint64_t log_offset)
 {
 	if (!mt || (!nskey.data && nskey.len))
 		return error_set(CESIUM_EINVAL, "memtable_add: NULL argument");
@@ -558,9 +527,8 @@ static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys
 		                 nskey.len);
 	if (kind == KEYS_KIND_DELETE)
 		value = keys_slice_of(NULL, 0);
-	if (value.len >= MEMTABLE_VALUE_LOGGED || (!value.data && value.len))
+	if (value.len > UINT32_MAX || (!value.data && value.len))
 		return error_set(CESIUM_EINVAL, "memtable_add: bad value");
-	bool logged = log_offset != MEMTABLE_NOT_LOGGED;
 
 	/* The bucket is a cache miss of its own: start it now, so that it
 	 * overlaps the skiplist descent instead of following it. */
@@ -568,19 +536,15 @@ static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys
 	__builtin_prefetch(memtable_bucket(mt, hash));
 	int height = memtable_random_height();
 	size_t klen = nskey.len + KEYS_TRAILER_SIZE;
-	struct memtable_node *n =
-	    memtable_node_new(mt, height, klen, value.len + (logged ? sizeof(uint64_t) : 0));
+	struct memtable_node *n = memtable_node_new(mt, height, klen, value.len);
 	if (!n)
 		return CESIUM_ENOMEM; /* error set */
-	n->value_len = (uint32_t)value.len | (logged ? MEMTABLE_VALUE_LOGGED : 0);
 	uint8_t *kp = (uint8_t *)memtable_node_key(n, height);
 	if (nskey.len)
 		memcpy(kp, nskey.data, nskey.len);
 	keys_put_u64le(kp + nskey.len, keys_trailer(seq, kind));
 	if (value.len)
 		memcpy(kp + klen, value.data, value.len);
-	if (logged)
-		keys_put_u64le(kp + klen + value.len, log_offset);
 
 	struct memtable_target t = { nskey, keys_trailer(seq, kind) };
 	struct memtable_step st[MEMTABLE_MAX_HEIGHT];
@@ -626,8 +590,6 @@ static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys
 	if (rc)
 		return rc;
 	atomic_fetch_add_explicit(&mt->entries, 1, memory_order_relaxed);
-	if (logged)
-		atomic_fetch_add_explicit(&mt->logged, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -695,11 +657,6 @@ size_t memtable_memory_usage(const memtable *mt)
 uint64_t memtable_entries(const memtable *mt)
 {
 	return mt ? atomic_load_explicit(&((memtable *)mt)->entries, memory_order_relaxed) : 0;
-}
-
-uint64_t memtable_logged_values(const memtable *mt)
-{
-	return mt ? atomic_load_explicit(&((memtable *)mt)->logged, memory_order_relaxed) : 0;
 }
 
 struct memtable_iter {
@@ -777,13 +734,6 @@ static const struct iter_ops memtable_iter_ops = {
 	.status = memtable_iter_status,
 	.destroy = memtable_iter_destroy,
 };
-
-uint64_t memtable_iter_log_offset(const iter *it)
-{
-	assert(it->ops == &memtable_iter_ops);
-	const struct memtable_iter *mi = (const struct memtable_iter *)it;
-	return mi->node ? memtable_node_log_offset(mi->node) : MEMTABLE_NOT_LOGGED;
-}
 
 int memtable_iter_new(memtable *mt, iter **out)
 {

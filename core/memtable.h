@@ -42,13 +42,6 @@ void memtable_unref(memtable *mt);
 int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
                  keys_slice value);
 
-/* memtable_add of a value whose log keeps a copy at file offset
- * log_offset: the flush may refer to that copy instead of writing the
- * value again (actors/flush.h). */
-#define MEMTABLE_NOT_LOGGED UINT64_MAX
-int memtable_add_logged(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value,
-                        uint64_t log_offset);
-
 /* The newest version of nskey with seq <= snapshot_seq: 0 with *kind set
  * (and *value, for KEYS_KIND_VALUE), or CESIUM_ENOTFOUND. */
 int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
@@ -58,14 +51,9 @@ int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum key
 size_t memtable_memory_usage(const memtable *mt);
 /* Entries inserted so far. */
 uint64_t memtable_entries(const memtable *mt);
-/* Of those, entries added with memtable_add_logged. */
-uint64_t memtable_logged_values(const memtable *mt);
 
 /* An iterator over every entry (see iter.h); it holds a reference on mt
  * until destroyed. CESIUM_ENOMEM. */
 int memtable_iter_new(memtable *mt, iter **out);
-/* For a memtable iterator only: the log offset its entry was added with,
- * or MEMTABLE_NOT_LOGGED. */
-uint64_t memtable_iter_log_offset(const iter *it);
 
 #endif

@@ -398,11 +398,6 @@ int wal_close(wal *w, bool truncate)
 	return rc;
 }
 
-int wal_check_durable(const wal *w)
-{
-	return atomic_load(&w->poisoned) ? wal_poisoned_error(w) : 0;
-}
-
 uint64_t wal_size(const wal *w)
 {
 	return atomic_load_explicit(&w->used, memory_order_acquire);
