@@ -97,29 +97,61 @@ static int batch_check(const char *what, const void *key, size_t klen, const voi
 	return 0;
 }
 
+static size_t batch_varint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+size_t batch_entry_size(const struct batch_entry_ref *e)
+{
+	size_t nsk = KEYS_NS_SIZE + e->klen;
+	size_t n = 1 + batch_varint_size(nsk) + nsk;
+	if (e->kind == KEYS_KIND_VALUE)
+		n += batch_varint_size(e->vlen) + e->vlen;
+	return n;
+}
+
+size_t batch_encode_entry(uint8_t *p, const struct batch_entry_ref *e)
+{
+	uint8_t *start = p;
+	size_t nsk = KEYS_NS_SIZE + e->klen;
+	*p++ = (uint8_t)e->kind;
+	p += keys_put_varint(p, (uint32_t)nsk);
+	keys_make_nskey(p, e->ns, e->key, e->klen);
+	p += nsk;
+	if (e->kind == KEYS_KIND_VALUE) {
+		p += keys_put_varint(p, (uint32_t)e->vlen);
+		if (e->vlen)
+			memcpy(p, e->val, e->vlen);
+		p += e->vlen;
+	}
+	return (size_t)(p - start);
+}
+
+int batch_check_entry(const struct batch_entry_ref *e)
+{
+	if (e->kind != KEYS_KIND_VALUE && e->kind != KEYS_KIND_DELETE)
+		return error_set(CESIUM_EINVAL, "batch: bad kind %d", (int)e->kind);
+	return batch_check(e->kind == KEYS_KIND_VALUE ? "put" : "delete", e->key, e->klen, e->val,
+	                   e->vlen, e->kind);
+}
+
 static int batch_add(cesium_batch *b, enum keys_kind kind, uint64_t ns, const void *key,
                      size_t klen, const void *val, size_t vlen)
 {
 	uint32_t count = batch_count(b);
 	if (count == UINT32_MAX)
 		return error_set(CESIUM_EINVAL, "batch: more than %" PRIu32 " entries", count);
-	size_t nsk = KEYS_NS_SIZE + klen;
-	size_t need = 1 + 5 + nsk + (kind == KEYS_KIND_VALUE ? 5 + vlen : 0);
-	int rc = batch_reserve(b, need);
+	struct batch_entry_ref e = {kind, ns, key, klen, val, vlen};
+	int rc = batch_reserve(b, batch_entry_size(&e));
 	if (rc)
 		return rc;
-	uint8_t *p = b->rep + b->len;
-	*p++ = (uint8_t)kind;
-	p += keys_put_varint(p, (uint32_t)nsk);
-	keys_make_nskey(p, ns, key, klen);
-	p += nsk;
-	if (kind == KEYS_KIND_VALUE) {
-		p += keys_put_varint(p, (uint32_t)vlen);
-		if (vlen)
-			memcpy(p, val, vlen);
-		p += vlen;
-	}
-	b->len = (size_t)(p - b->rep);
+	b->len += batch_encode_entry(b->rep + b->len, &e);
 	batch_set_count(b->rep, count + 1);
 	return 0;
 }
@@ -200,10 +232,7 @@ int batch_init_single(cesium_batch *b, enum keys_kind kind, uint64_t ns, const v
 {
 	if (!b)
 		return error_set(CESIUM_EINVAL, "batch_init_single: NULL batch");
-	if (kind != KEYS_KIND_VALUE && kind != KEYS_KIND_DELETE)
-		return error_set(CESIUM_EINVAL, "batch_init_single: bad kind %d", (int)kind);
-	int rc = batch_check(kind == KEYS_KIND_VALUE ? "put" : "delete", key, klen, val, vlen,
-	                     kind);
+	int rc = batch_check_entry(&(struct batch_entry_ref){kind, ns, key, klen, val, vlen});
 	if (rc)
 		return rc;
 	batch_init_inline(b, false);

@@ -61,6 +61,27 @@ int batch_init_single(cesium_batch *b, enum keys_kind kind, uint64_t ns, const v
 /* Frees the heap buffer of a batch set up by batch_init_single. */
 void batch_fini(cesium_batch *b);
 
+/*
+ * One entry, not yet encoded: a single put or delete travels to the write
+ * group's leader this way, and the leader encodes it straight into the log
+ * record, so that its value is copied once on the way to the log, not
+ * twice (db.c).
+ */
+struct batch_entry_ref {
+	enum keys_kind kind;
+	uint64_t ns;
+	const void *key;
+	size_t klen;
+	const void *val; /* ignored for KEYS_KIND_DELETE */
+	size_t vlen;
+};
+/* The checks of batch_init_single. */
+int batch_check_entry(const struct batch_entry_ref *e);
+/* The exact bytes batch_encode_entry writes for e. */
+size_t batch_entry_size(const struct batch_entry_ref *e);
+/* Encodes e (checked) at p, as one entry of a batch; returns its size. */
+size_t batch_encode_entry(uint8_t *p, const struct batch_entry_ref *e);
+
 /* Called for each entry; a non-zero return stops the walk and is returned. */
 typedef int (*batch_entry_fn)(void *ctx, uint64_t seq, enum keys_kind kind, keys_slice nskey,
                               keys_slice value);

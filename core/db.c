@@ -49,8 +49,11 @@
 enum { DB_WRITER_QUEUED, DB_WRITER_LEADS, DB_WRITER_DONE };
 
 struct db_writer {
+	/* The writer's batch, encoded, or (rep NULL) its one entry, which the
+	 * leader encodes straight into the log record. */
 	const uint8_t *rep;
-	size_t len;
+	const struct batch_entry_ref *one;
+	size_t len; /* encoded, header included */
 	uint32_t count;
 	bool sync;
 	bool flush; /* seal the active memtable, even if not full */
@@ -845,7 +848,10 @@ static int db_append_group(cesium_db *db, struct db_writer *first, struct db_wri
 		return rc;
 	size_t off = BATCH_HEADER_SIZE;
 	for (struct db_writer *w = first;; w = w->next) {
-		memcpy(buf + off, w->rep + BATCH_HEADER_SIZE, w->len - BATCH_HEADER_SIZE);
+		if (w->one)
+			batch_encode_entry(buf + off, w->one);
+		else
+			memcpy(buf + off, w->rep + BATCH_HEADER_SIZE, w->len - BATCH_HEADER_SIZE);
 		off += w->len - BATCH_HEADER_SIZE;
 		if (w == last)
 			break;
@@ -863,10 +869,13 @@ static int db_append_group(cesium_db *db, struct db_writer *first, struct db_wri
 	return rc;
 }
 
-static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t count, bool sync,
-                        bool flush)
+/* Queues w (its rep or one, len, count, sync and flush set) and returns
+ * once its group is done. */
+static int db_write(cesium_db *db, struct db_writer *w)
 {
-	struct db_writer w = { .rep = rep, .len = len, .count = count, .sync = sync, .flush = flush };
+	size_t len = w->len;
+	uint32_t count = w->count;
+	bool sync = w->sync, flush = w->flush;
 	if (count == 0 && !sync && !flush)
 		return 0;
 	if (count) {
@@ -880,20 +889,20 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		return error_set(CESIUM_ECLOSED, "database is closing");
 	}
 	if (db->queue_tail)
-		db->queue_tail->next = &w;
+		db->queue_tail->next = w;
 	else
-		db->queue_head = &w;
-	db->queue_tail = &w;
-	if (db->queue_head != &w) {
+		db->queue_head = w;
+	db->queue_tail = w;
+	if (db->queue_head != w) {
 		pthread_mutex_unlock(&db->write_mu);
 		uint32_t state;
-		while ((state = atomic_load_explicit(&w.state, memory_order_acquire)) ==
+		while ((state = atomic_load_explicit(&w->state, memory_order_acquire)) ==
 		       DB_WRITER_QUEUED)
-			park_wait(&w.state, DB_WRITER_QUEUED);
+			park_wait(&w->state, DB_WRITER_QUEUED);
 		if (state == DB_WRITER_DONE) {
-			if (w.status)
-				error_set(w.status, "%s", w.errmsg);
-			return w.status;
+			if (w->status)
+				error_set(w->status, "%s", w->errmsg);
+			return w->status;
 		}
 		pthread_mutex_lock(&db->write_mu);
 	}
@@ -902,11 +911,11 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	/* Only a leader seals: no other group is between its log append and
 	 * its memtable inserts, so a sealed memtable never changes again. */
 	int rc = db_make_room(db, flush);
-	struct db_writer *last = &w;
+	struct db_writer *last = w;
 	size_t total = len;
 	bool gsync = sync;
 	size_t cap = len < DB_MAX_GROUP_BYTES / 8 ? len + DB_MAX_GROUP_BYTES / 8 : DB_MAX_GROUP_BYTES;
-	for (struct db_writer *p = w.next; p; p = p->next) {
+	for (struct db_writer *p = w->next; p; p = p->next) {
 		if (total + p->len - BATCH_HEADER_SIZE > cap)
 			break;
 		total += p->len - BATCH_HEADER_SIZE;
@@ -914,7 +923,7 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 		last = p;
 	}
 	uint32_t group_count = 0, writers = 0;
-	for (struct db_writer *p = &w;; p = p->next) {
+	for (struct db_writer *p = w;; p = p->next) {
 		group_count += p->count;
 		writers++;
 		if (p == last)
@@ -927,7 +936,7 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 
 	bool appended = false;
 	if (!rc)
-		rc = db_append_group(db, &w, last, seq, group_count, total, &appended);
+		rc = db_append_group(db, w, last, seq, group_count, total, &appended);
 	atomic_store_explicit(&db->appended_gen, gen, memory_order_release);
 	atomic_fetch_add_explicit(&db->stats.write_groups, 1, memory_order_relaxed);
 	/* A failed sync is as sticky as a failure after the append. */
@@ -965,7 +974,7 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	 * harmless, a reused number in a log record that did land is not. */
 	if (rc && sticky)
 		db_note_bg_error(db, rc);
-	for (struct db_writer *p = w.next, *next; p && &w != last; p = next) {
+	for (struct db_writer *p = w->next, *next; p && w != last; p = next) {
 		/* p may return once it sees DONE: read what is needed first. */
 		next = p == last ? NULL : p->next;
 		p->status = rc;
@@ -977,6 +986,13 @@ static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t 
 	pthread_mutex_unlock(&db->write_mu);
 	park_batch_wake(&wakes);
 	return rc;
+}
+
+static int db_write_rep(cesium_db *db, const uint8_t *rep, size_t len, uint32_t count, bool sync,
+                        bool flush)
+{
+	struct db_writer w = {.rep = rep, .len = len, .count = count, .sync = sync, .flush = flush};
+	return db_write(db, &w);
 }
 
 int cesium_write(cesium_db *db, const cesium_batch *b, unsigned flags)
@@ -1001,14 +1017,16 @@ static int db_write_one(cesium_db *db, enum keys_kind kind, uint64_t ns, const v
 		rc = db_check_key(key, klen);
 	if (!rc && kind == KEYS_KIND_VALUE)
 		rc = db_check_value(val, vlen);
+	struct batch_entry_ref e = {kind, ns, key, klen, val, vlen};
+	if (!rc)
+		rc = batch_check_entry(&e);
 	if (rc)
 		return rc;
-	cesium_batch b;
-	rc = batch_init_single(&b, kind, ns, key, klen, val, vlen);
-	if (!rc)
-		rc = db_write_rep(db, batch_data(&b), batch_size(&b), 1, db->opts->sync_writes, false);
-	batch_fini(&b);
-	return rc;
+	struct db_writer w = {.one = &e,
+	                      .len = BATCH_HEADER_SIZE + batch_entry_size(&e),
+	                      .count = 1,
+	                      .sync = db->opts->sync_writes};
+	return db_write(db, &w);
 }
 
 int cesium_put_ns(cesium_db *db, uint64_t ns, const void *key, size_t klen, const void *val,
