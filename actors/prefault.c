@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "error.h"
 #include "mem.h"
@@ -27,15 +26,16 @@ struct prefault_req {
 	struct prefault_actor *actor;
 	void *addr;
 	size_t len;
-	void *unmap; /* set before the release, read by done after it */
-	size_t unmap_size;
+	/* Set before the release, run by done after it. */
+	void (*release)(void *);
+	void *release_arg;
 	_Atomic int state;
 };
 
 static void prefault_free(struct prefault_req *req)
 {
-	if (req->unmap)
-		munmap(req->unmap, req->unmap_size);
+	if (req->release)
+		req->release(req->release_arg);
 	mem_free(req);
 }
 
@@ -112,24 +112,15 @@ bool prefault_busy(const struct prefault_req *req)
 	return atomic_load_explicit(&req->state, memory_order_acquire) != PREFAULT_IDLE;
 }
 
-void prefault_wait(struct prefault_req *req)
-{
-	/* A MiB takes the kernel about a millisecond: sleep in short steps
-	 * rather than keep a condition variable for a rare wait. */
-	const struct timespec step = {.tv_sec = 0, .tv_nsec = 50000};
-	while (prefault_busy(req))
-		nanosleep(&step, NULL);
-}
-
-void prefault_req_release(struct prefault_req *req, void *map, size_t size)
+void prefault_req_release(struct prefault_req *req, void (*release)(void *), void *arg)
 {
 	if (!req) {
-		if (map)
-			munmap(map, size);
+		if (release)
+			release(arg);
 		return;
 	}
-	req->unmap = map;
-	req->unmap_size = size;
+	req->release = release;
+	req->release_arg = arg;
 	int busy = PREFAULT_BUSY;
 	if (!atomic_compare_exchange_strong_explicit(&req->state, &busy, PREFAULT_RELEASED,
 	                                             memory_order_acq_rel, memory_order_acquire))

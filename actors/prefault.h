@@ -6,14 +6,13 @@
  * asks it for the next MiB of its mapping while it appends to this one.
  *
  * A request (struct prefault_req) belongs to its requester, which has at
- * most one in flight. The requester never waits for the actor while
- * holding anything the actor's reactor may need: it either waits with
- * prefault_wait holding nothing (before remapping the range), or hands
- * the request and its mapping over with prefault_req_release, and the
- * actor unmaps and frees them once the kernel is done with the range.
+ * most one in flight, and never waits for it: it hands the request and its
+ * hold on the mapping over with prefault_req_release, and the actor frees
+ * the one and lets go of the other once the kernel is done with the range
+ * (the log's mapping never moves, so nothing else needs the request done).
  *
- * Threads: prefault_now, prefault_req_new, prefault_send, prefault_busy,
- * prefault_wait and prefault_req_release from any plain thread (one
+ * Threads: prefault_now, prefault_req_new, prefault_send, prefault_busy
+ * and prefault_req_release from any plain thread (one
  * requester per request); the actor runs on its reactor, and its counters
  * are read with relaxed atomics by cesium_stats.
  */
@@ -46,13 +45,9 @@ struct prefault_req *prefault_req_new(void);
  * caller may do the work itself). */
 int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr, size_t len);
 bool prefault_busy(const struct prefault_req *req);
-/* Returns once req is not in flight. Only where the actor's reactor can
- * run meanwhile: never on that reactor, never holding a lock it takes. */
-void prefault_wait(struct prefault_req *req);
-/* Gives req up (NULL: nothing), with the mapping [map, map + size) it may
- * be working in (map NULL: none). If req is idle, both go now; if it is in
- * flight, the actor unmaps and frees them when the kernel is done. Never
- * waits. */
-void prefault_req_release(struct prefault_req *req, void *map, size_t size);
+/* Gives req up (NULL: nothing), with the caller's hold on the mapping it
+ * may be working in: release(arg) runs now if req is idle, or on the
+ * actor's reactor once the kernel is done with the range. Never waits. */
+void prefault_req_release(struct prefault_req *req, void (*release)(void *), void *arg);
 
 #endif

@@ -14,11 +14,10 @@ static void batch_reset(cesium_batch *b)
 	b->len = BATCH_HEADER_SIZE;
 }
 
-static void batch_init_inline(cesium_batch *b, bool heap_self)
+static void batch_init_inline(cesium_batch *b)
 {
 	b->rep = b->inline_buf;
 	b->cap = sizeof(b->inline_buf);
-	b->heap_self = heap_self;
 	batch_reset(b);
 }
 
@@ -133,14 +132,6 @@ size_t batch_encode_entry(uint8_t *p, const struct batch_entry_ref *e)
 	return (size_t)(p - start);
 }
 
-int batch_check_entry(const struct batch_entry_ref *e)
-{
-	if (e->kind != KEYS_KIND_VALUE && e->kind != KEYS_KIND_DELETE)
-		return error_set(CESIUM_EINVAL, "batch: bad kind %d", (int)e->kind);
-	return batch_check(e->kind == KEYS_KIND_VALUE ? "put" : "delete", e->key, e->klen, e->val,
-	                   e->vlen, e->kind);
-}
-
 static int batch_add(cesium_batch *b, enum keys_kind kind, uint64_t ns, const void *key,
                      size_t klen, const void *val, size_t vlen)
 {
@@ -164,7 +155,7 @@ int cesium_batch_new(cesium_batch **out)
 	cesium_batch *b = mem_alloc(sizeof(*b));
 	if (!b)
 		return error_set(CESIUM_ENOMEM, "cesium_batch_new: out of memory");
-	batch_init_inline(b, true);
+	batch_init_inline(b);
 	*out = b;
 	return 0;
 }
@@ -204,8 +195,7 @@ void cesium_batch_free(cesium_batch *b)
 		return;
 	if (b->rep != b->inline_buf)
 		mem_free(b->rep);
-	if (b->heap_self)
-		mem_free(b);
+	mem_free(b);
 }
 
 int batch_append(cesium_batch *dst, const cesium_batch *src)
@@ -225,32 +215,6 @@ int batch_append(cesium_batch *dst, const cesium_batch *src)
 	dst->len += n;
 	batch_set_count(dst->rep, dc + sc);
 	return 0;
-}
-
-int batch_init_single(cesium_batch *b, enum keys_kind kind, uint64_t ns, const void *key,
-                      size_t klen, const void *val, size_t vlen)
-{
-	if (!b)
-		return error_set(CESIUM_EINVAL, "batch_init_single: NULL batch");
-	int rc = batch_check_entry(&(struct batch_entry_ref){kind, ns, key, klen, val, vlen});
-	if (rc)
-		return rc;
-	batch_init_inline(b, false);
-	rc = batch_add(b, kind, ns, key, klen, val, vlen);
-	if (rc)
-		batch_fini(b);
-	return rc;
-}
-
-void batch_fini(cesium_batch *b)
-{
-	if (!b)
-		return;
-	if (b->rep != b->inline_buf)
-		mem_free(b->rep);
-	b->rep = b->inline_buf;
-	b->cap = sizeof(b->inline_buf);
-	b->len = 0;
 }
 
 /* Decodes a varint32 from [*pos, len); false when truncated or too long. */

@@ -32,7 +32,6 @@ struct cesium_batch {
 	uint8_t *rep;  /* inline_buf or a heap buffer */
 	size_t len;    /* bytes used, header included */
 	size_t cap;    /* bytes available at rep */
-	bool heap_self; /* allocated by cesium_batch_new */
 	uint8_t inline_buf[BATCH_INLINE_SIZE];
 };
 
@@ -50,18 +49,6 @@ uint64_t batch_get_seq(const uint8_t *rep);
 int batch_append(cesium_batch *dst, const cesium_batch *src);
 
 /*
- * Initialises a caller-owned (e.g. stack) batch holding one entry, without
- * a heap allocation when it fits BATCH_INLINE_SIZE. Same checks as
- * cesium_batch_put/delete (val ignored for KEYS_KIND_DELETE). Release it
- * with batch_fini, never cesium_batch_free. On failure the batch needs no
- * batch_fini.
- */
-int batch_init_single(cesium_batch *b, enum keys_kind kind, uint64_t ns, const void *key,
-                      size_t klen, const void *val, size_t vlen);
-/* Frees the heap buffer of a batch set up by batch_init_single. */
-void batch_fini(cesium_batch *b);
-
-/*
  * One entry, not yet encoded: a single put or delete travels to the write
  * group's leader this way, and the leader encodes it straight into the log
  * record, so that its value is copied once on the way to the log, not
@@ -75,11 +62,10 @@ struct batch_entry_ref {
 	const void *val; /* ignored for KEYS_KIND_DELETE */
 	size_t vlen;
 };
-/* The checks of batch_init_single. */
-int batch_check_entry(const struct batch_entry_ref *e);
 /* The exact bytes batch_encode_entry writes for e. */
 size_t batch_entry_size(const struct batch_entry_ref *e);
-/* Encodes e (checked) at p, as one entry of a batch; returns its size. */
+/* Encodes e at p, as one entry of a batch; returns its size. e must pass
+ * the checks of cesium_batch_put/delete (db.c checks key and value). */
 size_t batch_encode_entry(uint8_t *p, const struct batch_entry_ref *e);
 
 /* Called for each entry; a non-zero return stops the walk and is returned. */

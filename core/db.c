@@ -467,9 +467,20 @@ int db_check_open(const cesium_db *db)
 
 /* ---- write path ------------------------------------------------------- */
 
+/*
+ * Values this long are not copied into the memtable: it points at them in
+ * the log record they were just written to (its mapping never moves and
+ * stays mapped while the memtable lives, wal_hold). The copy and the fresh
+ * arena page it fills were the largest costs a writer of large values
+ * could shed (bench/RESULTS.md, 2026-11-27 13:54); below this, a copy is
+ * cheap and keeps a get off the log's pages.
+ */
+#define DB_HELD_VALUE_MIN 1024
+
 struct db_insert_ctx {
 	memtable *mem;
 	uint64_t puts, deletes;
+	bool hold; /* values are in the memtable's own log (not a replay) */
 };
 
 static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_slice nskey,
@@ -480,7 +491,19 @@ static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_sl
 		c->puts++;
 	else
 		c->deletes++;
+	if (c->hold && kind == KEYS_KIND_VALUE && value.len >= DB_HELD_VALUE_MIN)
+		return memtable_add_held(c->mem, seq, nskey, value);
 	return memtable_add(c->mem, seq, kind, nskey, value);
+}
+
+/* A new memtable for the writes that go to log w: it holds w's mapping,
+ * where its large values stay. */
+static int db_memtable_for(cesium_db *db, wal *w, memtable **out)
+{
+	int rc = memtable_new(db->opts->memtable_size, out);
+	if (!rc)
+		memtable_hold(*out, wal_hold(w), wal_release);
+	return rc;
 }
 
 /* Seals the active memtable: a new WAL and memtable take over, the old one
@@ -499,7 +522,7 @@ static int db_seal(cesium_db *db)
 		rc = wal_create_after(path, db->opts->wal_prealloc_size, db->wal_number,
 		                      wal_size(db->wal), &w);
 	if (!rc)
-		rc = memtable_new(db->opts->memtable_size, &mem);
+		rc = db_memtable_for(db, w, &mem);
 	if (!rc && !(req = mem_zalloc(sizeof(*req))))
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
 	if (rc)
@@ -577,8 +600,11 @@ static struct db_shape db_shape(cesium_db *db)
 {
 	epoch_guard g = epoch_enter(&db->epoch);
 	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
-	struct db_shape sh = { memtable_memory_usage(st->active), memtable_entries(st->active),
-		               st->nsealed };
+	/* The values a memtable holds in its log count toward memtable_size:
+	 * they are flushed with it, and the log must not outgrow its
+	 * mapping's reservation. */
+	struct db_shape sh = {memtable_memory_usage(st->active) + memtable_held_bytes(st->active),
+	                      memtable_entries(st->active), st->nsealed};
 	epoch_exit(&db->epoch, g);
 	return sh;
 }
@@ -860,7 +886,7 @@ static int db_append_group(cesium_db *db, struct db_writer *first, struct db_wri
 	keys_put_u32le(buf + 8, count);
 	wal_commit(db->wal, len);
 	*appended = true;
-	struct db_insert_ctx ctx = { .mem = db_active_ref(db) };
+	struct db_insert_ctx ctx = {.mem = db_active_ref(db), .hold = true};
 	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
 	memtable_unref(ctx.mem);
 	atomic_fetch_add_explicit(&db->stats.puts, ctx.puts, memory_order_relaxed);
@@ -1017,11 +1043,9 @@ static int db_write_one(cesium_db *db, enum keys_kind kind, uint64_t ns, const v
 		rc = db_check_key(key, klen);
 	if (!rc && kind == KEYS_KIND_VALUE)
 		rc = db_check_value(val, vlen);
-	struct batch_entry_ref e = {kind, ns, key, klen, val, vlen};
-	if (!rc)
-		rc = batch_check_entry(&e);
 	if (rc)
 		return rc;
+	struct batch_entry_ref e = {kind, ns, key, klen, val, vlen};
 	struct db_writer w = {.one = &e,
 	                      .len = BATCH_HEADER_SIZE + batch_entry_size(&e),
 	                      .count = 1,
@@ -2016,7 +2040,7 @@ static int db_recover(cesium_db *db)
 	if (rc)
 		goto out;
 	db->wal_number = wal_number;
-	rc = memtable_new(db->opts->memtable_size, &active);
+	rc = db_memtable_for(db, db->wal, &active);
 	if (rc)
 		goto out;
 	struct db_state *st = db_state_new(active, &recovered, flush_recovered ? 1 : 0, v);
@@ -2311,6 +2335,7 @@ int cesium_stats(cesium_db *db, char **out)
 	S("block_cache_misses", db->cache ? cache_misses(db->cache) : 0);
 	struct db_state *st = db_state_acquire(db);
 	S("memtable_bytes", memtable_memory_usage(st->active));
+	S("memtable_log_value_bytes", memtable_held_bytes(st->active));
 	S("sealed_memtables", st->nsealed);
 	len = db_stats_memory(db, st, buf, cap, len);
 	for (int l = 0; l < VERSION_LEVELS; l++) {

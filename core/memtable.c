@@ -4,8 +4,10 @@
 #include "error.h"
 #include "mem.h"
 
+#include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 #include <xxhash.h>
 
@@ -55,8 +57,12 @@ struct memtable {
 	/* Shared between every holder: acq_rel on the decrement so the
 	 * freeing thread sees every other holder's last access. */
 	_Atomic uint32_t refs;
-	/* Statistic only: relaxed. */
+	/* Statistics only: relaxed. */
 	_Atomic uint64_t entries;
+	_Atomic uint64_t held_bytes; /* values added with memtable_add_held */
+	/* Where those values live (memtable_hold), released with the table. */
+	void *home;
+	void (*home_release)(void *home);
 	/* The tallest node's height: searches start there. Relaxed: a stale
 	 * value only starts a search a level too low (every node is linked
 	 * at level 0) or at an empty level. */
@@ -115,10 +121,19 @@ static inline keys_slice memtable_node_ikey(const struct memtable_node *n)
 		             n->key_len & MEMTABLE_KEYLEN_MASK };
 }
 
+/* Values are at most CESIUM_MAX_VALUE_SIZE (64 MiB), so value_len's top
+ * bit is free to say that the node holds a pointer to the value (in the
+ * table's home, memtable_add_held) instead of its bytes. */
+#define MEMTABLE_VALUE_HELD (UINT32_C(1) << 31)
+
 static inline keys_slice memtable_node_value(const struct memtable_node *n)
 {
 	keys_slice k = memtable_node_ikey(n);
-	return (keys_slice){ k.data + k.len, n->value_len };
+	if (!(n->value_len & MEMTABLE_VALUE_HELD))
+		return (keys_slice){k.data + k.len, n->value_len};
+	const uint8_t *p;
+	memcpy(&p, k.data + k.len, sizeof(p));
+	return (keys_slice){p, n->value_len & ~MEMTABLE_VALUE_HELD};
 }
 
 static inline struct memtable_node *memtable_link_node(uint64_t link)
@@ -376,7 +391,16 @@ void memtable_unref(memtable *mt)
 		return;
 	arena_free(mt->arena);
 	mem_free(mt->buckets);
+	if (mt->home_release)
+		mt->home_release(mt->home);
 	mem_free(mt);
+}
+
+void memtable_hold(memtable *mt, void *home, void (*release)(void *home))
+{
+	assert(!mt->home_release);
+	mt->home = home;
+	mt->home_release = release;
 }
 
 static uint64_t memtable_hash(keys_slice nskey)
@@ -512,8 +536,24 @@ static void memtable_search(memtable *mt, const struct memtable_target *t, int t
 	}
 }
 
+static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
+                           keys_slice value, bool held);
+
 int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
                  keys_slice value)
+{
+	return memtable_insert(mt, seq, kind, nskey, value, false);
+}
+
+int memtable_add_held(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value)
+{
+	if (!mt || !mt->home_release)
+		return error_set(CESIUM_EINVAL, "memtable_add_held: no home holds the value");
+	return memtable_insert(mt, seq, KEYS_KIND_VALUE, nskey, value, true);
+}
+
+static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
+                           keys_slice value, bool held)
 {
 	if (!mt || (!nskey.data && nskey.len))
 		return error_set(CESIUM_EINVAL, "memtable_add: NULL argument");
@@ -527,7 +567,7 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 		                 nskey.len);
 	if (kind == KEYS_KIND_DELETE)
 		value = keys_slice_of(NULL, 0);
-	if (value.len > UINT32_MAX || (!value.data && value.len))
+	if (value.len >= MEMTABLE_VALUE_HELD || (!value.data && value.len))
 		return error_set(CESIUM_EINVAL, "memtable_add: bad value");
 
 	/* The bucket is a cache miss of its own: start it now, so that it
@@ -536,14 +576,18 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 	__builtin_prefetch(memtable_bucket(mt, hash));
 	int height = memtable_random_height();
 	size_t klen = nskey.len + KEYS_TRAILER_SIZE;
-	struct memtable_node *n = memtable_node_new(mt, height, klen, value.len);
+	struct memtable_node *n =
+	    memtable_node_new(mt, height, klen, held ? sizeof(value.data) : value.len);
 	if (!n)
 		return CESIUM_ENOMEM; /* error set */
+	n->value_len = (uint32_t)value.len | (held ? MEMTABLE_VALUE_HELD : 0);
 	uint8_t *kp = (uint8_t *)memtable_node_key(n, height);
 	if (nskey.len)
 		memcpy(kp, nskey.data, nskey.len);
 	keys_put_u64le(kp + nskey.len, keys_trailer(seq, kind));
-	if (value.len)
+	if (held)
+		memcpy(kp + klen, &value.data, sizeof(value.data));
+	else if (value.len)
 		memcpy(kp + klen, value.data, value.len);
 
 	struct memtable_target t = { nskey, keys_trailer(seq, kind) };
@@ -590,6 +634,8 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
 	if (rc)
 		return rc;
 	atomic_fetch_add_explicit(&mt->entries, 1, memory_order_relaxed);
+	if (held)
+		atomic_fetch_add_explicit(&mt->held_bytes, value.len, memory_order_relaxed);
 	return 0;
 }
 
@@ -652,6 +698,11 @@ size_t memtable_memory_usage(const memtable *mt)
 {
 	return mt ? arena_memory_usage(mt->arena) + (mt->bucket_mask + 1) * sizeof(*mt->buckets)
 	          : 0;
+}
+
+size_t memtable_held_bytes(const memtable *mt)
+{
+	return mt ? atomic_load_explicit(&((memtable *)mt)->held_bytes, memory_order_relaxed) : 0;
 }
 
 uint64_t memtable_entries(const memtable *mt)

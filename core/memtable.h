@@ -15,7 +15,8 @@
  * concurrent add may or may not be seen, but the skiplist order is always
  * consistent.
  * Lifetime: slices returned by memtable_get and by the iterator point into
- * the arena and stay valid while the caller holds a reference.
+ * the arena, or for held values into the table's home, and stay valid
+ * while the caller holds a reference.
  */
 #ifndef CESIUM_CORE_MEMTABLE_H
 #define CESIUM_CORE_MEMTABLE_H
@@ -42,6 +43,15 @@ void memtable_unref(memtable *mt);
 int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
                  keys_slice value);
 
+/* Values that live elsewhere for as long as the table does: home (a log's
+ * mapping, wal_hold) is released with release(home) when the table is
+ * freed. Once, before the first memtable_add_held. */
+void memtable_hold(memtable *mt, void *home, void (*release)(void *home));
+/* memtable_add of a value whose bytes stay where they are, in the table's
+ * home (CESIUM_EINVAL without one): the node keeps a pointer, not a copy,
+ * and readers read the value there. */
+int memtable_add_held(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value);
+
 /* The newest version of nskey with seq <= snapshot_seq: 0 with *kind set
  * (and *value, for KEYS_KIND_VALUE), or CESIUM_ENOTFOUND. */
 int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum keys_kind *kind,
@@ -49,6 +59,9 @@ int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum key
 
 /* Bytes the arena has reserved. */
 size_t memtable_memory_usage(const memtable *mt);
+/* Bytes of the values added with memtable_add_held (they are in the home,
+ * not the arena). */
+size_t memtable_held_bytes(const memtable *mt);
 /* Entries inserted so far. */
 uint64_t memtable_entries(const memtable *mt);
 

@@ -14,10 +14,28 @@
 #include "mem.h"
 #include "prefault.h"
 
+/*
+ * The log's mapping: an address range reserved at creation whose start maps
+ * the file, each growth mapped in place behind it, so that a record never
+ * moves. Memtables keep pointers to values in it (wal_hold), so it is
+ * unmapped only once the log and every holder have let go.
+ */
+struct wal_map {
+	_Atomic uint32_t refs;
+	uint8_t *base;
+	size_t reserved;
+};
+
+/* Address space reserved per log: far more than a log reaches (its
+ * memtable is sealed at memtable_size, at most 4 GiB, counting the values
+ * it holds in the log), and free until mapped. */
+#define WAL_ADDRESS_RESERVE (UINT64_C(16) << 30)
+
 struct wal {
 	int fd;
 	char *path;
-	uint8_t *map;
+	struct wal_map *m;
+	uint8_t *map;    /* m->base */
 	size_t map_size; /* bytes mapped == bytes reserved in the file */
 	size_t chunk;    /* first reservation, least growth (the prealloc size) */
 	/* Offset of the next record. Atomic because wal_size readers run on
@@ -45,6 +63,49 @@ struct wal {
 	 * be appending. */
 	atomic_bool poisoned;
 };
+
+void *wal_hold(wal *w)
+{
+	atomic_fetch_add_explicit(&w->m->refs, 1, memory_order_relaxed);
+	return w->m;
+}
+
+void wal_release(void *hold)
+{
+	struct wal_map *m = hold;
+	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+		munmap(m->base, m->reserved);
+		mem_free(m);
+	}
+}
+
+/* A new mapping holding the file's first `size` bytes. */
+static int wal_map_new(wal *w, size_t size)
+{
+	struct wal_map *m = mem_zalloc(sizeof(*m));
+	if (!m)
+		return error_set(CESIUM_ENOMEM, "log %s: out of memory", w->path);
+	m->reserved = WAL_ADDRESS_RESERVE;
+	void *base =
+	    mmap(NULL, m->reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED) {
+		int e = errno;
+		mem_free(m);
+		return error_set(error_from_errno(-e),
+		                 "log %s: cannot reserve %zu bytes of addresses: %s", w->path,
+		                 (size_t)WAL_ADDRESS_RESERVE, strerror(e));
+	}
+	m->base = base;
+	atomic_init(&m->refs, 1);
+	w->m = m;
+	w->map = base;
+	if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd, 0) ==
+	    MAP_FAILED)
+		return error_set(error_from_errno(-errno), "log %s: mmap of %zu bytes failed: %s",
+		                 w->path, size, strerror(errno));
+	w->map_size = size;
+	return 0;
+}
 
 static size_t wal_page_round(size_t n)
 {
@@ -85,7 +146,6 @@ int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, ui
 	if (!w)
 		return error_set(CESIUM_ENOMEM, "log %s: out of memory", path);
 	w->fd = -1;
-	w->map = MAP_FAILED;
 	size_t plen = strlen(path);
 	w->path = mem_alloc(plen + 1);
 	dir = wal_parent_dir(path);
@@ -113,13 +173,8 @@ int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, ui
 		               w->chunk, strerror(-e));
 		goto out;
 	}
-	w->map = mmap(NULL, w->chunk, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
-	if (w->map == MAP_FAILED) {
-		rc = error_set(error_from_errno(-errno), "log %s: mmap of %zu bytes failed: %s",
-		               path, w->chunk, strerror(errno));
+	if ((rc = wal_map_new(w, w->chunk)))
 		goto out;
-	}
-	w->map_size = w->chunk;
 	/* The header must be durable before any record is: the reader takes
 	 * a file whose both slots are damaged for an empty log only when no
 	 * record follows. */
@@ -144,8 +199,7 @@ int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, ui
 	rc = 0;
 out:
 	if (w) {
-		if (w->map != MAP_FAILED)
-			munmap(w->map, w->map_size);
+		wal_release(w->m);
 		io_close(w->fd);
 		if (created)
 			io_unlink(path);
@@ -177,21 +231,20 @@ static int wal_grow(wal *w, size_t need)
 		step = WAL_MAX_GROWTH;
 	if (need > step)
 		step = wal_page_round(need);
-	if (w->map_size > SIZE_MAX - step)
-		return error_set(CESIUM_EINVAL, "log %s: would grow past the address space",
-		                 w->path);
+	if (step > w->m->reserved - w->map_size)
+		return error_set(CESIUM_ENOMEM,
+		                 "log %s: would grow past its %zu bytes of addresses", w->path,
+		                 w->m->reserved);
 	size_t new_size = w->map_size + step;
 	int e = io_fallocate(w->fd, w->map_size, step);
 	if (e < 0)
 		return error_set(error_from_errno(e), "log %s: cannot grow to %zu bytes: %s",
 		                 w->path, new_size, strerror(-e));
-	if (w->pf)
-		prefault_wait(w->pf); /* the kernel's worker may be in the old range */
-	void *m = mremap(w->map, w->map_size, new_size, MREMAP_MAYMOVE);
-	if (m == MAP_FAILED)
-		return error_set(error_from_errno(-errno), "log %s: mremap to %zu bytes failed: %s",
+	/* In place, behind what is mapped: records never move. */
+	if (mmap(w->map + w->map_size, step, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd,
+	         (off_t)w->map_size) == MAP_FAILED)
+		return error_set(error_from_errno(-errno), "log %s: mmap to %zu bytes failed: %s",
 		                 w->path, new_size, strerror(errno));
-	w->map = m;
 	w->map_size = new_size;
 	return 0;
 }
@@ -372,10 +425,11 @@ int wal_close(wal *w, bool truncate)
 		return 0;
 	int rc = 0;
 	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);
-	/* The mapping goes with the prefault request: at once, or when the
-	 * kernel's worker is done with it (this may run on the reactor that
-	 * would report that, so it must not wait). */
-	prefault_req_release(w->pf, w->map != MAP_FAILED ? w->map : NULL, w->map_size);
+	/* The log's hold on the mapping goes with the prefault request: at
+	 * once, or when the kernel's worker is done with the range (this may
+	 * run on the reactor that would report that, so it must not wait).
+	 * Memtables holding values in it keep it mapped after that. */
+	prefault_req_release(w->pf, wal_release, w->m);
 	if (truncate) {
 		if (w->poisoned) {
 			rc = wal_poisoned_error(w);

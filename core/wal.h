@@ -4,7 +4,9 @@
  * Records are framed by log.h and written into a MAP_SHARED mapping of the
  * preallocated log file, so a non-sync append is a memcpy into the page
  * cache (it survives a crash of the process) and wal_sync makes everything
- * appended so far survive a power loss. The mapping is populated a MiB at
+ * appended so far survive a power loss. The mapping sits at the start of
+ * an address range reserved for it, so a record never moves as the log
+ * grows, and memtables may point at the values in it (wal_hold). The mapping is populated a MiB at
  * a time ahead of the appends, so that the stores do not fault: by the
  * writer, and with a prefaulter (actors/prefault.h) one MiB further on by
  * the kernel's io_uring worker.
@@ -47,9 +49,9 @@ struct prefault_actor;
 #define WAL_DEFAULT_PREALLOC (64u * 1024u * 1024u)
 int wal_create(const char *path, size_t prealloc, wal **out);
 /* Appends from now on ask p to populate the mapping ahead of them (NULL:
- * no more requests). An append that must grow the mapping waits for the
- * request in flight, holding nothing; wal_close never waits (the mapping
- * outlives it until the request is done). Writer thread. */
+ * no more requests). Nothing waits for a request in flight: growth maps
+ * new pages behind the old ones, and the mapping outlives wal_close until
+ * the request is done. Writer thread. */
 void wal_set_prefaulter(wal *w, struct prefault_actor *p);
 /* The same, linking the new log to the one replayed before it: the log
  * numbered prev_number, whose replay must reach prev_end (its wal_size when
@@ -67,6 +69,12 @@ int wal_create_after(const char *path, size_t prealloc, uint64_t prev_number, ui
 int wal_reserve(wal *w, size_t len, uint8_t **payload);
 void wal_commit(wal *w, size_t len);
 int wal_append(wal *w, const void *payload, size_t len);
+/* The mapping's records stay where they are as the log grows, and stay
+ * mapped while held: wal_hold returns a hold (for a memtable that points
+ * at values in the log's records), wal_release gives it up; the mapping is
+ * unmapped once wal_close and every wal_release have run. Any thread. */
+void *wal_hold(wal *w);
+void wal_release(void *hold);
 /* Everything appended before the call is durable on return. */
 int wal_sync(wal *w);
 /* With truncate, cuts the preallocated tail off and fsyncs; then unmaps and

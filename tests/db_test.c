@@ -1026,6 +1026,72 @@ static void test_checksum_every_read_catches_later_damage(void **state)
 	free(dir);
 }
 
+/* The 2 KiB value of key i, generation g: every byte depends on both. */
+static void big_value(uint8_t *v, size_t n, unsigned i, unsigned g)
+{
+	for (size_t j = 0; j < n; j++)
+		v[j] = (uint8_t)(i * 31 + g * 7 + j);
+}
+
+static void check_big(cesium_db *db, unsigned i, unsigned g)
+{
+	char k[32];
+	uint8_t want[2048];
+	void *v = NULL;
+	size_t vl = 0;
+	big_value(want, sizeof(want), i, g);
+	assert_int_equal(cesium_get(db, k, key_of(k, i), &v, &vl), 0);
+	assert_int_equal(vl, sizeof(want));
+	assert_memory_equal(v, want, sizeof(want));
+	cesium_free(v);
+}
+
+/* Large values stay in the log record they were written to, the memtable
+ * pointing at them: they read back through gets and through an iterator
+ * opened before their memtable was sealed, flushed and its log retired
+ * (the iterator keeps the log's mapping), and after a reopen. */
+static void test_large_values_read_from_the_log(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-heldvalues");
+	cesium_db *db = open_db(dir, "memtable_size", "64KiB", NULL);
+	uint8_t v[2048];
+	char k[32];
+	for (unsigned i = 0; i < 20; i++) {
+		big_value(v, sizeof(v), i, 1);
+		assert_int_equal(cesium_put(db, k, key_of(k, i), v, sizeof(v)), 0);
+	}
+	assert_int_equal(stat_of(db, "memtable_log_value_bytes"), 20 * sizeof(v));
+	cesium_iter *it = NULL;
+	assert_int_equal(cesium_iter_new(db, 0, &it), 0);
+	/* Seal, flush and retire that memtable and its log, many times over. */
+	for (unsigned i = 20; i < 400; i++) {
+		big_value(v, sizeof(v), i, 1);
+		assert_int_equal(cesium_put(db, k, key_of(k, i), v, sizeof(v)), 0);
+	}
+	assert_int_equal(cesium_flush(db), 0);
+	assert_true(stat_of(db, "flushes") >= 10);
+	unsigned n = 0;
+	for (cesium_iter_seek_first(it); cesium_iter_valid(it); cesium_iter_next(it), n++) {
+		size_t vl = 0;
+		const void *val = cesium_iter_value(it, &vl);
+		big_value(v, sizeof(v), n, 1);
+		assert_int_equal(vl, sizeof(v));
+		assert_memory_equal(val, v, sizeof(v));
+	}
+	assert_int_equal(n, 20);
+	cesium_iter_free(it);
+	for (unsigned i = 0; i < 400; i += 7)
+		check_big(db, i, 1);
+	assert_int_equal(cesium_close(db), 0);
+	db = open_db(dir, NULL);
+	for (unsigned i = 0; i < 400; i += 3)
+		check_big(db, i, 1);
+	cesium_close(db);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* A database in dir whose memtable holds FAULT_KEYS keys, all in m. */
 static cesium_db *open_with_full_memtable(const char *dir, struct model *m)
 {
@@ -1248,6 +1314,7 @@ int main(void)
 	    cmocka_unit_test(test_checksum_every_read_catches_later_damage),
 	    cmocka_unit_test(test_failed_flush_not_overtaken_by_a_later_one),
 	    cmocka_unit_test(test_orphan_wal_does_not_hide_later_writes),
+	    cmocka_unit_test(test_large_values_read_from_the_log),
 	};
 	/* Once, before any test: a skip (exit 77) in the middle of the run
 	 * would hide earlier failures. */

@@ -230,6 +230,63 @@ static void iterator_holds_a_reference(void **state)
 	iter_destroy(it);
 }
 
+/* A home for held values: its release is counted. */
+struct home {
+	char bytes[3][2048];
+	int released;
+};
+
+static void home_release(void *p)
+{
+	((struct home *)p)->released++;
+}
+
+/* Values added with memtable_add_held are not copied: gets and iterators
+ * return the home's own bytes, they count as held bytes, not arena bytes,
+ * and the home is released once, when the last holder of the table lets
+ * go. Without a home the call is refused. */
+static void held_values_stay_in_their_home(void **state)
+{
+	(void)state;
+	static struct home h;
+	memtable *mt;
+	assert_int_equal(memtable_new(0, &mt), 0);
+	uint8_t b[128];
+	keys_slice v0 = keys_slice_of(h.bytes[0], sizeof(h.bytes[0]));
+	assert_int_equal(memtable_add_held(mt, 1, nsk(b, 0, "a"), v0), CESIUM_EINVAL);
+	memtable_hold(mt, &h, home_release);
+	size_t arena = memtable_memory_usage(mt);
+	for (int i = 0; i < 3; i++) {
+		memset(h.bytes[i], 'a' + i, sizeof(h.bytes[i]));
+		char key[2] = {(char)('a' + i), 0};
+		assert_int_equal(memtable_add_held(mt, (uint64_t)i + 1, nsk(b, 0, key),
+		                                   keys_slice_of(h.bytes[i], sizeof(h.bytes[i]))),
+		                 0);
+	}
+	put(mt, 4, "d", "copied");
+	assert_int_equal(memtable_held_bytes(mt), 3 * sizeof(h.bytes[0]));
+	assert_true(memtable_memory_usage(mt) - arena < sizeof(h.bytes[0]));
+	enum keys_kind kind;
+	keys_slice v;
+	assert_int_equal(memtable_get(mt, nsk(b, 0, "b"), 10, &kind, &v), 0);
+	assert_ptr_equal(v.data, h.bytes[1]);
+	assert_int_equal(v.len, sizeof(h.bytes[1]));
+	assert_string_equal(get(mt, "d", 10), "copied");
+	iter *it;
+	assert_int_equal(memtable_iter_new(mt, &it), 0);
+	memtable_unref(mt);
+	iter_seek_first(it);
+	for (int i = 0; i < 3; i++, iter_next(it)) {
+		assert_true(iter_valid(it));
+		assert_ptr_equal(iter_value(it).data, h.bytes[i]);
+		assert_int_equal(iter_value(it).len, sizeof(h.bytes[i]));
+	}
+	assert_memory_equal(iter_value(it).data, "copied", 6);
+	assert_int_equal(h.released, 0);
+	iter_destroy(it);
+	assert_int_equal(h.released, 1);
+}
+
 static int cmp_ikey(const void *a, const void *b)
 {
 	const keys_slice *x = a, *y = b;
@@ -536,6 +593,7 @@ int main(void)
 	    cmocka_unit_test(add_rejects_bad_arguments),
 	    cmocka_unit_test(iterator_seek_finds_first_ge),
 	    cmocka_unit_test(iterator_holds_a_reference),
+	    cmocka_unit_test(held_values_stay_in_their_home),
 	    cmocka_unit_test(random_inserts_match_sorted_model),
 	    cmocka_unit_test(hinted_search_matches_model),
 	    cmocka_unit_test(concurrent_inserts_keep_every_key_in_order),

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <time.h>
 
 #include "prefault.h"
 #include "reactor.h"
@@ -55,6 +56,26 @@ static void stop(struct fixture *f)
 }
 
 /* A shared mapping of a fresh file of len bytes, as the log has. */
+/* A hold on a mapping, given up by unmapping it (prefault_req_release). */
+struct unmap_hold {
+	void *map;
+	size_t size;
+};
+
+static void unmap_release(void *arg)
+{
+	struct unmap_hold *h = arg;
+	munmap(h->map, h->size);
+}
+
+/* Returns once req is idle. */
+static void wait_idle(struct prefault_req *req)
+{
+	const struct timespec step = {.tv_sec = 0, .tv_nsec = 50000};
+	while (prefault_busy(req))
+		nanosleep(&step, NULL);
+}
+
 static uint8_t *map_file(const char *dir, size_t len)
 {
 	char path[512];
@@ -94,7 +115,7 @@ static void test_populated_range_takes_no_faults(void **state)
 	assert_non_null(req);
 	assert_false(prefault_busy(req));
 	assert_int_equal(prefault_send(f.p, req, m, MIB), 0);
-	prefault_wait(req);
+	wait_idle(req);
 	assert_false(prefault_busy(req));
 	long pages = (long)(MIB / (size_t)sysconf(_SC_PAGESIZE));
 	long populated = touch(m, MIB), cold = touch(m + MIB, MIB);
@@ -108,7 +129,8 @@ static void test_populated_range_takes_no_faults(void **state)
 	assert_int_equal(atomic_load(&f.p->requests), 1);
 	assert_int_equal(atomic_load(&f.p->bytes), MIB);
 	assert_int_equal(atomic_load(&f.p->failures), 0);
-	prefault_req_release(req, m, 2 * MIB);
+	struct unmap_hold h = {m, 2 * MIB};
+	prefault_req_release(req, unmap_release, &h);
 	assert_int_not_equal(msync(m, MIB, MS_ASYNC), 0); /* idle: unmapped at once */
 	stop(&f);
 }
@@ -124,7 +146,8 @@ static void test_release_in_flight_unmaps_when_done(void **state)
 	struct prefault_req *req = prefault_req_new();
 	assert_non_null(req);
 	assert_int_equal(prefault_send(f.p, req, m, 8 * MIB), 0);
-	prefault_req_release(req, m, 8 * MIB);
+	struct unmap_hold h = {m, 8 * MIB};
+	prefault_req_release(req, unmap_release, &h);
 	/* reactor_stop returns once every request has completed. */
 	assert_int_equal(reactor_stop(f.r), 0);
 	assert_int_equal(atomic_load(&f.p->bytes), 8 * MIB);
@@ -148,10 +171,10 @@ static void test_unmapped_range_fails_cleanly(void **state)
 	struct prefault_req *req = prefault_req_new();
 	assert_non_null(req);
 	assert_int_equal(prefault_send(f.p, req, m, MIB), 0);
-	prefault_wait(req);
+	wait_idle(req);
 	assert_int_equal(atomic_load(&f.p->failures), 1);
 	assert_int_equal(atomic_load(&f.p->bytes), 0);
-	prefault_req_release(req, NULL, 0);
+	prefault_req_release(req, NULL, NULL);
 	stop(&f);
 }
 

@@ -237,6 +237,32 @@ static void test_wal_growth_doubles(void **state)
 	free(dir);
 }
 
+/* A record stays where it was written while the log grows (memtables
+ * point at values in it), and a hold keeps the mapping after wal_close. */
+static void test_wal_records_stay_put_and_outlive_close_while_held(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "4.wal");
+	wal *w;
+	assert_int_equal(wal_create(path, 64 * 1024, &w), 0);
+	uint8_t *first;
+	assert_int_equal(wal_reserve(w, 16, &first), 0);
+	memcpy(first, "the first record", 16);
+	wal_commit(w, 16);
+	uint64_t size0 = (uint64_t)file_size_of(path);
+	append_until(w, 0, 4 * 1024 * 1024); /* several growths */
+	assert_true((uint64_t)file_size_of(path) >= 8 * size0);
+	assert_memory_equal(first, "the first record", 16);
+	void *hold = wal_hold(w);
+	assert_int_equal(wal_close(w, false), 0);
+	assert_memory_equal(first, "the first record", 16);
+	wal_release(hold);
+	test_rmtree(dir);
+	free(path);
+	free(dir);
+}
+
 /* With a prefaulter, the log grows when the populated range reaches the
  * end of the mapping, not when an append needs the room, so that the
  * pages after it are populated ahead too. The first append populates the
@@ -873,6 +899,7 @@ int main(void)
 	    cmocka_unit_test(test_wal_append_then_replay),
 	    cmocka_unit_test(test_wal_grows_past_prealloc),
 	    cmocka_unit_test(test_wal_growth_doubles),
+	    cmocka_unit_test(test_wal_records_stay_put_and_outlive_close_while_held),
 	    cmocka_unit_test(test_wal_grows_ahead_of_the_prefaulter),
 	    cmocka_unit_test(test_wal_sync_and_read_while_open),
 	    cmocka_unit_test(test_wal_poisoned_after_failed_sync),
