@@ -156,9 +156,13 @@ static void key_of(char *k, size_t cap, unsigned t, uint64_t i)
 	snprintf(k, cap, "t%u-k%09llu", t, (unsigned long long)i);
 }
 
+/* Every fourth value is 1,200 bytes long, so that the memtable holds it in
+ * its log (DB_HELD_VALUE_MIN) rather than copying it. */
+#define VALUE_CAP 1280
 static void value_of(char *v, size_t cap, unsigned t, uint64_t i)
 {
-	snprintf(v, cap, "value-%u-%llu-%0*llu", t, (unsigned long long)i, 60,
+	int width = i % 4 == 0 ? 1170 : 60;
+	snprintf(v, cap, "value-%u-%llu-%0*llu", t, (unsigned long long)i, width,
 	         (unsigned long long)i);
 }
 
@@ -219,7 +223,7 @@ static void *writer_main(void *arg)
 {
 	struct writer *wr = arg;
 	uint64_t rng = wr->seed;
-	char k[32], v[96];
+	char k[32], v[VALUE_CAP];
 	for (uint64_t i = 0;;) {
 		uint64_t r = plan_next(&rng);
 		bool sync = r < sync_pct;
@@ -486,7 +490,7 @@ static void test_power_loss_keeps_synced_writes_and_a_prefix(void **state)
 			         cesium_strerror(rc), cesium_errmsg());
 		/* Per thread, the present keys must be 0..n-1 for some n. */
 		uint64_t n[POWERLOSS_THREADS] = {0}, sum = 0;
-		char k[32], v[96];
+		char k[32], v[VALUE_CAP];
 		for (unsigned t = 0; t < POWERLOSS_THREADS; t++) {
 			for (;; n[t]++) {
 				key_of(k, sizeof(k), t, n[t]);
