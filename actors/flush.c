@@ -4,11 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <xxhash.h>
+
 #include "db.h"
 #include "error.h"
+#include "file.h"
 #include "mem.h"
 #include "options.h"
 #include "scheduler.h"
+#include "wal.h"
 
 /* Wait before resending a result the scheduler's mailbox refused. */
 #define FLUSH_RETRY_NS (1000u * 1000u)
@@ -68,6 +73,9 @@ static void flush_complete(struct flush_actor *f)
 	}
 	if (j->opened)
 		output_close(&j->o, j->rc == 0);
+	if (j->log_fd >= 0)
+		io_close(j->log_fd);
+	mem_free(j->log_path);
 	iter_destroy(j->it);
 	mem_free(j->path);
 	out->result = j->rc;
@@ -84,7 +92,7 @@ static void flush_check(struct flush_actor *f)
 	struct flush_job *j = &f->job;
 	if (j->opened && !j->rc && j->o.error)
 		flush_fail(f, j->o.error);
-	if (j->opened && output_inflight(&j->o) > 0)
+	if ((j->opened && output_inflight(&j->o) > 0) || j->log_syncing)
 		return;
 	if (j->rc || !j->opened || output_done(&j->o))
 		flush_complete(f);
@@ -98,7 +106,15 @@ static void flush_pump(struct flush_actor *f)
 	struct flush_job *j = &f->job;
 	int rc = 0;
 	while (!output_busy(&j->o) && iter_valid(j->it)) {
-		rc = output_add(&j->o, iter_key(j->it), iter_value(j->it));
+		keys_slice v = iter_value(j->it);
+		if (j->refs && memtable_iter_held(j->it)) {
+			struct seg_log_ref ref = {
+			    wal_hold_offset(memtable_home(j->req->mem), v.data), (uint32_t)v.len,
+			    XXH3_64bits(v.data, v.len)};
+			rc = output_add_ref(&j->o, iter_key(j->it), &ref);
+		} else {
+			rc = output_add(&j->o, iter_key(j->it), v);
+		}
 		if (rc)
 			break;
 		iter_next(j->it);
@@ -130,6 +146,42 @@ static void flush_on_io(struct output *o, void *arg)
 		flush_next(f);
 }
 
+static void flush_log_synced(struct io_req *req, int res)
+{
+	struct flush_actor *f = req->ctx;
+	struct flush_job *j = &f->job;
+	j->log_syncing = false;
+	if (res < 0)
+		flush_fail(f, error_set(error_from_errno(res),
+		                        "%s: fdatasync of the log keeping flushed values: %s",
+		                        j->log_path, strerror(-res)));
+	else
+		flush_fail(f, db_check_kept_log(f->db, j->req->log_number));
+	flush_check(f);
+	if (!f->busy)
+		flush_next(f);
+}
+
+/* With values to leave in req's log: opens it and starts its fdatasync. */
+static int flush_keep_log(struct flush_actor *f, struct flush_request *req)
+{
+	struct flush_job *j = &f->job;
+	int rc = db_file_path(f->db, req->log_number, "wal", &j->log_path);
+	if (rc)
+		return rc;
+	int fd = io_open(j->log_path, O_RDONLY, 0);
+	if (fd < 0)
+		return error_set(error_from_errno(fd), "%s: cannot open the log to keep: %s",
+		                 j->log_path, strerror(-fd));
+	j->log_fd = fd;
+	j->refs = true;
+	j->log_sync.done = flush_log_synced;
+	j->log_sync.ctx = f;
+	j->log_syncing = true;
+	io_ring_fdatasync(reactor_ring(f->actor.home), &j->log_sync, fd);
+	return 0;
+}
+
 /* Starts a flush of req; it may also end here (an empty memtable, a
  * failure before any write). */
 static void flush_start(struct flush_actor *f, struct flush_request *req)
@@ -147,6 +199,7 @@ static void flush_start(struct flush_actor *f, struct flush_request *req)
 		return;
 	}
 	memset(j, 0, sizeof(*j));
+	j->log_fd = -1;
 	out->msg.type = SCHED_MSG_FLUSHED;
 	out->msg.from = &f->actor;
 	out->next_log_number = req->next_log_number;
@@ -166,14 +219,17 @@ static void flush_start(struct flush_actor *f, struct flush_request *req)
 			return;
 		}
 	}
-	if (!rc) {
-		struct seg_writer_opts wo = db_writer_opts(db, 0);
+	struct seg_writer_opts wo = db_writer_opts(db, 0);
+	if (!rc && req->log_number && memtable_held_bytes(req->mem) > 0) {
+		wo.value_log = req->log_number;
+		rc = flush_keep_log(f, req);
+	}
+	if (!rc)
 		rc =
 		    output_open(&j->o, reactor_ring(f->actor.home), j->path, req->file_number, &wo);
-	}
 	if (rc) {
 		flush_fail(f, rc);
-		flush_complete(f);
+		flush_check(f); /* ends the job, or its log sync will */
 		return;
 	}
 	j->opened = true;

@@ -14,6 +14,13 @@
  * encoding (and compressing) up to OUTPUT_WINDOW chunks per step, and the
  * open, close and (on failure) unlink system calls of the segment file.
  *
+ * Values the memtable holds in its log (memtable_add_held: those of at
+ * least log_value_min_size bytes) are not written again: the segment
+ * refers to them there (segment format version 2), and that log then
+ * lives as long as the segment. The log is
+ * fdatasynced on the ring while the segment is written, and the result
+ * names the log (file.value_log) so that the scheduler keeps it.
+ *
  * Memtables are flushed strictly in the order they were sealed: requests
  * that arrive while one is being written wait in the actor's own queue
  * (bounded by max_memtables, since only sealed memtables are sent), and a
@@ -47,6 +54,7 @@ struct flush_request {
 	struct actor_msg msg;
 	memtable *mem;            /* a reference owned by the request */
 	uint64_t file_number;     /* the segment to create */
+	uint64_t log_number;      /* the WAL of mem's writes (0: several, recovered) */
 	uint64_t next_log_number; /* first WAL holding none of mem's data */
 	uint64_t last_seq;        /* every write in mem has seq <= last_seq */
 };
@@ -60,6 +68,16 @@ struct flush_job {
 	struct output o;
 	bool opened;
 	int rc; /* first failure; the job ends once no write is in flight */
+	/* With log references (segment format version 2): the segment's
+	 * values of at least log_value_min_size bytes stay in the log, which
+	 * is fdatasynced (log_sync) alongside the segment's writes, since
+	 * the segment's edit may only reach the MANIFEST once the values it
+	 * refers to are durable. */
+	bool refs;
+	int log_fd;
+	char *log_path;
+	struct io_req log_sync;
+	bool log_syncing;
 };
 
 struct flush_actor {

@@ -149,14 +149,26 @@ void output_set_notify(struct output *o, output_notify_fn fn, void *arg)
 	o->notify_arg = arg;
 }
 
+/* After an add that returned rc: submits every full chunk. */
+static int output_added(struct output *o, int rc)
+{
+	if (rc)
+		return output_fail(o, rc);
+	return output_submit(o, OUTPUT_CHUNK);
+}
+
 int output_add(struct output *o, keys_slice ikey, keys_slice value)
 {
 	if (o->error)
 		return o->error;
-	int rc = seg_writer_add(o->writer, ikey, value);
-	if (rc)
-		return output_fail(o, rc);
-	return output_submit(o, OUTPUT_CHUNK);
+	return output_added(o, seg_writer_add(o->writer, ikey, value));
+}
+
+int output_add_ref(struct output *o, keys_slice ikey, const struct seg_log_ref *ref)
+{
+	if (o->error)
+		return o->error;
+	return output_added(o, seg_writer_add_ref(o->writer, ikey, ref));
 }
 
 /* Ends the segment and submits what is left of it, footer included. */

@@ -62,6 +62,8 @@ void output_set_notify(struct output *o, output_notify_fn fn, void *arg);
 /* Appends an entry, submitting every full chunk. Blocking mode: waits while
  * more than OUTPUT_WINDOW writes are in flight. 0 or the first error. */
 int output_add(struct output *o, keys_slice ikey, keys_slice value);
+/* The same for a value kept in the segment's log (seg_writer_add_ref). */
+int output_add_ref(struct output *o, keys_slice ikey, const struct seg_log_ref *ref);
 /* Completion-driven mode: the window is full; add nothing more until a
  * notify. */
 static inline bool output_busy(const struct output *o)

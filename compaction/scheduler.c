@@ -101,11 +101,14 @@ static int sched_after_manifest_failure(struct scheduler *s, int rc, bool *maybe
 	return error_set(rc, "%s; starting a new MANIFEST failed too: %s", msg, cesium_errmsg());
 }
 
-/* WALs below log_number hold nothing unflushed any more. */
-static void sched_retire_wals(struct scheduler *s, uint64_t from, uint64_t to)
+/* WALs below log_number hold nothing unflushed any more; `kept` holds
+ * values of the segment just installed, and goes with that segment. */
+static void sched_retire_wals(struct scheduler *s, uint64_t from, uint64_t to, uint64_t kept)
 {
 	for (uint64_t n = from; n < to; n++) {
 		char *path = NULL;
+		if (n == kept)
+			continue;
 		if (db_file_path(s->db, n, "wal", &path) == 0) {
 			if (access(path, F_OK) == 0)
 				cleanup_push(s->db->cleaner, path, 0);
@@ -217,8 +220,9 @@ static void sched_flush_installed(struct scheduler *s, struct sched_flushed *f, 
 			db_set_bg_error(s->db, rc);
 		return;
 	}
-	db_retire_wals(s->db, f->next_log_number);
-	sched_retire_wals(s, old_log, f->next_log_number);
+	uint64_t kept = f->has_file ? f->file.value_log : 0;
+	db_retire_wals(s->db, f->next_log_number, kept);
+	sched_retire_wals(s, old_log, f->next_log_number, kept);
 	s->flush_failures = 0;
 	s->flush_head = f->next;
 	if (!s->flush_head)

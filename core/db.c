@@ -135,6 +135,7 @@ int db_desc_from_props(const struct seg_props *p, int level, uint64_t number, ui
 	out->max_seq = p->max_seq;
 	out->entries = p->entries;
 	out->tombstones = p->tombstones;
+	out->value_log = p->value_log;
 	return 0;
 }
 
@@ -375,6 +376,32 @@ static void db_snap_unregister(cesium_db *db, uint64_t seq)
 
 /* ---- segments -------------------------------------------------------- */
 
+/* Opens the log a segment keeps values in, for reads through r. The
+ * MANIFEST and the segment must agree on which log that is. */
+static int db_attach_value_log(cesium_db *db, const struct file_meta *f, seg_reader *r)
+{
+	uint64_t log = seg_reader_props(r)->value_log;
+	if (log != f->value_log)
+		return error_set(
+		    CESIUM_ECORRUPT, "%s: keeps values in log %llu, the MANIFEST says log %llu",
+		    seg_reader_path(r), (unsigned long long)log, (unsigned long long)f->value_log);
+	if (!log)
+		return 0;
+	char *path = NULL;
+	int rc = db_file_path(db, log, "wal", &path);
+	if (rc)
+		return rc;
+	int fd = io_open(path, O_RDONLY, 0);
+	if (fd < 0)
+		rc = error_set(fd == -ENOENT ? CESIUM_ECORRUPT : error_from_errno(fd),
+		               "%s: cannot open the log %s keeping its values: %s",
+		               seg_reader_path(r), path, strerror(-fd));
+	else
+		seg_reader_attach_log(r, fd, path);
+	mem_free(path);
+	return rc;
+}
+
 int db_file_reader(cesium_db *db, struct file_meta *f, seg_reader **out)
 {
 	seg_reader *r = __atomic_load_n((seg_reader **)&f->reader, __ATOMIC_ACQUIRE);
@@ -395,6 +422,10 @@ int db_file_reader(cesium_db *db, struct file_meta *f, seg_reader **out)
 	rc = seg_reader_open(fd, path, f->number, db->cache, &r);
 	if (rc)
 		goto out;
+	if ((rc = db_attach_value_log(db, f, r))) {
+		seg_reader_unref(r);
+		goto out;
+	}
 	if (db->opts->checksum_every_read)
 		seg_reader_verify_every_read(r);
 	/* Two threads may open the same file at once: one wins, the other
@@ -433,6 +464,12 @@ static void db_file_release(void *ctx, struct file_meta *f)
 			cleanup_push(db->cleaner, path, f->file_size);
 			mem_free(path);
 		}
+		/* Only this segment refers to the log: a flush writes one
+		 * segment per log, and compactions copy values out. */
+		if (f->value_log && db_file_path(db, f->value_log, "wal", &path) == 0) {
+			cleanup_push(db->cleaner, path, 0);
+			mem_free(path);
+		}
 	}
 }
 
@@ -468,19 +505,18 @@ int db_check_open(const cesium_db *db)
 /* ---- write path ------------------------------------------------------- */
 
 /*
- * Values this long are not copied into the memtable: it points at them in
- * the log record they were just written to (its mapping never moves and
- * stays mapped while the memtable lives, wal_hold). The copy and the fresh
- * arena page it fills were the largest costs a writer of large values
- * could shed (bench/RESULTS.md, 2026-11-27 13:54); below this, a copy is
- * cheap and keeps a get off the log's pages.
+ * Values of log_value_min_size bytes or more are not copied into the
+ * memtable: it points at them in the log record they were just written to
+ * (its mapping never moves and stays mapped while the memtable lives,
+ * wal_hold), and the flush refers to them there (actors/flush.h). The copy
+ * and the fresh arena page it fills were the largest costs a writer of
+ * large values could shed (bench/RESULTS.md, 2026-11-27 13:54); below the
+ * option, a copy is cheap and keeps a get off the log's pages.
  */
-#define DB_HELD_VALUE_MIN 1024
-
 struct db_insert_ctx {
 	memtable *mem;
 	uint64_t puts, deletes;
-	bool hold; /* values are in the memtable's own log (not a replay) */
+	uint64_t hold_min; /* 0: copy every value (a replay, or the option off) */
 };
 
 static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_slice nskey,
@@ -491,7 +527,7 @@ static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_sl
 		c->puts++;
 	else
 		c->deletes++;
-	if (c->hold && kind == KEYS_KIND_VALUE && value.len >= DB_HELD_VALUE_MIN)
+	if (c->hold_min && kind == KEYS_KIND_VALUE && value.len >= c->hold_min)
 		return memtable_add_held(c->mem, seq, nskey, value);
 	return memtable_add(c->mem, seq, kind, nskey, value);
 }
@@ -562,6 +598,7 @@ static int db_seal(cesium_db *db)
 			db_note_bg_error(db, close_rc);
 	}
 	/* Under wal_mu: group syncs read db->wal there. */
+	uint64_t sealed_log = db->wal_number;
 	db->wal = w;
 	db->wal_number = number;
 	pthread_mutex_unlock(&db->wal_mu);
@@ -569,6 +606,7 @@ static int db_seal(cesium_db *db)
 	req->mem = sealed[0];
 	memtable_ref(req->mem);
 	req->file_number = seg_number;
+	req->log_number = sealed_log;
 	req->next_log_number = number;
 	req->last_seq = db->next_seq - 1;
 	memtable_unref(mem);
@@ -842,13 +880,26 @@ static int db_group_wait(cesium_db *db, struct db_group *g)
 	return g->rc;
 }
 
-void db_retire_wals(cesium_db *db, uint64_t below)
+int db_check_kept_log(cesium_db *db, uint64_t number)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->wal_mu);
+	for (size_t i = 0; i < db->nsealed_wals && !rc; i++)
+		if (db->sealed_wals[i].number == number)
+			rc = wal_check_durable(db->sealed_wals[i].w);
+	pthread_mutex_unlock(&db->wal_mu);
+	return rc;
+}
+
+void db_retire_wals(cesium_db *db, uint64_t below, uint64_t kept)
 {
 	pthread_mutex_lock(&db->wal_mu);
 	size_t k = 0;
 	for (size_t i = 0; i < db->nsealed_wals; i++) {
+		/* Its data is in segments; a log that keeps values for one
+		 * loses only its unused reservation. */
 		if (db->sealed_wals[i].number < below)
-			wal_close(db->sealed_wals[i].w, false); /* its data is in segments */
+			wal_close(db->sealed_wals[i].w, db->sealed_wals[i].number == kept);
 		else
 			db->sealed_wals[k++] = db->sealed_wals[i];
 	}
@@ -886,7 +937,8 @@ static int db_append_group(cesium_db *db, struct db_writer *first, struct db_wri
 	keys_put_u32le(buf + 8, count);
 	wal_commit(db->wal, len);
 	*appended = true;
-	struct db_insert_ctx ctx = {.mem = db_active_ref(db), .hold = true};
+	struct db_insert_ctx ctx = {.mem = db_active_ref(db),
+	                            .hold_min = db->opts->log_value_min_size};
 	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
 	memtable_unref(ctx.mem);
 	atomic_fetch_add_explicit(&db->stats.puts, ctx.puts, memory_order_relaxed);
@@ -1703,6 +1755,10 @@ static void db_remove_orphans(cesium_db *db, const struct version *v, uint64_t m
 						remove = false;
 		} else if ((n = db_parse_number(e->d_name, "wal")) != 0) {
 			remove = n < v->log_number;
+			for (int l = 0; l < VERSION_LEVELS && remove; l++)
+				for (size_t i = 0; i < v->nfiles[l]; i++)
+					if (v->files[l][i]->value_log == n)
+						remove = false;
 		} else if (sscanf(e->d_name, "MANIFEST-%llu", &mn) == 1) {
 			remove = mn != manifest_number;
 		} else if (strcmp(e->d_name, "CURRENT.tmp") == 0) {

@@ -196,9 +196,16 @@ enum db_stall {
  * writers get back. */
 void db_set_stall(cesium_db *db, int stall, int err);
 
+/* Actor side (flush): after its own fdatasync of the sealed log `number`
+ * succeeded, whether the values it holds may stay there: CESIUM_EIO when
+ * an earlier sync of that log failed (the kernel may have dropped pages
+ * that fdatasync then no longer sees as dirty). */
+int db_check_kept_log(cesium_db *db, uint64_t number);
+
 /* Actor side (scheduler): closes the sealed WALs numbered below `below`,
- * whose data is now in durable segments. */
-void db_retire_wals(cesium_db *db, uint64_t below);
+ * whose data is now in durable segments; the one numbered `kept` (0: none)
+ * stays as the home of a segment's values and loses its unused tail. */
+void db_retire_wals(cesium_db *db, uint64_t below, uint64_t kept);
 
 /* Actor side: removes the segments an edit adds (outputs that will never
  * be part of a version), now (unlink) or through the cleanup actor. */

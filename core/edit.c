@@ -119,6 +119,7 @@ int edit_encode(const struct edit *e, uint8_t **out, size_t *len)
 			return error_set(CESIUM_EINVAL, "edit: file %llu: %s",
 			                 (unsigned long long)f->number, edit_check_file(f));
 		cap += 1 + 1 + 9 * KEYS_MAX_VARINT + f->smallest_len + f->largest_len;
+		cap += 2 * KEYS_MAX_VARINT; /* EDIT_TAG_VALUE_LOG */
 	}
 	uint8_t *buf = mem_alloc(cap);
 	if (!buf)
@@ -154,6 +155,10 @@ int edit_encode(const struct edit *e, uint8_t **out, size_t *len)
 		n += keys_put_varint(buf + n, f->entries);
 		n += keys_put_varint(buf + n, f->tombstones);
 		n += keys_put_varint(buf + n, f->run);
+		if (f->value_log) {
+			n += keys_put_varint(buf + n, EDIT_TAG_VALUE_LOG);
+			n += keys_put_varint(buf + n, f->value_log);
+		}
 	}
 	n += keys_put_varint(buf + n, EDIT_TAG_END);
 	*out = buf;
@@ -273,6 +278,22 @@ static int edit_decode_added(struct edit_in *in, struct edit *e, size_t start)
 	return rc;
 }
 
+/* The value log of the file the field before added. */
+static int edit_decode_value_log(struct edit_in *in, struct edit *e, size_t start,
+                                 uint64_t prev_tag)
+{
+	uint64_t log = 0;
+	int rc = edit_get_varint(in, &log, "truncated value log number");
+	if (rc)
+		return rc;
+	if (prev_tag != EDIT_TAG_ADDED)
+		return edit_bad(in, start, "value log not after an added file");
+	if (log == 0)
+		return edit_bad(in, start, "value log number 0");
+	e->added[e->nadded - 1].value_log = log;
+	return 0;
+}
+
 static int edit_decode_scalar(struct edit_in *in, bool *has, uint64_t *v, size_t start,
                               const char *what)
 {
@@ -291,9 +312,10 @@ int edit_decode(const uint8_t *p, size_t len, struct edit *out, const char *path
 	edit_init(out);
 	int rc = 0;
 	bool ended = false;
+	uint64_t tag = EDIT_TAG_END, prev_tag;
 	while (rc == 0 && !ended) {
 		size_t start = in.pos;
-		uint64_t tag = 0;
+		prev_tag = tag;
 		rc = edit_get_varint(&in, &tag, "truncated: no end tag");
 		if (rc < 0)
 			break;
@@ -332,6 +354,9 @@ int edit_decode(const uint8_t *p, size_t len, struct edit *out, const char *path
 		}
 		case EDIT_TAG_ADDED:
 			rc = edit_decode_added(&in, out, start);
+			break;
+		case EDIT_TAG_VALUE_LOG:
+			rc = edit_decode_value_log(&in, out, start, prev_tag);
 			break;
 		default:
 			rc = edit_bad(&in, start, "unknown field tag");

@@ -23,6 +23,9 @@ enum edit_tag {
 	EDIT_TAG_LAST_SEQ = 3,   /* varint: last sequence number used */
 	EDIT_TAG_DELETED = 4,    /* u8 level, varint file number */
 	EDIT_TAG_ADDED = 5,      /* see struct file_desc and docs/format-log.md */
+	/* varint log number: the file added by the EDIT_TAG_ADDED field just
+	 * before keeps values in that log (file_desc.value_log). */
+	EDIT_TAG_VALUE_LOG = 6,
 };
 
 #define EDIT_LEVELS 8
@@ -44,6 +47,10 @@ struct file_desc {
 	 * a tiered level share it (the job's first output number); 0 is read
 	 * as "its own number". */
 	uint64_t run;
+	/* A flush's segment may keep its large values in the log they were
+	 * written to (segment format version 2): that log's number, kept as
+	 * long as the file lives. 0: none. */
+	uint64_t value_log;
 };
 
 struct edit_deleted {

@@ -786,6 +786,18 @@ static const struct iter_ops memtable_iter_ops = {
 	.destroy = memtable_iter_destroy,
 };
 
+bool memtable_iter_held(const iter *it)
+{
+	assert(it->ops == &memtable_iter_ops);
+	const struct memtable_iter *mi = (const struct memtable_iter *)it;
+	return mi->node && (mi->node->value_len & MEMTABLE_VALUE_HELD);
+}
+
+void *memtable_home(const memtable *mt)
+{
+	return mt->home;
+}
+
 int memtable_iter_new(memtable *mt, iter **out)
 {
 	if (!mt || !out)

@@ -24,6 +24,7 @@
 #include "iter.h"
 #include "keys.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,5 +69,10 @@ uint64_t memtable_entries(const memtable *mt);
 /* An iterator over every entry (see iter.h); it holds a reference on mt
  * until destroyed. CESIUM_ENOMEM. */
 int memtable_iter_new(memtable *mt, iter **out);
+/* For a memtable iterator only: whether its entry's value was added with
+ * memtable_add_held (its bytes are in the table's home). */
+bool memtable_iter_held(const iter *it);
+/* The home given to memtable_hold (NULL: none). */
+void *memtable_home(const memtable *mt);
 
 #endif

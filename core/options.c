@@ -70,6 +70,8 @@ static const struct options_def options_table[] = {
 	    "size of the first leveled level"),
 	OPT(wal_prealloc_size, OPTIONS_SIZE, 4 * MIB, 64 * KIB, 1 * GIB,
 	    "disk space first reserved per WAL file; growth doubles it"),
+	OPT(log_value_min_size, OPTIONS_SIZE, 1 * KIB, 0, 64 * MIB,
+	    "values this long stay in their WAL when flushed; 0 disables"),
 
 };
 /* clang-format on */

@@ -44,6 +44,7 @@ struct cesium_options {
 	uint32_t level_size_multiplier;
 	uint64_t max_bytes_for_level_base; /* bytes */
 	uint64_t wal_prealloc_size;        /* bytes; 0 = no preallocation */
+	uint64_t log_value_min_size;       /* bytes; 0 = flushes copy every value */
 };
 
 /* Fills o with the defaults. */

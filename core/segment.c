@@ -59,6 +59,8 @@ struct seg_writer {
 	uint8_t *last; /* last key added */
 	size_t last_len, last_cap;
 	uint8_t *smallest;
+	uint8_t *tagged; /* version 2: a value with its tag byte */
+	size_t tagged_cap;
 	struct seg_props props;
 	bool finished;
 	int err; /* sticky: a failed writer produces nothing more */
@@ -79,6 +81,7 @@ int seg_writer_new(const struct seg_writer_opts *o, seg_writer **out)
 	block_builder_init(&w->index, SEG_INDEX_RESTART_INTERVAL);
 	bloom_builder_init(&w->bloom, w->o.bloom_bits_per_key);
 	w->props.compression = (uint32_t)w->o.compression;
+	w->props.value_log = w->o.value_log;
 	w->props.min_seq = UINT64_MAX;
 	if (w->o.compression == SEG_COMPRESSION_ZSTD) {
 		w->zc = ZSTD_createCCtx();
@@ -169,7 +172,8 @@ static int seg_flush_data_block(seg_writer *w)
 	return 0;
 }
 
-int seg_writer_add(seg_writer *w, keys_slice ikey, keys_slice value)
+/* Appends ikey with value as the block stores it (tag included). */
+static int seg_writer_add_stored(seg_writer *w, keys_slice ikey, keys_slice value)
 {
 	int rc = 0;
 	if (w->err)
@@ -220,6 +224,46 @@ out:
 	return rc;
 }
 
+/* Version 2: the value behind its tag, in w->tagged. */
+static int seg_writer_tag(seg_writer *w, uint8_t tag, size_t len, uint8_t **body)
+{
+	int rc = seg_grow(&w->tagged, &w->tagged_cap, len + 1);
+	if (rc)
+		return rc;
+	w->tagged[0] = tag;
+	*body = w->tagged + 1;
+	return 0;
+}
+
+int seg_writer_add(seg_writer *w, keys_slice ikey, keys_slice value)
+{
+	if (!w->o.value_log)
+		return seg_writer_add_stored(w, ikey, value);
+	uint8_t *body;
+	int rc = seg_writer_tag(w, SEG_VALUE_INLINE, value.len, &body);
+	if (rc)
+		return rc;
+	if (value.len)
+		memcpy(body, value.data, value.len);
+	return seg_writer_add_stored(w, ikey, keys_slice_of(w->tagged, value.len + 1));
+}
+
+int seg_writer_add_ref(seg_writer *w, keys_slice ikey, const struct seg_log_ref *ref)
+{
+	if (!w->o.value_log || ikey.len < KEYS_TRAILER_SIZE ||
+	    keys_ikey_kind(ikey) != KEYS_KIND_VALUE)
+		return error_set(CESIUM_EINVAL, "segment writer: a log reference needs a value "
+		                                "key and a value_log");
+	uint8_t *body;
+	int rc = seg_writer_tag(w, SEG_VALUE_IN_LOG, SEG_REF_SIZE - 1, &body);
+	if (rc)
+		return rc;
+	keys_put_u64le(w->tagged + SEG_REF_OFFSET, ref->offset);
+	keys_put_u32le(w->tagged + SEG_REF_LENGTH, ref->len);
+	keys_put_u64le(w->tagged + SEG_REF_CHECKSUM, ref->checksum);
+	return seg_writer_add_stored(w, ikey, keys_slice_of(w->tagged, SEG_REF_SIZE));
+}
+
 bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out)
 {
 	if (w->out_len == 0 || w->out_len < min_bytes)
@@ -236,7 +280,8 @@ bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out)
 static int seg_emit_props(seg_writer *w, struct seg_handle *h)
 {
 	const struct seg_props *p = &w->props;
-	size_t size = SEG_PROPS_FIXED_SIZE + p->smallest.len + 4 + p->largest.len;
+	size_t size = SEG_PROPS_FIXED_SIZE + p->smallest.len + 4 + p->largest.len +
+	              (p->value_log ? SEG_PROPS_VALUE_LOG_SIZE : 0);
 	int rc = seg_grow(&w->out, &w->out_cap, w->out_len + size + SEG_TRAILER_SIZE);
 	if (rc)
 		return rc;
@@ -258,6 +303,8 @@ static int seg_emit_props(seg_writer *w, struct seg_handle *h)
 	q += 4;
 	if (p->largest.len)
 		memcpy(q, p->largest.data, p->largest.len);
+	if (p->value_log)
+		keys_put_u64le(q + p->largest.len, p->value_log);
 	*h = seg_seal_block(w, size, SEG_COMPRESS_NONE);
 	return 0;
 }
@@ -298,7 +345,8 @@ int seg_writer_finish(seg_writer *w)
 	seg_put_handle(f + SEG_FOOTER_FILTER, fh);
 	seg_put_handle(f + SEG_FOOTER_PROPS, ph);
 	seg_put_handle(f + SEG_FOOTER_INDEX, ih);
-	keys_put_u32le(f + SEG_FOOTER_VERSION, SEG_FORMAT_VERSION);
+	keys_put_u32le(f + SEG_FOOTER_VERSION,
+	               w->o.value_log ? SEG_FORMAT_VERSION_LOG_VALUES : SEG_FORMAT_VERSION);
 	keys_put_u64le(f + SEG_FOOTER_MAGIC, SEG_MAGIC);
 	keys_put_u64le(f + SEG_FOOTER_CHECKSUM, XXH3_64bits(f, SEG_FOOTER_CHECKSUM));
 	w->out_len += SEG_FOOTER_SIZE;
@@ -336,6 +384,7 @@ void seg_writer_free(seg_writer *w)
 	mem_free(w->out);
 	mem_free(w->last);
 	mem_free(w->smallest);
+	mem_free(w->tagged);
 	mem_free(w);
 }
 
@@ -375,6 +424,12 @@ struct seg_reader {
 	size_t fence_cp;
 	const uint8_t *fence_prefix; /* in the pinned index block */
 	struct seg_props props;
+	/* Format version 2 (props.value_log != 0): values carry a tag, and
+	 * those kept in the log are read from log_fd (seg_reader_attach_log;
+	 * -1 until then). */
+	int log_fd;
+	char *log_path;
+	uint64_t log_size; /* at attach; the log never shrinks below its records */
 };
 
 /* A decoded data block: from the cache (h), owned (owned), or borrowed
@@ -396,6 +451,17 @@ static bool seg_block_verified(const seg_reader *r, uint64_t off)
 
 /* Relaxed is enough: the mapped bytes never change, so a reader that sees
  * the mark can trust them without seeing anything else this thread did. */
+void seg_reader_attach_log(seg_reader *r, int fd, const char *path)
+{
+	if (r->log_fd >= 0)
+		io_close(r->log_fd);
+	mem_free(r->log_path);
+	r->log_fd = fd;
+	r->log_path = mem_printf("%s", path ? path : "log");
+	int64_t size = io_file_size(fd);
+	r->log_size = size > 0 ? (uint64_t)size : 0;
+}
+
 void seg_reader_verify_every_read(seg_reader *r)
 {
 	/* Without the marks every mapped read takes the verifying path. */
@@ -640,7 +706,7 @@ out:
 	return rc;
 }
 
-static int seg_parse_props(seg_reader *r, uint64_t off)
+static int seg_parse_props(seg_reader *r, uint64_t off, uint32_t version)
 {
 	const uint8_t *b = r->props_raw;
 	size_t n = r->props_len;
@@ -660,8 +726,12 @@ static int seg_parse_props(seg_reader *r, uint64_t off)
 		return seg_corrupt(r, off, "props smallest key out of bounds");
 	const uint8_t *q = b + SEG_PROPS_FIXED_SIZE + sl;
 	size_t ll = keys_get_u32le(q);
-	if (ll != n - SEG_PROPS_FIXED_SIZE - sl - 4)
+	size_t tail = version == SEG_FORMAT_VERSION_LOG_VALUES ? SEG_PROPS_VALUE_LOG_SIZE : 0;
+	if (n - SEG_PROPS_FIXED_SIZE - sl - 4 < tail ||
+	    ll != n - SEG_PROPS_FIXED_SIZE - sl - 4 - tail)
 		return seg_corrupt(r, off, "props largest key out of bounds");
+	if (tail && (p->value_log = keys_get_u64le(q + 4 + ll)) == 0)
+		return seg_corrupt(r, off, "props name no value log in a version 2 segment");
 	bool empty = p->entries == 0;
 	if (empty ? (sl || ll) : (sl < KEYS_TRAILER_SIZE || ll < KEYS_TRAILER_SIZE))
 		return seg_corrupt(r, off, "props key bounds inconsistent with entry count");
@@ -714,6 +784,9 @@ static void seg_reader_destroy(seg_reader *r)
 	mem_free(r->fence);
 	if (r->fd >= 0)
 		io_close(r->fd);
+	if (r->log_fd >= 0)
+		io_close(r->log_fd);
+	mem_free(r->log_path);
 	mem_free(r->index);
 	mem_free(r->filter);
 	mem_free(r->props_raw);
@@ -825,6 +898,7 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 	memcpy(r->path, path ? path : "", plen + 1);
 	atomic_init(&r->refs, 1);
 	r->fd = fd;
+	r->log_fd = -1;
 	r->id = id;
 	r->cache = block_cache;
 
@@ -857,10 +931,11 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 		goto out;
 	}
 	uint32_t ver = keys_get_u32le(f + SEG_FOOTER_VERSION);
-	if (ver != SEG_FORMAT_VERSION) {
+	if (ver != SEG_FORMAT_VERSION && ver != SEG_FORMAT_VERSION_LOG_VALUES) {
 		rc = error_set(CESIUM_ECORRUPT,
-		               "%s: footer at offset %llu: format version %u, expected %u", r->path,
-		               (ull)foff, ver, SEG_FORMAT_VERSION);
+		               "%s: footer at offset %llu: format version %u, expected %u or %u",
+		               r->path, (ull)foff, ver, SEG_FORMAT_VERSION,
+		               SEG_FORMAT_VERSION_LOG_VALUES);
 		goto out;
 	}
 	struct seg_handle fh = seg_get_handle(f + SEG_FOOTER_FILTER);
@@ -885,7 +960,7 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 	if ((rc = seg_read_pinned(r, ph, foff, &r->props_raw)))
 		goto out;
 	r->props_len = ph.size;
-	if ((rc = seg_parse_props(r, ph.off)))
+	if ((rc = seg_parse_props(r, ph.off, ver)))
 		goto out;
 	if ((rc = seg_read_pinned(r, ih, foff, &r->index)))
 		goto out;
@@ -1007,6 +1082,102 @@ out:
 	return rc;
 }
 
+/*
+ * A version 2 value as stored (tag first): *ref is set and 1 returned for
+ * a value kept in the log; *inl is set and 0 returned for one stored here.
+ * block_off locates the block, for the message on a malformed tag.
+ */
+static int seg_value_decode(const seg_reader *r, uint64_t block_off, keys_slice stored,
+                            keys_slice *inl, struct seg_log_ref *ref)
+{
+	if (stored.len >= 1 && stored.data[0] == SEG_VALUE_INLINE) {
+		*inl = keys_slice_of(stored.data + 1, stored.len - 1);
+		return 0;
+	}
+	if (stored.len != SEG_REF_SIZE || stored.data[0] != SEG_VALUE_IN_LOG)
+		return seg_corrupt(r, block_off, "malformed value tag");
+	ref->offset = keys_get_u64le(stored.data + SEG_REF_OFFSET);
+	ref->len = keys_get_u32le(stored.data + SEG_REF_LENGTH);
+	ref->checksum = keys_get_u64le(stored.data + SEG_REF_CHECKSUM);
+	return 1;
+}
+
+static const char *seg_log_name(const seg_reader *r)
+{
+	return r->log_path ? r->log_path : "log"; /* NULL: out of memory at attach */
+}
+
+/* Whether ref can be read: the log is attached and holds the whole value
+ * (a damaged reference must not make a reader allocate or seek blindly). */
+static int seg_check_ref(const seg_reader *r, const struct seg_log_ref *ref)
+{
+	if (r->log_fd < 0)
+		return error_set(CESIUM_EIO, "%s: value log %llu is not open", r->path,
+		                 (ull)r->props.value_log);
+	if (ref->offset > r->log_size || ref->len > r->log_size - ref->offset)
+		return error_set(CESIUM_ECORRUPT,
+		                 "%s: value at offset %llu (%u bytes, kept for %s) lies past the "
+		                 "end of the log (%llu bytes)",
+		                 seg_log_name(r), (ull)ref->offset, ref->len, r->path,
+		                 (ull)r->log_size);
+	return 0;
+}
+
+/* Reads the value ref points at (checked by seg_check_ref) into buf and
+ * checks it: a short read or a checksum mismatch is CESIUM_ECORRUPT naming
+ * the log, the offset and the segment. */
+static int seg_read_log_value(const seg_reader *r, const struct seg_log_ref *ref, void *buf)
+{
+	const char *log = seg_log_name(r);
+	ssize_t n = ref->len ? io_pread_full(r->log_fd, buf, ref->len, ref->offset) : 0;
+	if (n < 0)
+		return error_set(error_from_errno((int)n),
+		                 "%s: read of %u bytes at offset %llu: %s", log, ref->len,
+		                 (ull)ref->offset, strerror((int)-n));
+	if ((size_t)n < ref->len)
+		return error_set(CESIUM_ECORRUPT,
+		                 "%s: value at offset %llu (%u bytes, kept for %s) lies past the "
+		                 "end of the log",
+		                 log, (ull)ref->offset, ref->len, r->path);
+	if (XXH3_64bits(buf, ref->len) != ref->checksum)
+		return error_set(CESIUM_ECORRUPT,
+		                 "%s: value at offset %llu (%u bytes, kept for %s): checksum "
+		                 "mismatch",
+		                 log, (ull)ref->offset, ref->len, r->path);
+	return 0;
+}
+
+/* The value of an entry as the caller sees it, in a new allocation (never
+ * NULL, even for 0 bytes). */
+static int seg_value_copy(const seg_reader *r, uint64_t block_off, keys_slice stored, void **val,
+                          size_t *vlen)
+{
+	keys_slice v = stored;
+	struct seg_log_ref ref = {0};
+	int kept = 0;
+	if (r->props.value_log && (kept = seg_value_decode(r, block_off, stored, &v, &ref)) < 0)
+		return kept;
+	int rc = kept ? seg_check_ref(r, &ref) : 0;
+	if (rc)
+		return rc;
+	size_t len = kept ? ref.len : v.len;
+	void *p = mem_alloc(len ? len : 1);
+	if (!p)
+		return error_set(CESIUM_ENOMEM, "%s: out of memory for a %zu-byte value", r->path,
+		                 len);
+	if (kept)
+		rc = seg_read_log_value(r, &ref, p);
+	else if (len)
+		memcpy(p, v.data, len);
+	if (rc) {
+		mem_free(p);
+		return rc;
+	}
+	*val = p;
+	*vlen = len;
+	return 0;
+}
+
 /* Searches the decoded block blk (at h) for the newest version of nskey
  * at or below target's sequence; seg_reader_get's results. */
 static int seg_block_search(seg_reader *r, struct seg_handle h, const struct seg_block *blk,
@@ -1028,17 +1199,8 @@ static int seg_block_search(seg_reader *r, struct seg_handle h, const struct seg
 		goto out;
 	enum keys_kind kd = keys_ikey_kind(k);
 	if (kd == KEYS_KIND_VALUE) {
-		keys_slice v = iter_value(&di.base);
-		void *p = mem_alloc(v.len ? v.len : 1);
-		if (!p) {
-			rc = error_set(CESIUM_ENOMEM, "%s: out of memory for a %zu-byte value",
-			               r->path, v.len);
+		if ((rc = seg_value_copy(r, h.off, iter_value(&di.base), val, vlen)))
 			goto out;
-		}
-		if (v.len)
-			memcpy(p, v.data, v.len);
-		*val = p;
-		*vlen = v.len;
 	} else if (kd != KEYS_KIND_DELETE) {
 		rc = seg_corrupt(r, h.off, "unknown entry kind");
 		goto out;
@@ -1158,6 +1320,11 @@ struct seg_iter {
 	size_t prepared_len, prepared_cap;
 	bool lazy; /* at the first entry, not read yet (o.lazy) */
 	int status;
+	/* Version 2: the current entry's value as callers see it; values
+	 * kept in the log are read into vbuf when the iterator lands. */
+	keys_slice value;
+	uint8_t *vbuf;
+	size_t vcap;
 };
 
 static void seg_iter_fail(struct seg_iter *it, int rc)
@@ -1388,12 +1555,53 @@ static bool seg_iter_load_indexed(struct seg_iter *it)
 	return seg_iter_load(it);
 }
 
+/* Version 2: sets it->value for the entry the iterator landed on, reading
+ * it from the log when it is kept there. */
+static void seg_iter_resolve(struct seg_iter *it)
+{
+	const seg_reader *r = it->r;
+	keys_slice stored = iter_value(&it->data.base);
+	struct seg_log_ref ref = {0};
+	if (keys_ikey_kind(iter_key(&it->data.base)) != KEYS_KIND_VALUE) {
+		it->value = keys_slice_of(NULL, 0);
+		return;
+	}
+	int kept = seg_value_decode(r, it->blk_off, stored, &it->value, &ref);
+	if (kept > 0 && (kept = seg_check_ref(r, &ref)) == 0)
+		kept = 1;
+	if (kept <= 0) {
+		if (kept < 0)
+			seg_iter_fail(it, kept);
+		return;
+	}
+	if (ref.len > it->vcap) {
+		uint8_t *p = mem_realloc(it->vbuf, ref.len);
+		if (!p) {
+			seg_iter_fail(it, error_set(CESIUM_ENOMEM,
+			                            "%s: out of memory for a "
+			                            "%u-byte value",
+			                            r->path, ref.len));
+			return;
+		}
+		it->vbuf = p;
+		it->vcap = ref.len;
+	}
+	int rc = seg_read_log_value(r, &ref, it->vbuf);
+	if (rc)
+		seg_iter_fail(it, rc);
+	else
+		it->value = keys_slice_of(it->vbuf, ref.len);
+}
+
 /* Moves forward over exhausted (or empty) blocks. */
 static void seg_iter_skip(struct seg_iter *it)
 {
 	while (!it->status) {
-		if (it->have_blk && iter_valid(&it->data.base))
+		if (it->have_blk && iter_valid(&it->data.base)) {
+			if (it->r->props.value_log)
+				seg_iter_resolve(it);
 			return;
+		}
 		if (it->have_blk && iter_status(&it->data.base)) {
 			seg_iter_fail(it, seg_corrupt(it->r, it->blk_off, "malformed data block"));
 			return;
@@ -1526,7 +1734,7 @@ static keys_slice seg_iter_value(const iter *base)
 {
 	const struct seg_iter *it = (const struct seg_iter *)base;
 	assert(!it->lazy); /* the caller loads first (iter.h) */
-	return iter_value(&it->data.base);
+	return it->r->props.value_log ? it->value : iter_value(&it->data.base);
 }
 
 static int seg_iter_status(const iter *base)
@@ -1543,6 +1751,7 @@ static void seg_iter_destroy(iter *base)
 	block_iter_cleanup(&it->data);
 	mem_free(it->ra);
 	mem_free(it->prepared);
+	mem_free(it->vbuf);
 	if (it->next) {
 		/* The kernel may still write into the prefetch buffer: wait
 		 * for it; if the ring broke, leak it rather than free it. */

@@ -37,6 +37,17 @@ struct seg_writer_opts {
 	int bloom_bits_per_key; /* 0: no filter */
 	enum seg_compression compression;
 	int zstd_level; /* 0: zstd's default */
+	/* Non-zero: the segment may refer to values kept in the log of this
+	 * number (seg_writer_add_ref; format version 2). 0: version 1, every
+	 * value in the segment. */
+	uint64_t value_log;
+};
+
+/* Where a value kept in the segment's log lies, and its XXH3_64. */
+struct seg_log_ref {
+	uint64_t offset;
+	uint32_t len;
+	uint64_t checksum;
 };
 
 struct seg_props {
@@ -49,6 +60,7 @@ struct seg_props {
 	uint64_t data_blocks;
 	uint32_t compression;
 	uint64_t file_size;
+	uint64_t value_log; /* the log holding referred values; 0: none */
 };
 
 /* Output handed over by seg_writer_take; free data with mem_free. */
@@ -64,6 +76,9 @@ int seg_writer_new(const struct seg_writer_opts *o, seg_writer **out);
 /* Appends an entry. Keys must be strictly increasing in internal-key order
  * (CESIUM_EINVAL otherwise, and for a key shorter than its trailer). */
 int seg_writer_add(seg_writer *w, keys_slice ikey, keys_slice value);
+/* Appends a value entry whose value stays in the log (o.value_log must be
+ * set, else CESIUM_EINVAL); same ordering rule. */
+int seg_writer_add_ref(seg_writer *w, keys_slice ikey, const struct seg_log_ref *ref);
 /* When at least min_bytes (0: any, but at least 1) are pending, hands them
  * over and returns true. */
 bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out);
@@ -85,6 +100,10 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 /* Verify a mapped block's checksum on every read of it, not only on this
  * reader's first (checksum_every_read). Call before sharing r. */
 void seg_reader_verify_every_read(seg_reader *r);
+/* For a segment whose props name a value_log: takes over fd, open on that
+ * log (path copied, for messages). Until then, reading a value kept there
+ * fails with CESIUM_EIO. Call before sharing r. */
+void seg_reader_attach_log(seg_reader *r, int fd, const char *path);
 void seg_reader_ref(seg_reader *r);
 void seg_reader_unref(seg_reader *r);
 /*

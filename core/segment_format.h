@@ -36,6 +36,9 @@
 #define SEG_FOOTER_SIZE 56
 
 #define SEG_FORMAT_VERSION 1u
+/* Version 2: a flush's segment that keeps large values in its log (see
+ * "Values kept in the log" below). Everything else is as in version 1. */
+#define SEG_FORMAT_VERSION_LOG_VALUES 2u
 #define SEG_MAGIC UINT64_C(0x314745534d555343) /* "CSUMSEG1" read as LE bytes */
 
 /* Props block (uncompressed). */
@@ -49,6 +52,22 @@
 #define SEG_PROPS_COMPRESSION 56  /* u32: SEG_COMPRESS_* the writer was asked for */
 #define SEG_PROPS_SMALLEST_LEN 60 /* u32: n, then n bytes of the smallest ikey */
 #define SEG_PROPS_FIXED_SIZE 64   /* then smallest, u32 largest length, largest */
+/* Version 2 only, after the largest key: u64 number of the log (<n>.wal)
+ * that holds the values the segment refers to. */
+#define SEG_PROPS_VALUE_LOG_SIZE 8
+
+/*
+ * Values kept in the log (version 2): every value stored in a data block
+ * starts with a tag byte. SEG_VALUE_INLINE: the value's bytes follow.
+ * SEG_VALUE_IN_LOG: a reference follows, the value being in the segment's
+ * log at a file offset; the reader checks the value against its checksum.
+ */
+#define SEG_VALUE_INLINE 0
+#define SEG_VALUE_IN_LOG 1
+#define SEG_REF_OFFSET 1    /* u64: file offset of the value's first byte */
+#define SEG_REF_LENGTH 9    /* u32: value bytes */
+#define SEG_REF_CHECKSUM 13 /* u64: XXH3_64 of the value */
+#define SEG_REF_SIZE 21     /* tag included */
 
 /* Index block entry value: a data block handle. Index blocks restart at
  * every entry so that a get finds its block by binary search alone. */

@@ -35,6 +35,7 @@ struct file_meta *file_meta_new(const struct file_desc *d)
 	f->max_seq = d->max_seq;
 	f->entries = d->entries;
 	f->tombstones = d->tombstones;
+	f->value_log = d->value_log;
 	f->run = d->run ? d->run : d->number;
 	return f;
 }
@@ -102,6 +103,7 @@ struct file_desc file_meta_desc(const struct file_meta *f, int level, uint64_t r
 	    .entries = f->entries,
 	    .tombstones = f->tombstones,
 	    .run = run,
+	    .value_log = f->value_log,
 	};
 }
 

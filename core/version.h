@@ -50,6 +50,7 @@ struct file_meta {
 	uint64_t min_seq, max_seq;
 	uint64_t entries, tombstones;
 	uint64_t run; /* sorted run id (edit.h); never 0 here */
+	uint64_t value_log; /* the log keeping some of its values (edit.h); 0: none */
 	void *reader; /* opaque open segment reader, set by the db */
 };
 

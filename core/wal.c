@@ -1,5 +1,6 @@
 #include "wal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -77,6 +78,13 @@ void wal_release(void *hold)
 		munmap(m->base, m->reserved);
 		mem_free(m);
 	}
+}
+
+uint64_t wal_hold_offset(const void *hold, const void *p)
+{
+	const struct wal_map *m = hold;
+	assert((const uint8_t *)p >= m->base && (const uint8_t *)p < m->base + m->reserved);
+	return (uint64_t)((const uint8_t *)p - m->base);
 }
 
 /* A new mapping holding the file's first `size` bytes. */
@@ -450,6 +458,11 @@ int wal_close(wal *w, bool truncate)
 	mem_free(w->path);
 	mem_free(w);
 	return rc;
+}
+
+int wal_check_durable(const wal *w)
+{
+	return atomic_load(&w->poisoned) ? wal_poisoned_error(w) : 0;
 }
 
 uint64_t wal_size(const wal *w)

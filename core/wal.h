@@ -75,8 +75,14 @@ int wal_append(wal *w, const void *payload, size_t len);
  * unmapped once wal_close and every wal_release have run. Any thread. */
 void *wal_hold(wal *w);
 void wal_release(void *hold);
+/* The file offset of p, which lies in the held mapping's records. */
+uint64_t wal_hold_offset(const void *hold, const void *p);
 /* Everything appended before the call is durable on return. */
 int wal_sync(wal *w);
+/* 0, or CESIUM_EIO when a sync of w failed (the poison rule below): an
+ * fdatasync of the file that succeeds afterwards proves nothing. Under the
+ * lock that serializes wal_sync, so that a failing sync is not missed. */
+int wal_check_durable(const wal *w);
 /* With truncate, cuts the preallocated tail off and fsyncs; then unmaps and
  * closes. w is freed even on error. */
 int wal_close(wal *w, bool truncate);

@@ -1092,6 +1092,185 @@ static void test_large_values_read_from_the_log(void **state)
 	free(dir);
 }
 
+/* ---- values kept in the log ---------------------------------------- */
+
+/* The names (in dir) of its .wal files, ascending by number; returns how
+ * many (at most cap). */
+static int list_wals(const char *dir, unsigned long long *numbers, int cap)
+{
+	int n = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));) {
+		unsigned long long x;
+		char tail[8];
+		if (sscanf(e->d_name, "%llu.%7s", &x, tail) == 2 && strcmp(tail, "wal") == 0 &&
+		    n < cap)
+			numbers[n++] = x;
+	}
+	closedir(d);
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && numbers[j - 1] > numbers[j]; j--) {
+			unsigned long long t = numbers[j];
+			numbers[j] = numbers[j - 1];
+			numbers[j - 1] = t;
+		}
+	return n;
+}
+
+/* The format version in the footer of every .seg in dir; fails unless
+ * they all agree, and returns it. */
+static uint32_t segment_versions(const char *dir)
+{
+	uint32_t version = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!strstr(e->d_name, ".seg"))
+			continue;
+		char path[600];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		int fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		off_t size = lseek(fd, 0, SEEK_END);
+		uint8_t v[4];
+		/* The footer's u32 version is 20 bytes before the file's end. */
+		assert_int_equal(pread(fd, v, 4, size - 20), 4);
+		close(fd);
+		uint32_t ver = (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 |
+		               (uint32_t)v[3] << 24;
+		if (version)
+			assert_int_equal(ver, version);
+		version = ver;
+	}
+	closedir(d);
+	return version;
+}
+
+static bool file_exists(const char *dir, unsigned long long number, const char *ext)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%06llu.%s", dir, number, ext);
+	return access(path, F_OK) == 0;
+}
+
+/* Puts keys 0..n-1 at generation 1 into db and model m, then flushes. */
+static void fill_and_flush(cesium_db *db, struct model *m, unsigned n)
+{
+	model_init(m, n);
+	for (unsigned i = 0; i < n; i++)
+		model_put(db, m, i, 1);
+	assert_int_equal(cesium_flush(db), 0);
+}
+
+/* Ends a test: closes db, frees the model and removes dir. */
+static void close_and_remove(cesium_db *db, struct model *m, char *dir)
+{
+	cesium_close(db);
+	free(m->gen);
+	test_rmtree(dir);
+	free(dir);
+}
+
+/* A flushed memtable's long values stay where its log has them: the log
+ * outlives the flush, the segment (format version 2) refers to it, gets,
+ * scans and a reopen read the values back, and compaction copies them
+ * into a level and lets the log go. */
+static void test_flushed_values_stay_in_their_log(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-logvalues");
+	/* The model's values are about 75 bytes; no L0 compaction yet. */
+	cesium_db *db = open_db(dir, "log_value_min_size", "64", "l0_compaction_trigger", "100",
+	                        "l0_slowdown_trigger", "200", "l0_stop_trigger", "300", NULL);
+	struct model m;
+	fill_and_flush(db, &m, 300);
+	unsigned long long wals[8];
+	assert_int_equal(list_wals(dir, wals, 8), 2); /* the kept log and the live one */
+	unsigned long long kept = wals[0];
+	assert_int_equal(segment_versions(dir), 2);
+	model_check(db, &m);
+	/* Overwrite a third and delete a third: the newer versions go to a
+	 * second kept log, the older ones still read from the first. */
+	for (unsigned i = 0; i < 100; i++)
+		model_put(db, &m, i, 2);
+	for (unsigned i = 100; i < 200; i++)
+		model_delete(db, &m, i);
+	assert_int_equal(cesium_flush(db), 0);
+	assert_int_equal(list_wals(dir, wals, 8), 3);
+	model_check(db, &m);
+	model_check_after_reopen(db, dir, &m);
+	assert_true(file_exists(dir, kept, "wal"));
+	db = open_db(dir, NULL);
+	model_check(db, &m);
+	assert_int_equal(cesium_compact(db), 0);
+	model_check(db, &m);
+	/* Compaction copied the values out: once the old segments go, their
+	 * logs go with them. */
+	assert_int_equal(wait_files(dir, ".wal", 1), 1);
+	assert_false(file_exists(dir, kept, "wal"));
+	close_and_remove(db, &m, dir);
+}
+
+/* Damage to a value kept in a log is found by its checksum and reported
+ * with the log's name and the offset. */
+static void test_damaged_log_value_is_reported(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-logvalue-damage");
+	cesium_db *db = open_db(dir, "log_value_min_size", "64", NULL);
+	struct model m;
+	fill_and_flush(db, &m, 50);
+	unsigned long long wals[4];
+	assert_int_equal(list_wals(dir, wals, 4), 2);
+	char path[600], want[256];
+	snprintf(path, sizeof(path), "%s/%06llu.wal", dir, wals[0]);
+	size_t wl = value_of(want, sizeof(want), 7, 1);
+	/* Find key 7's value in the kept log and flip its last byte. */
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	off_t size = lseek(fd, 0, SEEK_END);
+	uint8_t *buf = malloc((size_t)size);
+	assert_non_null(buf);
+	/* The scheduler may be cutting the log's unused tail meanwhile. */
+	ssize_t got = pread(fd, buf, (size_t)size, 0);
+	assert_true(got > 0);
+	uint8_t *at = memmem(buf, (size_t)got, want, wl);
+	assert_non_null(at);
+	off_t off = (off_t)(at - buf) + (off_t)wl - 1;
+	uint8_t b = (uint8_t)(buf[off] ^ 0x5a);
+	assert_int_equal(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+	free(buf);
+	char k[32];
+	void *v = NULL;
+	size_t vl = 0;
+	assert_int_equal(cesium_get(db, k, key_of(k, 7), &v, &vl), CESIUM_ECORRUPT);
+	char name[64];
+	snprintf(name, sizeof(name), "%06llu.wal", wals[0]);
+	assert_non_null(strstr(cesium_errmsg(), name));
+	assert_non_null(strstr(cesium_errmsg(), "offset"));
+	/* Another key's value is intact. */
+	check_get(db, &m, 8);
+	close_and_remove(db, &m, dir);
+}
+
+/* log_value_min_size=0: flushes copy every value, and no log is kept. */
+static void test_log_values_off_keeps_no_log(void **state)
+{
+	(void)state;
+	char *dir = test_tmpdir("db-logvalues-off");
+	cesium_db *db = open_db(dir, "log_value_min_size", "0", NULL);
+	struct model m;
+	fill_and_flush(db, &m, 100);
+	unsigned long long wals[4];
+	assert_int_equal(wait_files(dir, ".wal", 1), 1);
+	assert_int_equal(list_wals(dir, wals, 4), 1);
+	assert_int_equal(segment_versions(dir), 1);
+	model_check(db, &m);
+	close_and_remove(db, &m, dir);
+}
+
 /* A database in dir whose memtable holds FAULT_KEYS keys, all in m. */
 static cesium_db *open_with_full_memtable(const char *dir, struct model *m)
 {
@@ -1315,6 +1494,9 @@ int main(void)
 	    cmocka_unit_test(test_failed_flush_not_overtaken_by_a_later_one),
 	    cmocka_unit_test(test_orphan_wal_does_not_hide_later_writes),
 	    cmocka_unit_test(test_large_values_read_from_the_log),
+	    cmocka_unit_test(test_flushed_values_stay_in_their_log),
+	    cmocka_unit_test(test_damaged_log_value_is_reported),
+	    cmocka_unit_test(test_log_values_off_keeps_no_log),
 	};
 	/* Once, before any test: a skip (exit 77) in the middle of the run
 	 * would hide earlier failures. */

@@ -83,6 +83,8 @@ static void assert_edits_equal(const struct edit *a, const struct edit *b)
 		assert_int_equal(x->max_seq, y->max_seq);
 		assert_int_equal(x->entries, y->entries);
 		assert_int_equal(x->tombstones, y->tombstones);
+		assert_int_equal(x->run, y->run);
+		assert_int_equal(x->value_log, y->value_log);
 	}
 }
 
@@ -248,6 +250,189 @@ static void test_edit_random_bytes_never_crash(void **state)
 	mem_free(valid);
 }
 
+/* A file's value log survives encode/decode; a file without one decodes
+ * without one, and its encoding carries no EDIT_TAG_VALUE_LOG field. */
+static void test_edit_value_log_round_trip(void **state)
+{
+	(void)state;
+	struct edit e, d;
+	edit_init(&e);
+	edit_set_log_number(&e, 12);
+	add_test_file(&e, 0, 10, 1, 5);
+	add_test_file(&e, 0, 11, 6, 9);
+	add_test_file(&e, 2, 13, 20, 30);
+	assert_int_equal(e.nadded, 3);
+	/* edit_add_file copies value_log like any other field. */
+	uint8_t s[64], l[64];
+	struct file_desc f = {.level = 0,
+	                      .number = 14,
+	                      .smallest = s,
+	                      .smallest_len = make_key(s, 0, 40, 9),
+	                      .largest = l,
+	                      .largest_len = make_key(l, 0, 41, 9),
+	                      .min_seq = 9,
+	                      .max_seq = 9,
+	                      .entries = 2,
+	                      .value_log = UINT64_MAX};
+	assert_int_equal(edit_add_file(&e, &f), 0);
+	assert_int_equal(e.added[3].value_log, UINT64_MAX);
+	e.added[0].value_log = 11;  /* below the log number: still kept */
+	e.added[2].value_log = 300; /* a multi-byte varint */
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(edit_encode(&e, &buf, &len), 0);
+	assert_int_equal(edit_decode(buf, len, &d, "MANIFEST-3", 0), 0);
+	assert_int_equal(d.nadded, 4);
+	assert_int_equal(d.added[0].value_log, 11);
+	assert_int_equal(d.added[1].value_log, 0);
+	assert_int_equal(d.added[2].value_log, 300);
+	assert_int_equal(d.added[3].value_log, UINT64_MAX);
+	assert_edits_equal(&e, &d);
+	edit_free(&d);
+	/* The field costs bytes only where a file has a log: the same edit
+	 * without logs is shorter by tag + varint for each of the three. */
+	for (size_t i = 0; i < e.nadded; i++)
+		e.added[i].value_log = 0;
+	uint8_t *plain;
+	size_t plen;
+	assert_int_equal(edit_encode(&e, &plain, &plen), 0);
+	assert_int_equal(len - plen, (1 + 1) + (1 + 2) + (1 + 10));
+	assert_int_equal(edit_decode(plain, plen, &d, "MANIFEST-3", 0), 0);
+	for (size_t i = 0; i < d.nadded; i++)
+		assert_int_equal(d.added[i].value_log, 0);
+	edit_free(&d);
+	mem_free(plain);
+	/* Every proper prefix of the encoding with logs is still corrupt. */
+	for (size_t cut = 0; cut < len; cut++) {
+		assert_int_equal(edit_decode(buf, cut, &d, "M", 0), CESIUM_ECORRUPT);
+		edit_free(&d);
+	}
+	mem_free(buf);
+	edit_free(&e);
+}
+
+/* An added file's field, by hand: level 1, number 7, size 100, keys
+ * "\0\0\0\0\0\0\0\0a" + trailer, seqs 1..1, 1 entry, 0 tombstones, run 0.
+ * Returns its length. */
+static size_t put_added(uint8_t *p)
+{
+	size_t n = 0;
+	p[n++] = EDIT_TAG_ADDED;
+	p[n++] = 1;   /* level */
+	p[n++] = 7;   /* number */
+	p[n++] = 100; /* file size */
+	for (int key = 0; key < 2; key++) {
+		uint8_t ns[16];
+		keys_make_nskey(ns, 0, "a", 1);
+		p[n++] = KEYS_NS_SIZE + 1 + KEYS_TRAILER_SIZE;
+		keys_make_ikey(p + n, ns, KEYS_NS_SIZE + 1, 1, KEYS_KIND_VALUE);
+		n += KEYS_NS_SIZE + 1 + KEYS_TRAILER_SIZE;
+	}
+	p[n++] = 1; /* min_seq */
+	p[n++] = 1; /* max_seq */
+	p[n++] = 1; /* entries */
+	p[n++] = 0; /* tombstones */
+	p[n++] = 0; /* run */
+	return n;
+}
+
+/* EDIT_TAG_VALUE_LOG is accepted only right after an EDIT_TAG_ADDED
+ * field, and never with log number 0: anything else is CESIUM_ECORRUPT
+ * with the path and the offset of the bad field. */
+static void test_edit_value_log_misplaced_or_zero(void **state)
+{
+	(void)state;
+	uint8_t b[128];
+	struct edit d;
+	size_t a = put_added(b);
+	/* The valid shape first: ADDED, VALUE_LOG 5, END. */
+	b[a] = EDIT_TAG_VALUE_LOG;
+	b[a + 1] = 5;
+	b[a + 2] = EDIT_TAG_END;
+	assert_int_equal(edit_decode(b, a + 3, &d, "MANIFEST-4", 1000), 0);
+	assert_int_equal(d.nadded, 1);
+	assert_int_equal(d.added[0].number, 7);
+	assert_int_equal(d.added[0].value_log, 5);
+	edit_free(&d);
+
+	struct {
+		const char *what;
+		uint8_t bytes[64];
+		size_t len;
+		size_t bad_at; /* offset of the bad field in bytes */
+	} cases[] = {
+	    {"first field", {EDIT_TAG_VALUE_LOG, 5, EDIT_TAG_END}, 3, 0},
+	    {"after a scalar", {EDIT_TAG_LOG_NUMBER, 3, EDIT_TAG_VALUE_LOG, 5, EDIT_TAG_END}, 5, 2},
+	    {"after a deleted file",
+	     {EDIT_TAG_DELETED, 1, 9, EDIT_TAG_VALUE_LOG, 5, EDIT_TAG_END},
+	     6,
+	     3},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		error_clear();
+		int rc = edit_decode(cases[i].bytes, cases[i].len, &d, "MANIFEST-4", 1000);
+		char want[32];
+		snprintf(want, sizeof(want), "offset %zu:", 1000 + cases[i].bad_at);
+		if (rc != CESIUM_ECORRUPT || !strstr(cesium_errmsg(), want) ||
+		    !strstr(cesium_errmsg(), "MANIFEST-4"))
+			fail_msg("%s: rc %d msg '%s'", cases[i].what, rc, cesium_errmsg());
+		edit_free(&d);
+	}
+
+	/* Built on an added file: a second VALUE_LOG after the first, one
+	 * after a DELETED field that follows the file, and log number 0. */
+	size_t n = a;
+	b[n++] = EDIT_TAG_VALUE_LOG;
+	b[n++] = 5;
+	b[n++] = EDIT_TAG_VALUE_LOG;
+	b[n++] = 6;
+	b[n++] = EDIT_TAG_END;
+	error_clear();
+	assert_int_equal(edit_decode(b, n, &d, "MANIFEST-4", 1000), CESIUM_ECORRUPT);
+	char want[32];
+	snprintf(want, sizeof(want), "offset %zu:", 1000 + a + 2);
+	assert_non_null(strstr(cesium_errmsg(), want));
+	edit_free(&d);
+
+	n = a;
+	b[n++] = EDIT_TAG_DELETED;
+	b[n++] = 1;
+	b[n++] = 9;
+	b[n++] = EDIT_TAG_VALUE_LOG;
+	b[n++] = 5;
+	b[n++] = EDIT_TAG_END;
+	error_clear();
+	assert_int_equal(edit_decode(b, n, &d, "MANIFEST-4", 1000), CESIUM_ECORRUPT);
+	snprintf(want, sizeof(want), "offset %zu:", 1000 + a + 3);
+	assert_non_null(strstr(cesium_errmsg(), want));
+	edit_free(&d);
+
+	n = a;
+	b[n++] = EDIT_TAG_VALUE_LOG;
+	b[n++] = 0;
+	b[n++] = EDIT_TAG_END;
+	error_clear();
+	assert_int_equal(edit_decode(b, n, &d, "MANIFEST-4", 1000), CESIUM_ECORRUPT);
+	snprintf(want, sizeof(want), "offset %zu:", 1000 + a);
+	assert_non_null(strstr(cesium_errmsg(), want));
+	assert_non_null(strstr(cesium_errmsg(), "MANIFEST-4"));
+	edit_free(&d);
+	/* 0 spelled as a two-byte varint is 0 too. */
+	n = a;
+	b[n++] = EDIT_TAG_VALUE_LOG;
+	b[n++] = 0x80;
+	b[n++] = 0x00;
+	b[n++] = EDIT_TAG_END;
+	assert_int_equal(edit_decode(b, n, &d, "MANIFEST-4", 1000), CESIUM_ECORRUPT);
+	edit_free(&d);
+	/* A log number cut off by the end of the record. */
+	n = a;
+	b[n++] = EDIT_TAG_VALUE_LOG;
+	b[n++] = 0x85;
+	assert_int_equal(edit_decode(b, n, &d, "MANIFEST-4", 1000), CESIUM_ECORRUPT);
+	edit_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +441,8 @@ int main(void)
 	    cmocka_unit_test(test_edit_rejects_malformed_fields),
 	    cmocka_unit_test(test_edit_add_rejects_bad_files),
 	    cmocka_unit_test(test_edit_random_bytes_never_crash),
+	    cmocka_unit_test(test_edit_value_log_round_trip),
+	    cmocka_unit_test(test_edit_value_log_misplaced_or_zero),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

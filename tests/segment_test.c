@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "cache.h"
 #include "error.h"
@@ -781,6 +782,644 @@ static void test_concurrent_gets_share_reader_and_cache(void **state)
 	free(path);
 }
 
+/* ================= values kept in the log (format version 2) ================= */
+
+#define VL_LOG 7 /* the log number the v2 segments name */
+enum { VL_KEYS = 160 };
+
+/* One entry of a v2 test segment, in the segment's order: key numbers
+ * ascending, versions of one key newest first. Key i (by i % 4): a value
+ * kept in the log; an inline value; a tombstone over a value kept in the
+ * log; an inline value over a value kept in the log. */
+struct vl_entry {
+	unsigned key;
+	uint64_t seq;
+	enum keys_kind kind;
+	bool in_log;
+	uint8_t *val; /* the value as callers see it (mem_alloc'd, also for 0 bytes) */
+	size_t vlen;
+	uint64_t off; /* in_log: where the value lies in the log */
+};
+
+struct vl_seg {
+	struct vl_entry e[2 * VL_KEYS];
+	size_t n;
+	uint8_t *log; /* the log's bytes */
+	size_t log_len;
+	char *seg_path, *log_path;
+};
+
+static uint8_t *vl_bytes(unsigned key, uint64_t seq, size_t len)
+{
+	uint8_t *p = mem_alloc(len ? len : 1);
+	assert_non_null(p);
+	for (size_t j = 0; j < len; j++)
+		p[j] = (uint8_t)(key * 7 + seq * 31 + j * 13 + (j >> 8));
+	return p;
+}
+
+static void vl_push(struct vl_seg *s, unsigned key, uint64_t seq, enum keys_kind kind, bool in_log,
+                    size_t len)
+{
+	assert_true(s->n < sizeof(s->e) / sizeof(s->e[0]));
+	struct vl_entry *e = &s->e[s->n++];
+	*e = (struct vl_entry){.key = key, .seq = seq, .kind = kind, .in_log = in_log};
+	e->vlen = kind == KEYS_KIND_VALUE ? len : 0;
+	e->val = vl_bytes(key, seq, e->vlen);
+}
+
+/* Builds the entries and the log, and writes both files: the log holds a
+ * 37-byte header of its own, then every value kept there behind a few
+ * bytes of other records. */
+static void vl_build(struct vl_seg *s, enum seg_compression comp, const char *name)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < VL_KEYS; i++) {
+		/* Log values of 0..~3 KiB (key 4's is empty), inline ones of 0..70. */
+		size_t big = i == 4 ? 0 : 200 + (i * 131) % 3000;
+		size_t small = (i * 7) % 71;
+		switch (i % 4) {
+		case 0:
+			vl_push(s, i, 2 * i + 1, KEYS_KIND_VALUE, true, big);
+			break;
+		case 1:
+			vl_push(s, i, 2 * i + 1, KEYS_KIND_VALUE, false, small);
+			break;
+		case 2:
+			vl_push(s, i, 2 * i + 2, KEYS_KIND_DELETE, false, 0);
+			vl_push(s, i, 2 * i + 1, KEYS_KIND_VALUE, true, big);
+			break;
+		default:
+			vl_push(s, i, 2 * i + 2, KEYS_KIND_VALUE, false, small);
+			vl_push(s, i, 2 * i + 1, KEYS_KIND_VALUE, true, big);
+			break;
+		}
+	}
+	size_t cap = 37;
+	for (size_t j = 0; j < s->n; j++)
+		cap += 5 + (s->e[j].in_log ? s->e[j].vlen : 0);
+	s->log = mem_alloc(cap);
+	assert_non_null(s->log);
+	memset(s->log, 'H', 37);
+	size_t at = 37;
+	for (size_t j = 0; j < s->n; j++) {
+		memset(s->log + at, 'R', 5); /* another record's bytes */
+		at += 5;
+		if (!s->e[j].in_log)
+			continue;
+		s->e[j].off = at;
+		memcpy(s->log + at, s->e[j].val, s->e[j].vlen);
+		at += s->e[j].vlen;
+	}
+	s->log_len = at;
+	char lname[64];
+	snprintf(lname, sizeof(lname), "%s.wal", name);
+	s->log_path = write_copy(s->log, s->log_len, lname);
+
+	struct seg_writer_opts o = {.block_size = 512,
+	                            .bloom_bits_per_key = 10,
+	                            .compression = comp,
+	                            .zstd_level = 3,
+	                            .value_log = VL_LOG};
+	seg_writer *w;
+	assert_int_equal(seg_writer_new(&o, &w), 0);
+	for (size_t j = 0; j < s->n; j++) {
+		const struct vl_entry *e = &s->e[j];
+		uint8_t k[64];
+		size_t kl = mk_ikey(k, e->key, e->seq, e->kind);
+		if (e->in_log) {
+			struct seg_log_ref ref = {e->off, (uint32_t)e->vlen,
+			                          XXH3_64bits(e->val, e->vlen)};
+			assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &ref), 0);
+		} else {
+			assert_int_equal(
+			    seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of(e->val, e->vlen)),
+			    0);
+		}
+	}
+	/* A tombstone cannot refer to the log. */
+	uint8_t k[64];
+	size_t kl = mk_ikey(k, VL_KEYS + 1, 1, KEYS_KIND_DELETE);
+	struct seg_log_ref ref = {37, 1, 0};
+	assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &ref), CESIUM_EINVAL);
+	char sname[64];
+	snprintf(sname, sizeof(sname), "%s.seg", name);
+	s->seg_path = write_file(w, sname);
+	assert_int_equal(seg_writer_props(w)->value_log, VL_LOG);
+	assert_int_equal(seg_writer_props(w)->entries, s->n);
+	seg_writer_free(w);
+}
+
+static void vl_free(struct vl_seg *s)
+{
+	for (size_t j = 0; j < s->n; j++)
+		mem_free(s->e[j].val);
+	mem_free(s->log);
+	free(s->seg_path);
+	free(s->log_path);
+}
+
+/* The reader of s's segment with log_path (NULL: none) attached. */
+static seg_reader *vl_open(const struct vl_seg *s, const char *log_path)
+{
+	seg_reader *r = open_reader(s->seg_path, 40, NULL, 0);
+	assert_int_equal(seg_reader_props(r)->value_log, VL_LOG);
+	if (log_path) {
+		int fd = io_open(log_path, O_RDONLY, 0);
+		assert_true(fd >= 0);
+		seg_reader_attach_log(r, fd, log_path);
+	}
+	return r;
+}
+
+/* The entry a get of key at snap answers with, or NULL. */
+static const struct vl_entry *vl_model_get(const struct vl_seg *s, unsigned key, uint64_t snap)
+{
+	for (size_t j = 0; j < s->n; j++)
+		if (s->e[j].key == key && s->e[j].seq <= snap)
+			return &s->e[j];
+	return NULL;
+}
+
+static const struct vl_entry *vl_find(const struct vl_seg *s, unsigned key, uint64_t seq)
+{
+	for (size_t j = 0; j < s->n; j++)
+		if (s->e[j].key == key && s->e[j].seq == seq)
+			return &s->e[j];
+	fail_msg("no entry %u@%llu", key, (unsigned long long)seq);
+	return NULL;
+}
+
+/* A get's results (rc, kind, val, vlen) against the entry want (NULL:
+ * not found). Frees val. */
+static void vl_check_result(const struct vl_entry *want, int rc, enum keys_kind kind, void *val,
+                            size_t vlen)
+{
+	if (!want) {
+		assert_int_equal(rc, CESIUM_ENOTFOUND);
+		return;
+	}
+	if (rc)
+		fail_msg("key %u@%llu: rc %d (%s)", want->key, (unsigned long long)want->seq, rc,
+		         cesium_errmsg());
+	assert_int_equal(kind, want->kind);
+	if (want->kind == KEYS_KIND_DELETE) {
+		assert_null(val);
+		return;
+	}
+	assert_non_null(val);
+	assert_int_equal(vlen, want->vlen);
+	assert_memory_equal(val, want->val, want->vlen);
+	mem_free(val);
+}
+
+/* seg_reader_locate, a pread of the block, seg_reader_get_in_block. */
+static int vl_get_split(seg_reader *r, keys_slice nskey, uint64_t snap, enum keys_kind *kind,
+                        void **val, size_t *vlen)
+{
+	struct seg_block_loc loc;
+	*val = NULL;
+	int rc = seg_reader_locate(r, nskey, snap, &loc);
+	if (rc)
+		return rc;
+	uint8_t *buf = mem_alloc(loc.len);
+	assert_non_null(buf);
+	assert_int_equal(io_pread_full(seg_reader_fd(r), buf, loc.len, loc.off), (ssize_t)loc.len);
+	rc = seg_reader_get_in_block(r, &loc, buf, nskey, snap, kind, val, vlen);
+	mem_free(buf);
+	return rc;
+}
+
+static int vl_get(seg_reader *r, unsigned key, uint64_t snap, bool split, enum keys_kind *kind,
+                  void **val, size_t *vlen)
+{
+	uint8_t ns[32];
+	keys_slice nskey = keys_slice_of(ns, mk_nskey(ns, key));
+	*val = NULL;
+	error_clear();
+	if (split)
+		return vl_get_split(r, nskey, snap, kind, val, vlen);
+	return seg_reader_get(r, nskey, snap, kind, val, vlen);
+}
+
+/* The iterator stands on entry e, with its value. */
+static void vl_check_at(iter *it, const struct vl_entry *e)
+{
+	if (!iter_valid(it))
+		fail_msg("entry %u@%llu: iterator invalid, status %d (%s)", e->key,
+		         (unsigned long long)e->seq, iter_status(it), cesium_errmsg());
+	uint8_t k[64];
+	size_t kl = mk_ikey(k, e->key, e->seq, e->kind);
+	keys_slice key = iter_key(it);
+	assert_int_equal(key.len, kl);
+	assert_memory_equal(key.data, k, kl);
+	iter_load(it);
+	keys_slice v = iter_value(it);
+	assert_int_equal(v.len, e->vlen);
+	if (e->vlen)
+		assert_memory_equal(v.data, e->val, e->vlen);
+}
+
+/* A full scan yields every entry with its value; seeks to every key (and
+ * to every older version) land on it with its value. */
+static void vl_check_iter(const struct vl_seg *s, seg_reader *r, const struct seg_iter_opts *o)
+{
+	iter *it;
+	assert_int_equal(seg_reader_iter_new(r, o, &it), 0);
+	size_t j = 0;
+	for (iter_seek_first(it); iter_valid(it); iter_next(it), j++) {
+		assert_true(j < s->n);
+		vl_check_at(it, &s->e[j]);
+	}
+	assert_int_equal(iter_status(it), 0);
+	assert_int_equal(j, s->n);
+	/* Seeks backwards and forwards: every entry exactly, each key at
+	 * KEYS_MAX_SEQ (its newest version). */
+	for (size_t t = 0; t < s->n; t++) {
+		const struct vl_entry *e = &s->e[(t * 7) % s->n];
+		uint8_t k[64];
+		size_t kl = mk_ikey(k, e->key, e->seq, e->kind);
+		iter_seek(it, keys_slice_of(k, kl));
+		vl_check_at(it, e);
+		kl = mk_ikey(k, e->key, KEYS_MAX_SEQ, KEYS_KIND_VALUE);
+		iter_seek(it, keys_slice_of(k, kl));
+		vl_check_at(it, vl_model_get(s, e->key, KEYS_MAX_SEQ));
+		iter_next(it);
+		const struct vl_entry *nx = vl_model_get(s, e->key, KEYS_MAX_SEQ) + 1;
+		if (nx < s->e + s->n)
+			vl_check_at(it, nx);
+		else
+			assert_false(iter_valid(it));
+	}
+	size_t kl;
+	uint8_t k[64];
+	kl = mk_ikey(k, VL_KEYS, KEYS_MAX_SEQ, KEYS_KIND_VALUE);
+	iter_seek(it, keys_slice_of(k, kl));
+	assert_false(iter_valid(it));
+	assert_int_equal(iter_status(it), 0);
+	iter_destroy(it);
+}
+
+/* A version 2 segment mixing inline values, values kept in the log and
+ * tombstones reads back exactly through gets (plain and split), scans
+ * and seeks (mapped, readahead and lazy), with and without zstd; its
+ * footer says version 2 and its props name the log. A writer without a
+ * value_log still writes version 1 and refuses references. */
+static void test_value_log_round_trip(void **state)
+{
+	(void)state;
+	for (int z = 0; z < 2; z++) {
+		struct vl_seg s;
+		vl_build(&s, z ? SEG_COMPRESSION_ZSTD : SEG_COMPRESSION_NONE,
+		         z ? "vl-rt-z" : "vl-rt");
+		size_t len;
+		uint8_t *b = slurp(s.seg_path, &len);
+		assert_int_equal(keys_get_u32le(b + len - SEG_FOOTER_SIZE + SEG_FOOTER_VERSION),
+		                 SEG_FORMAT_VERSION_LOG_VALUES);
+		mem_free(b);
+		seg_reader *r = vl_open(&s, s.log_path);
+		const struct seg_props *p = seg_reader_props(r);
+		assert_int_equal(p->value_log, VL_LOG);
+		assert_int_equal(p->entries, s.n);
+		assert_int_equal(p->tombstones, VL_KEYS / 4);
+		assert_true(p->data_blocks > 10);
+		for (int pass = 0; pass < 2; pass++) /* the second from verified blocks */
+			for (int split = 0; split < 2; split++)
+				for (unsigned i = 0; i < VL_KEYS + 3; i++) {
+					uint64_t snaps[] = {KEYS_MAX_SEQ, 2 * i + 1, 2 * i};
+					for (int t = 0; t < 3; t++) {
+						enum keys_kind kind;
+						void *val;
+						size_t vlen;
+						int rc = vl_get(r, i, snaps[t], split, &kind, &val,
+						                &vlen);
+						vl_check_result(vl_model_get(&s, i, snaps[t]), rc,
+						                kind, val, vlen);
+					}
+				}
+		vl_check_iter(&s, r, NULL);
+		struct seg_iter_opts scan = {.fill_cache = false, .readahead = 4096};
+		vl_check_iter(&s, r, &scan);
+		struct seg_iter_opts lazy = {.fill_cache = true, .lazy = true};
+		vl_check_iter(&s, r, &lazy);
+		seg_reader_unref(r);
+		vl_free(&s);
+	}
+
+	/* Without value_log: version 1, no reference, no log in the props. */
+	struct seg_writer_opts o = {.block_size = 512};
+	seg_writer *w;
+	assert_int_equal(seg_writer_new(&o, &w), 0);
+	uint8_t k[64];
+	size_t kl = mk_ikey(k, 0, 1, KEYS_KIND_VALUE);
+	struct seg_log_ref ref = {0, 3, XXH3_64bits("abc", 3)};
+	assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &ref), CESIUM_EINVAL);
+	assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of("abc", 3)), 0);
+	kl = mk_ikey(k, 2, 2, KEYS_KIND_VALUE);
+	assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &ref), CESIUM_EINVAL);
+	char *path = write_file(w, "vl-v1.seg");
+	assert_int_equal(seg_writer_props(w)->value_log, 0);
+	assert_int_equal(seg_writer_props(w)->entries, 1);
+	seg_writer_free(w);
+	size_t len;
+	uint8_t *b = slurp(path, &len);
+	assert_int_equal(keys_get_u32le(b + len - SEG_FOOTER_SIZE + SEG_FOOTER_VERSION),
+	                 SEG_FORMAT_VERSION);
+	mem_free(b);
+	seg_reader *r = open_reader(path, 41, NULL, 0);
+	assert_int_equal(seg_reader_props(r)->value_log, 0);
+	enum keys_kind kind;
+	void *val;
+	size_t vlen;
+	assert_int_equal(vl_get(r, 0, KEYS_MAX_SEQ, false, &kind, &val, &vlen), 0);
+	assert_int_equal(vlen, 3);
+	assert_memory_equal(val, "abc", 3);
+	mem_free(val);
+	seg_reader_unref(r);
+	free(path);
+}
+
+/* The message of the last error names the log and the offset. */
+static void vl_assert_msg_names(const char *path, uint64_t off)
+{
+	char want[48];
+	snprintf(want, sizeof(want), "offset %llu ", (unsigned long long)off);
+	if (!strstr(cesium_errmsg(), path) || !strstr(cesium_errmsg(), want))
+		fail_msg("message '%s' should name %s and '%s'", cesium_errmsg(), path, want);
+}
+
+/* One flipped byte in a value kept in the log: its gets (plain and split)
+ * are CESIUM_ECORRUPT naming the log and the value's offset, an iterator
+ * that lands on it fails with CESIUM_ECORRUPT; every other value still
+ * reads. */
+static void test_value_log_corrupt_value(void **state)
+{
+	(void)state;
+	struct vl_seg s;
+	vl_build(&s, SEG_COMPRESSION_NONE, "vl-flip");
+	const struct vl_entry *bad = vl_find(&s, 8, 17); /* a key's only version, in the log */
+	assert_true(bad->in_log && bad->vlen > 100);
+	uint8_t *copy = mem_alloc(s.log_len);
+	assert_non_null(copy);
+	memcpy(copy, s.log, s.log_len);
+	copy[bad->off + bad->vlen / 2] ^= 0x04;
+	char *bad_log = write_copy(copy, s.log_len, "vl-flip-bad.wal");
+	mem_free(copy);
+	seg_reader *r = vl_open(&s, bad_log);
+	for (int split = 0; split < 2; split++) {
+		enum keys_kind kind;
+		void *val;
+		size_t vlen;
+		assert_int_equal(vl_get(r, 8, KEYS_MAX_SEQ, split, &kind, &val, &vlen),
+		                 CESIUM_ECORRUPT);
+		vl_assert_msg_names(bad_log, bad->off);
+		/* Its neighbours, in the log and inline, are fine. */
+		for (unsigned i = 4; i <= 12; i++) {
+			if (i == 8)
+				continue;
+			int rc = vl_get(r, i, KEYS_MAX_SEQ, split, &kind, &val, &vlen);
+			vl_check_result(vl_model_get(&s, i, KEYS_MAX_SEQ), rc, kind, val, vlen);
+		}
+	}
+	/* An iterator seeking to it. */
+	iter *it;
+	assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+	uint8_t k[64];
+	size_t kl = mk_ikey(k, 7, KEYS_MAX_SEQ, KEYS_KIND_VALUE);
+	iter_seek(it, keys_slice_of(k, kl));
+	vl_check_at(it, vl_model_get(&s, 7, KEYS_MAX_SEQ));
+	kl = mk_ikey(k, 8, KEYS_MAX_SEQ, KEYS_KIND_VALUE);
+	error_clear();
+	iter_seek(it, keys_slice_of(k, kl));
+	assert_false(iter_valid(it));
+	assert_int_equal(iter_status(it), CESIUM_ECORRUPT);
+	vl_assert_msg_names(bad_log, bad->off);
+	iter_destroy(it);
+	/* A scan: every entry before it, then the failure. */
+	assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+	size_t j = 0;
+	error_clear();
+	for (iter_seek_first(it); iter_valid(it); iter_next(it), j++)
+		vl_check_at(it, &s.e[j]);
+	assert_int_equal(iter_status(it), CESIUM_ECORRUPT);
+	assert_int_equal(j, (size_t)(bad - s.e));
+	vl_assert_msg_names(bad_log, bad->off);
+	iter_destroy(it);
+	seg_reader_unref(r);
+	/* The intact log still serves the same segment. */
+	r = vl_open(&s, s.log_path);
+	enum keys_kind kind;
+	void *val;
+	size_t vlen;
+	int rc = vl_get(r, 8, KEYS_MAX_SEQ, false, &kind, &val, &vlen);
+	vl_check_result(bad, rc, kind, val, vlen);
+	seg_reader_unref(r);
+	free(bad_log);
+	vl_free(&s);
+}
+
+/* References past the log's end (straddling it, at it, far beyond) are
+ * CESIUM_ECORRUPT naming the log and the offset, for gets and
+ * iterators; an inline value beside them reads. */
+static void test_value_log_ref_past_end(void **state)
+{
+	(void)state;
+	uint8_t logb[300];
+	for (size_t i = 0; i < sizeof(logb); i++)
+		logb[i] = (uint8_t)(i * 3);
+	char *log = write_copy(logb, sizeof(logb), "vl-short.wal");
+	/* Refs 0..4 reach past the end; their checksums are of what a
+	 * longer log of zeros after these bytes would have held there. An
+	 * offset of 2^63 would be a negative pread offset, and an empty
+	 * value past the end would need no read at all. */
+	enum { NBAD = 5 };
+	struct seg_log_ref refs[NBAD] = {
+	    {sizeof(logb) - 5, 10, 0},  {sizeof(logb), 1, 0}, {sizeof(logb) + 4096, 100, 0},
+	    {UINT64_C(1) << 63, 10, 0}, {100000, 0, 0},
+	};
+	uint8_t junk[100] = {0};
+	memcpy(junk, logb + sizeof(logb) - 5, 5);
+	refs[0].checksum = XXH3_64bits(junk, refs[0].len);
+	memset(junk, 0, sizeof(junk));
+	for (int i = 1; i < NBAD; i++)
+		refs[i].checksum = XXH3_64bits(junk, refs[i].len);
+	struct seg_log_ref fine = {100, 50, XXH3_64bits(logb + 100, 50)};
+	struct seg_writer_opts o = {.block_size = 4096, .bloom_bits_per_key = 10, .value_log = 3};
+	seg_writer *w;
+	assert_int_equal(seg_writer_new(&o, &w), 0);
+	uint8_t k[64];
+	for (unsigned i = 0; i < NBAD; i++) {
+		size_t kl = mk_ikey(k, i, 10 + i, KEYS_KIND_VALUE);
+		assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &refs[i]), 0);
+	}
+	size_t kl = mk_ikey(k, NBAD, 20, KEYS_KIND_VALUE);
+	assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of("inline", 6)), 0);
+	kl = mk_ikey(k, NBAD + 1, 21, KEYS_KIND_VALUE);
+	assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &fine), 0);
+	char *path = write_file(w, "vl-short.seg");
+	seg_writer_free(w);
+	seg_reader *r = open_reader(path, 42, NULL, 0);
+	assert_int_equal(seg_reader_props(r)->value_log, 3);
+	int fd = io_open(log, O_RDONLY, 0);
+	assert_true(fd >= 0);
+	seg_reader_attach_log(r, fd, log);
+	for (int split = 0; split < 2; split++) {
+		enum keys_kind kind;
+		void *val;
+		size_t vlen;
+		for (unsigned i = 0; i < NBAD; i++) {
+			assert_int_equal(vl_get(r, i, KEYS_MAX_SEQ, split, &kind, &val, &vlen),
+			                 CESIUM_ECORRUPT);
+			vl_assert_msg_names(log, refs[i].offset);
+			/* Said as such, not as a checksum mismatch over bytes
+			 * that were never read. */
+			assert_non_null(strstr(cesium_errmsg(), "past the end"));
+		}
+		assert_int_equal(vl_get(r, NBAD, KEYS_MAX_SEQ, split, &kind, &val, &vlen), 0);
+		assert_int_equal(vlen, 6);
+		assert_memory_equal(val, "inline", 6);
+		mem_free(val);
+		assert_int_equal(vl_get(r, NBAD + 1, KEYS_MAX_SEQ, split, &kind, &val, &vlen), 0);
+		assert_int_equal(vlen, 50);
+		assert_memory_equal(val, logb + 100, 50);
+		mem_free(val);
+	}
+	for (unsigned i = 0; i < NBAD + 2; i++) {
+		iter *it;
+		assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+		kl = mk_ikey(k, i, KEYS_MAX_SEQ, KEYS_KIND_VALUE);
+		error_clear();
+		iter_seek(it, keys_slice_of(k, kl));
+		if (i < NBAD) {
+			assert_false(iter_valid(it));
+			assert_int_equal(iter_status(it), CESIUM_ECORRUPT);
+			vl_assert_msg_names(log, refs[i].offset);
+		} else {
+			assert_true(iter_valid(it));
+			keys_slice v = iter_value(it);
+			assert_int_equal(v.len, i == NBAD ? 6 : 50);
+			assert_memory_equal(
+			    v.data, i == NBAD ? (const uint8_t *)"inline" : logb + 100, v.len);
+		}
+		iter_destroy(it);
+	}
+	seg_reader_unref(r);
+	free(path);
+	free(log);
+}
+
+/* Without its log attached, a value kept there is CESIUM_EIO (gets and
+ * iterators) while inline values and tombstones of the same segment read
+ * fine. */
+static void test_value_log_not_attached(void **state)
+{
+	(void)state;
+	struct vl_seg s;
+	vl_build(&s, SEG_COMPRESSION_NONE, "vl-none");
+	seg_reader *r = vl_open(&s, NULL);
+	unsigned eio = 0, ok = 0;
+	for (int split = 0; split < 2; split++)
+		for (unsigned i = 0; i < VL_KEYS; i++) {
+			enum keys_kind kind;
+			void *val;
+			size_t vlen;
+			for (int t = 0; t < 2; t++) {
+				const struct vl_entry *want =
+				    vl_model_get(&s, i, t ? 2 * i + 1 : KEYS_MAX_SEQ);
+				int rc = vl_get(r, i, want->seq, split, &kind, &val, &vlen);
+				if (want->in_log) {
+					if (rc != CESIUM_EIO)
+						fail_msg("key %u@%llu: rc %d, want CESIUM_EIO", i,
+						         (unsigned long long)want->seq, rc);
+					assert_null(val);
+					eio++;
+				} else {
+					vl_check_result(want, rc, kind, val, vlen);
+					ok++;
+				}
+			}
+		}
+	assert_true(eio > 100 && ok > 100);
+	/* Iterators: fine on inline entries, CESIUM_EIO landing on a value
+	 * kept in the log. */
+	for (size_t j = 0; j < s.n; j += 3) {
+		const struct vl_entry *e = &s.e[j];
+		iter *it;
+		assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+		uint8_t k[64];
+		size_t kl = mk_ikey(k, e->key, e->seq, e->kind);
+		iter_seek(it, keys_slice_of(k, kl));
+		if (e->in_log) {
+			assert_false(iter_valid(it));
+			assert_int_equal(iter_status(it), CESIUM_EIO);
+		} else {
+			vl_check_at(it, e);
+		}
+		iter_destroy(it);
+	}
+	seg_reader_unref(r);
+	vl_free(&s);
+}
+
+/* A value whose tag byte is neither SEG_VALUE_INLINE nor a well-formed
+ * SEG_VALUE_IN_LOG reference (block checksum made to match) is
+ * CESIUM_ECORRUPT "malformed value tag" for gets and iterators. */
+static void test_value_log_malformed_tag(void **state)
+{
+	(void)state;
+	static const char marker[] = "MARKER-VALUE-0123456789";
+	for (int variant = 0; variant < 2; variant++) {
+		/* Variant 0 stores exactly SEG_REF_SIZE bytes (tag included) so
+		 * that only the tag is wrong. */
+		const size_t ml = variant ? sizeof(marker) - 1 : SEG_REF_SIZE - 1;
+		struct seg_writer_opts o = {.block_size = 4096, .value_log = 9};
+		seg_writer *w;
+		assert_int_equal(seg_writer_new(&o, &w), 0);
+		uint8_t k[64];
+		size_t kl = mk_ikey(k, 1, 5, KEYS_KIND_VALUE);
+		assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of(marker, ml)),
+		                 0);
+		char *path = write_file(w, "vl-tag.seg");
+		seg_writer_free(w);
+		size_t len;
+		uint8_t *b = slurp(path, &len);
+		uint8_t *m = memmem(b, len, marker, ml);
+		assert_non_null(m);
+		assert_int_equal(m[-1], SEG_VALUE_INLINE);
+		/* An unknown tag; an in-log tag on a value longer than a
+		 * reference. */
+		m[-1] = variant ? SEG_VALUE_IN_LOG : 0x7f;
+		/* The only data block starts at 0; reseal it. */
+		uint64_t blk_end = keys_get_u64le(b + len - SEG_FOOTER_SIZE + SEG_FOOTER_FILTER);
+		size_t size = (size_t)blk_end - SEG_TRAILER_SIZE;
+		assert_int_equal(b[size + SEG_TRAILER_TYPE], SEG_COMPRESS_NONE);
+		keys_put_u64le(b + size + SEG_TRAILER_CHECKSUM, XXH3_64bits(b, size + 1));
+		char *bad = write_copy(b, len, "vl-tag-bad.seg");
+		mem_free(b);
+		seg_reader *r = open_reader(bad, 43, NULL, 0);
+		enum keys_kind kind;
+		void *val;
+		size_t vlen;
+		for (int split = 0; split < 2; split++) {
+			assert_int_equal(vl_get(r, 1, KEYS_MAX_SEQ, split, &kind, &val, &vlen),
+			                 CESIUM_ECORRUPT);
+			assert_non_null(strstr(cesium_errmsg(), bad));
+			assert_non_null(strstr(cesium_errmsg(), "malformed value tag"));
+		}
+		iter *it;
+		assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+		error_clear();
+		iter_seek_first(it);
+		assert_false(iter_valid(it));
+		assert_int_equal(iter_status(it), CESIUM_ECORRUPT);
+		assert_non_null(strstr(cesium_errmsg(), "malformed value tag"));
+		iter_destroy(it);
+		seg_reader_unref(r);
+		free(bad);
+		free(path);
+	}
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -809,6 +1448,11 @@ int main(void)
 	    cmocka_unit_test(test_truncated_file),
 	    cmocka_unit_test(test_random_flips_never_crash),
 	    cmocka_unit_test(test_concurrent_gets_share_reader_and_cache),
+	    cmocka_unit_test(test_value_log_round_trip),
+	    cmocka_unit_test(test_value_log_corrupt_value),
+	    cmocka_unit_test(test_value_log_ref_past_end),
+	    cmocka_unit_test(test_value_log_not_attached),
+	    cmocka_unit_test(test_value_log_malformed_tag),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

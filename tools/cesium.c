@@ -406,8 +406,16 @@ struct segfile {
 	uint64_t filter_off, filter_size, props_off, props_size, index_off, index_size;
 	uint32_t version;
 	uint64_t magic;
-	struct seg_props props;
+	struct seg_props props; /* props.value_log != 0: version 2, values tagged */
 	const uint8_t *props_raw;
+	/* check only (segfile_open_log): the log that keeps values for a
+	 * version 2 segment, so the walk can verify every reference; -1 for
+	 * dump, which decodes one file. */
+	int log_fd;
+	char *log_path;
+	uint64_t log_size;
+	uint8_t *vbuf; /* a referred value, read back */
+	size_t vcap;
 };
 
 /* Problem reporting: check prints and counts, dump prints. */
@@ -492,8 +500,41 @@ static bool seg_block(const struct segfile *s, uint64_t off, uint64_t size, uint
 
 static void segfile_free(struct segfile *s)
 {
+	if (s->log_fd >= 0)
+		io_close(s->log_fd);
+	mem_free(s->log_path);
+	mem_free(s->vbuf);
 	mem_free(s->buf);
 	memset(s, 0, sizeof(*s));
+	s->log_fd = -1;
+}
+
+/* The props after the fixed part: smallest and largest keys, and for
+ * version 2 the value log (never 0 there). Bounds as seg_parse_props's. */
+static bool segfile_props_keys(struct segfile *s, const uint8_t *d, size_t n)
+{
+	struct seg_props *p = &s->props;
+	size_t sl = keys_get_u32le(d + SEG_PROPS_SMALLEST_LEN);
+	if (sl > n - SEG_PROPS_FIXED_SIZE || n - SEG_PROPS_FIXED_SIZE - sl < 4) {
+		problem(s->path, s->props_off, "props smallest key out of bounds");
+		return false;
+	}
+	const uint8_t *q = d + SEG_PROPS_FIXED_SIZE + sl;
+	size_t ll = keys_get_u32le(q);
+	size_t rest = n - SEG_PROPS_FIXED_SIZE - sl - 4;
+	size_t tail = s->version == SEG_FORMAT_VERSION_LOG_VALUES ? SEG_PROPS_VALUE_LOG_SIZE : 0;
+	if (rest < tail || ll != rest - tail) {
+		problem(s->path, s->props_off, "props largest key out of bounds");
+		return false;
+	}
+	if (tail && (p->value_log = keys_get_u64le(q + 4 + ll)) == 0) {
+		problem(s->path, s->props_off + (uint64_t)(q + 4 + ll - d),
+		        "props name no value log in a version 2 segment");
+		return false;
+	}
+	p->smallest = keys_slice_of(d + SEG_PROPS_FIXED_SIZE, sl);
+	p->largest = keys_slice_of(q + 4, ll);
+	return true;
 }
 
 /* Loads the file and checks footer and props. false after reporting. */
@@ -501,6 +542,7 @@ static bool segfile_load(struct segfile *s, const char *path)
 {
 	memset(s, 0, sizeof(*s));
 	s->path = path;
+	s->log_fd = -1;
 	int rc = log_read_file(path, &s->buf, &s->size);
 	if (rc) {
 		problem_msg(path, rc);
@@ -522,9 +564,9 @@ static bool segfile_load(struct segfile *s, const char *path)
 		problem(path, s->foff + SEG_FOOTER_MAGIC, "bad magic %016llx", (ull)s->magic);
 		return false;
 	}
-	if (s->version != SEG_FORMAT_VERSION) {
-		problem(path, s->foff + SEG_FOOTER_VERSION, "format version %u, expected %u",
-		        s->version, SEG_FORMAT_VERSION);
+	if (s->version != SEG_FORMAT_VERSION && s->version != SEG_FORMAT_VERSION_LOG_VALUES) {
+		problem(path, s->foff + SEG_FOOTER_VERSION, "format version %u, expected %u or %u",
+		        s->version, SEG_FORMAT_VERSION, SEG_FORMAT_VERSION_LOG_VALUES);
 		return false;
 	}
 	s->filter_off = keys_get_u64le(f + SEG_FOOTER_FILTER);
@@ -559,20 +601,8 @@ static bool segfile_load(struct segfile *s, const char *path)
 	p->raw_value_bytes = keys_get_u64le(d + SEG_PROPS_RAW_VALUES);
 	p->data_blocks = keys_get_u64le(d + SEG_PROPS_DATA_BLOCKS);
 	p->compression = keys_get_u32le(d + SEG_PROPS_COMPRESSION);
-	size_t sl = keys_get_u32le(d + SEG_PROPS_SMALLEST_LEN);
-	if (sl > n - SEG_PROPS_FIXED_SIZE || n - SEG_PROPS_FIXED_SIZE - sl < 4) {
-		problem(path, s->props_off, "props smallest key out of bounds");
-		return false;
-	}
-	size_t ll = keys_get_u32le(d + SEG_PROPS_FIXED_SIZE + sl);
-	if (ll != n - SEG_PROPS_FIXED_SIZE - sl - 4) {
-		problem(path, s->props_off, "props largest key out of bounds");
-		return false;
-	}
-	p->smallest = keys_slice_of(d + SEG_PROPS_FIXED_SIZE, sl);
-	p->largest = keys_slice_of(d + SEG_PROPS_FIXED_SIZE + sl + 4, ll);
 	p->file_size = s->size;
-	return true;
+	return segfile_props_keys(s, d, n);
 }
 
 /* What one walk over a segment's entries found. */
@@ -592,6 +622,106 @@ static bool keep_copy(uint8_t **dst, size_t *dlen, keys_slice k)
 	*dst = p;
 	*dlen = k.len;
 	return true;
+}
+
+/* Version 2: a value as stored, split by its tag into *inl (the value is
+ * here) or *ref (it is in the log: *kept). NULL, or what is malformed
+ * (*inl is then the stored bytes). */
+static const char *seg_value_split(keys_slice k, keys_slice stored, keys_slice *inl,
+                                   struct seg_log_ref *ref, bool *kept)
+{
+	bool tombstone = k.len >= KEYS_TRAILER_SIZE && keys_ikey_kind(k) == KEYS_KIND_DELETE;
+	*kept = false;
+	*inl = stored;
+	if (stored.len == 0)
+		return "value without a tag";
+	if (stored.data[0] == SEG_VALUE_INLINE) {
+		/* A tombstone has no value to keep: the tag alone. */
+		if (tombstone && stored.len != 1)
+			return "tombstone carries a value";
+		*inl = keys_slice_of(stored.data + 1, stored.len - 1);
+		return NULL;
+	}
+	if (stored.data[0] != SEG_VALUE_IN_LOG)
+		return "unknown value tag";
+	if (tombstone)
+		return "tombstone refers to the log";
+	if (stored.len != SEG_REF_SIZE)
+		return "log reference of the wrong length";
+	ref->offset = keys_get_u64le(stored.data + SEG_REF_OFFSET);
+	ref->len = keys_get_u32le(stored.data + SEG_REF_LENGTH);
+	ref->checksum = keys_get_u64le(stored.data + SEG_REF_CHECKSUM);
+	*kept = true;
+	return NULL;
+}
+
+/* v: the value's bytes, or ref when the log keeps them. */
+static void print_entry(keys_slice k, keys_slice v, const struct seg_log_ref *ref)
+{
+	printf("  entry: ");
+	print_ikey(stdout, k);
+	if (ref) {
+		printf(" log_value offset=%llu len=%u checksum=%016llx", (ull)ref->offset, ref->len,
+		       (ull)ref->checksum);
+	} else {
+		printf(" vlen=%zu value=", v.len);
+		print_preview(stdout, v.data, v.len, 64);
+	}
+	fputc('\n', stdout);
+}
+
+/* check: reads the value ref points at back from the segment's log and
+ * compares its checksum, as a get would. Problems name the log, the
+ * offset and the segment. */
+static void segfile_check_ref(struct segfile *s, const struct seg_log_ref *ref)
+{
+	if (ref->offset > s->log_size || ref->len > s->log_size - ref->offset) {
+		problem(s->log_path, ref->offset,
+		        "value of %u bytes kept for %s lies past the end of the log (%llu bytes)",
+		        ref->len, s->path, (ull)s->log_size);
+		return;
+	}
+	if (!s->vbuf || ref->len > s->vcap) {
+		uint8_t *b = mem_realloc(s->vbuf, ref->len ? ref->len : 1);
+		if (!b) {
+			problem(s->log_path, ref->offset, "out of memory for a %u-byte value",
+			        ref->len);
+			return;
+		}
+		s->vbuf = b;
+		s->vcap = ref->len;
+	}
+	ssize_t n = ref->len ? io_pread_full(s->log_fd, s->vbuf, ref->len, ref->offset) : 0;
+	if (n < 0)
+		problem(s->log_path, ref->offset, "read of the %u-byte value kept for %s: %s",
+		        ref->len, s->path, strerror((int)-n));
+	else if ((size_t)n < ref->len)
+		problem(s->log_path, ref->offset,
+		        "short read: %zd of the %u bytes of a value kept for %s", n, ref->len,
+		        s->path);
+	else if (XXH3_64bits(s->vbuf, ref->len) != ref->checksum)
+		problem(s->log_path, ref->offset,
+		        "value of %u bytes kept for %s: checksum mismatch", ref->len, s->path);
+}
+
+/* One entry of a data block at boff: its value's tag (version 2), the
+ * value it refers to (when the log is open), and its line when print. */
+static void segfile_entry(struct segfile *s, uint64_t boff, uint64_t entry, keys_slice k,
+                          keys_slice v, bool print)
+{
+	keys_slice inl = v;
+	struct seg_log_ref ref = {0};
+	bool kept = false;
+	const char *bad = s->props.value_log ? seg_value_split(k, v, &inl, &ref, &kept) : NULL;
+	if (print)
+		print_entry(k, inl, kept ? &ref : NULL);
+	if (bad && !v.len)
+		problem(s->path, boff, "entry %llu: %s", (ull)entry, bad);
+	else if (bad)
+		problem(s->path, boff, "entry %llu: %s (tag %u, %zu bytes stored)", (ull)entry, bad,
+		        v.data[0], v.len);
+	else if (kept && s->log_fd >= 0)
+		segfile_check_ref(s, &ref);
 }
 
 /* Walks index and every data block, checking checksums and key order;
@@ -650,13 +780,7 @@ static bool segfile_walk(struct segfile *s, bool print, struct segwalk *w)
 		keys_slice last = {NULL, 0};
 		for (iter_seek_first(bi); iter_valid(bi); iter_next(bi)) {
 			keys_slice k = iter_key(bi), v = iter_value(bi);
-			if (print) {
-				printf("  entry: ");
-				print_ikey(stdout, k);
-				printf(" vlen=%zu value=", v.len);
-				print_preview(stdout, v.data, v.len, 64);
-				fputc('\n', stdout);
-			}
+			segfile_entry(s, boff, w->entries, k, v, print);
 			if (w->last &&
 			    keys_compare_ikey(keys_slice_of(w->last, w->last_len), k) >= 0)
 				problem(s->path, boff, "keys out of order at entry %llu",
@@ -676,7 +800,7 @@ static bool segfile_walk(struct segfile *s, bool print, struct segwalk *w)
 			w->min_seq = seq < w->min_seq ? seq : w->min_seq;
 			w->max_seq = seq > w->max_seq ? seq : w->max_seq;
 			w->raw_keys += k.len;
-			w->raw_values += v.len;
+			w->raw_values += v.len; /* as stored: tag and reference included */
 		}
 		if (iter_status(bi))
 			problem(s->path, boff, "malformed data block");
@@ -770,9 +894,12 @@ static void print_edit(const struct edit *e)
 	for (size_t i = 0; i < e->nadded; i++) {
 		const struct file_desc *f = &e->added[i];
 		printf("  added L%d %06llu.seg size=%llu entries=%llu tombstones=%llu seq=[%llu, "
-		       "%llu] run=%llu\n    smallest: ",
+		       "%llu] run=%llu",
 		       f->level, (ull)f->number, (ull)f->file_size, (ull)f->entries,
 		       (ull)f->tombstones, (ull)f->min_seq, (ull)f->max_seq, (ull)f->run);
+		if (f->value_log)
+			printf(" value_log=%llu", (ull)f->value_log);
+		printf("\n    smallest: ");
 		print_ikey(stdout, keys_slice_of(f->smallest, f->smallest_len));
 		printf("\n    largest:  ");
 		print_ikey(stdout, keys_slice_of(f->largest, f->largest_len));
@@ -878,10 +1005,13 @@ static int dump_seg(const char *path)
 		       (ull)s.index_off, (ull)s.index_size);
 		const struct seg_props *p = &s.props;
 		printf("props: entries=%llu tombstones=%llu seq=[%llu, %llu] raw_key_bytes=%llu "
-		       "raw_value_bytes=%llu data_blocks=%llu compression=%u\n  smallest: ",
+		       "raw_value_bytes=%llu data_blocks=%llu compression=%u",
 		       (ull)p->entries, (ull)p->tombstones, (ull)p->min_seq, (ull)p->max_seq,
 		       (ull)p->raw_key_bytes, (ull)p->raw_value_bytes, (ull)p->data_blocks,
 		       p->compression);
+		if (p->value_log)
+			printf(" value_log=%llu", (ull)p->value_log);
+		printf("\n  smallest: ");
 		if (p->smallest.len)
 			print_ikey(stdout, p->smallest);
 		printf("\n  largest:  ");
@@ -947,6 +1077,45 @@ static const struct file_meta *version_find(const struct version *v, uint64_t nu
 	return NULL;
 }
 
+/* The file that keeps values in log number n, if any. */
+static const struct file_meta *version_log_keeper(const struct version *v, uint64_t n)
+{
+	for (int l = 0; l < VERSION_LEVELS; l++)
+		for (size_t i = 0; i < v->nfiles[l]; i++)
+			if (v->files[l][i]->value_log == n)
+				return v->files[l][i];
+	return NULL;
+}
+
+/* Opens the log a version 2 segment keeps values in, named as the engine
+ * names it, so that the walk reads back every value it refers to. A
+ * missing log is one problem, not one per reference. */
+static void segfile_open_log(struct segfile *s, const char *dir)
+{
+	if (!s->props.value_log)
+		return;
+	s->log_path = mem_printf("%s/%06llu.wal", dir, (ull)s->props.value_log);
+	if (!s->log_path) {
+		problem(s->path, s->props_off, "out of memory");
+		return;
+	}
+	int fd = io_open(s->log_path, O_RDONLY, 0);
+	if (fd < 0) {
+		problem(s->log_path, 0, "cannot be opened (%s), yet %s keeps values in it",
+		        strerror(-fd), s->path);
+		return;
+	}
+	int64_t size = io_file_size(fd);
+	if (size < 0) {
+		problem(s->log_path, 0, "cannot take its size (%s); %s keeps values in it",
+		        strerror((int)-size), s->path);
+		io_close(fd);
+		return;
+	}
+	s->log_fd = fd;
+	s->log_size = (uint64_t)size;
+}
+
 static void check_segment(const char *dir, const struct file_meta *f)
 {
 	char *path = mem_printf("%s/%06llu.seg", dir, (ull)f->number);
@@ -959,6 +1128,7 @@ static void check_segment(const char *dir, const struct file_meta *f)
 	/* Our own walk first: it names the block of each problem. */
 	uint64_t before = problems;
 	if (segfile_load(&s, path)) {
+		segfile_open_log(&s, dir);
 		if (segfile_walk(&s, false, &w))
 			segfile_check_props(&s, &w);
 		const struct seg_props *p = &s.props;
@@ -975,6 +1145,11 @@ static void check_segment(const char *dir, const struct file_meta *f)
 		if (keys_compare_bytes(keys_slice_of(f->smallest, f->smallest_len), p->smallest) ||
 		    keys_compare_bytes(keys_slice_of(f->largest, f->largest_len), p->largest))
 			problem(path, s.props_off, "MANIFEST key range differs from props");
+		/* The engine refuses to read a segment whose log the two name
+		 * differently: one of them would lose its values. */
+		if (f->value_log != p->value_log)
+			problem(path, s.props_off, "MANIFEST says value log %llu, props %llu",
+			        (ull)f->value_log, (ull)p->value_log);
 	}
 	/* Then: does the engine's reader accept it? Only asked when our walk
 	 * found nothing, so that one fault is not reported twice (the reader
@@ -992,6 +1167,12 @@ static void check_segment(const char *dir, const struct file_meta *f)
 	if (rc) {
 		problem_msg(path, rc);
 	} else {
+		/* The reader takes the log over: without it, reading a value
+		 * kept there fails. */
+		if (seg_reader_props(r)->value_log && s.log_fd >= 0) {
+			seg_reader_attach_log(r, s.log_fd, s.log_path);
+			s.log_fd = -1;
+		}
 		/* and can it iterate every entry (every block checksum)? */
 		iter *it = NULL;
 		uint64_t n = 0;
@@ -1069,7 +1250,7 @@ static int cmd_check(struct cli *c)
 	}
 	const char *mbase = strrchr(mpath, '/');
 	mbase = mbase ? mbase + 1 : mpath;
-	uint64_t seq_end = 0, nwal = 0;
+	uint64_t seq_end = 0, nwal = 0, nkept = 0;
 	/* WALs in number order, so batch sequences can be checked across them. */
 	struct dirent **ents = NULL;
 	int ne = scandir(dir, &ents, NULL, alphasort);
@@ -1084,7 +1265,12 @@ static int cmd_check(struct cli *c)
 			if (!version_find(v, n))
 				problem(p, 0, "orphan segment: not in the MANIFEST");
 		} else if ((n = parse_number(name, "wal")) != 0) {
-			if (n < v->log_number) {
+			if (n < v->log_number && version_log_keeper(v, n)) {
+				/* Its batches are in segments, and what is still
+				 * read from it, the values a segment refers to,
+				 * check_segment has verified one by one. */
+				nkept++;
+			} else if (n < v->log_number) {
 				problem(p, 0, "orphan log: below the MANIFEST's log number %llu",
 				        (ull)v->log_number);
 			} else {
@@ -1101,7 +1287,10 @@ static int cmd_check(struct cli *c)
 		free(ents[i]);
 	}
 	free(ents);
-	printf("%llu logs checked\n", (ull)nwal);
+	printf("%llu logs checked", (ull)nwal);
+	if (nkept)
+		printf(", %llu kept for the values of segments", (ull)nkept);
+	fputc('\n', stdout);
 out:
 	if (v)
 		version_unref(v);
@@ -1142,9 +1331,10 @@ static const struct command command_table[] = {
     {"check", "check DBPATH",
      "Verifies the database without opening it for writing: CURRENT and the MANIFEST,\n"
      "every segment it names (the reader opens it, every block checksum, key order,\n"
-     "props against the blocks and against the MANIFEST), no orphan files, every live\n"
-     "WAL record and batch. Each problem is printed as `PROBLEM <file>: offset N: ...`.\n"
-     "Exit 1 if any problem is found.",
+     "props against the blocks and against the MANIFEST, every value a version 2\n"
+     "segment keeps in a WAL read back against its checksum), no orphan files, every\n"
+     "live WAL record and batch. Each problem is printed as\n"
+     "`PROBLEM <file>: offset N: ...`. Exit 1 if any problem is found.",
      1, cmd_check},
     {"stats", "stats DBPATH", "Opens the database and prints its statistics.", 1, cmd_stats},
     {"compact", "compact DBPATH",

@@ -1245,6 +1245,9 @@ static int open_db(void)
 	    {"target_file_size", "128KiB"},
 	    {"max_bytes_for_level_base", "1MiB"},
 	    {"level_size_multiplier", "4"},
+	    /* The longer values (up to MAX_VAL) stay in their logs when
+	     * flushed: crashes and kills then hit kept logs too. */
+	    {"log_value_min_size", "512"},
 	};
 	cesium_options *o = NULL;
 	int rc = cesium_options_new(&o);

@@ -101,6 +101,10 @@ static const char *const db_opts[] = {
     "24",
     "l0_stop_trigger",
     "32",
+    /* Every value here (about 75 bytes) stays in its log when flushed, so
+     * that the faults also hit kept logs and the reads through them. */
+    "log_value_min_size",
+    "64",
     NULL,
 };
 
@@ -108,7 +112,8 @@ static cesium_db *fopen_db(const char *dir)
 {
 	return open_db(dir, db_opts[0], db_opts[1], db_opts[2], db_opts[3], db_opts[4], db_opts[5],
 	               db_opts[6], db_opts[7], db_opts[8], db_opts[9], db_opts[10], db_opts[11],
-	               db_opts[12], db_opts[13], db_opts[14], db_opts[15], NULL);
+	               db_opts[12], db_opts[13], db_opts[14], db_opts[15], db_opts[16], db_opts[17],
+	               NULL);
 }
 
 /* The fault hook and the directory of the running test, so that a failure

@@ -284,7 +284,10 @@ static void child_main(const char *dir, const char *shadow, int pipefd, uint64_t
 	if (cesium_options_new(&o) || cesium_options_set(o, "memtable_size", "128KiB") ||
 	    cesium_options_set(o, "wal_prealloc_size", "256KiB") ||
 	    cesium_options_set(o, "target_file_size", "64KiB") ||
-	    cesium_options_set(o, "max_bytes_for_level_base", "1MiB") || cesium_open(dir, o, &db)) {
+	    cesium_options_set(o, "max_bytes_for_level_base", "1MiB") ||
+	    /* Every value (about 70 bytes) stays in its log when flushed:
+	     * a power loss must not lose the values a segment refers to. */
+	    cesium_options_set(o, "log_value_min_size", "64") || cesium_open(dir, o, &db)) {
 		fprintf(stderr, "child: open: %s\n", cesium_errmsg());
 		_exit(3);
 	}
