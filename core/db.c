@@ -893,29 +893,25 @@ int db_check_kept_log(cesium_db *db, uint64_t number)
 
 void db_retire_wals(cesium_db *db, uint64_t below, uint64_t kept)
 {
-	int poisoned = 0;
 	pthread_mutex_lock(&db->wal_mu);
 	size_t k = 0;
 	for (size_t i = 0; i < db->nsealed_wals; i++) {
 		struct wal *w = db->sealed_wals[i].w;
 		bool keep = db->sealed_wals[i].number == kept;
-		if (db->sealed_wals[i].number >= below) {
+		/* A kept log whose sync failed after the flush's own fdatasync
+		 * covered its values stays in the list: every later sync, and
+		 * the close, keeps failing on it until a reopen, as for the
+		 * live log (the fsyncgate rule). */
+		if (db->sealed_wals[i].number >= below || (keep && wal_check_durable(w))) {
 			db->sealed_wals[k++] = db->sealed_wals[i];
 			continue;
 		}
 		/* Its data is in segments; a log that keeps values for one
-		 * loses only its unused reservation. A sync of a kept log
-		 * that failed after the flush's own fdatasync covered its
-		 * values is still a failed sync: the fsyncgate rule asks for
-		 * a reopen, as for the live log. */
-		if (keep && !poisoned)
-			poisoned = wal_check_durable(w);
+		 * loses only its unused reservation. */
 		wal_close(w, keep);
 	}
 	db->nsealed_wals = k;
 	pthread_mutex_unlock(&db->wal_mu);
-	if (poisoned)
-		db_set_bg_error(db, poisoned); /* write_mu: not under wal_mu */
 }
 
 /* The group leader's work while it holds the queue, outside write_mu: one
