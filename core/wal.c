@@ -31,6 +31,7 @@ struct wal_map {
  * memtable is sealed at memtable_size, at most 4 GiB, counting the values
  * it holds in the log), and free until mapped. */
 #define WAL_ADDRESS_RESERVE (UINT64_C(16) << 30)
+#define WAL_ADDRESS_RESERVE_MIN (UINT64_C(1) << 30)
 
 struct wal {
 	int fd;
@@ -93,15 +94,26 @@ static int wal_map_new(wal *w, size_t size)
 	struct wal_map *m = mem_zalloc(sizeof(*m));
 	if (!m)
 		return error_set(CESIUM_ENOMEM, "log %s: out of memory", w->path);
-	m->reserved = WAL_ADDRESS_RESERVE;
-	void *base =
-	    mmap(NULL, m->reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/* Under an address-space limit (ulimit -v), a quarter at a time less,
+	 * down to WAL_ADDRESS_RESERVE_MIN: enough for any log of the default
+	 * memtable_size; a log that outgrows it fails its append, never
+	 * moves. */
+	void *base = MAP_FAILED;
+	int e = 0;
+	for (m->reserved = WAL_ADDRESS_RESERVE;; m->reserved /= 4) {
+		base = mmap(NULL, m->reserved, PROT_NONE,
+		            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		e = errno;
+		if (base != MAP_FAILED || e != ENOMEM ||
+		    m->reserved / 4 < WAL_ADDRESS_RESERVE_MIN || m->reserved / 4 < size)
+			break;
+	}
 	if (base == MAP_FAILED) {
-		int e = errno;
+		size_t tried = m->reserved;
 		mem_free(m);
 		return error_set(error_from_errno(-e),
 		                 "log %s: cannot reserve %zu bytes of addresses: %s", w->path,
-		                 (size_t)WAL_ADDRESS_RESERVE, strerror(e));
+		                 tried, strerror(e));
 	}
 	m->base = base;
 	atomic_init(&m->refs, 1);

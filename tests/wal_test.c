@@ -263,6 +263,52 @@ static void test_wal_records_stay_put_and_outlive_close_while_held(void **state)
 	free(dir);
 }
 
+/* Under an address-space limit too small for the 16 GiB reservation, the
+ * log reserves less and works: in a child limited to 3 GiB more than it
+ * maps, a log is created, grows past 8 MiB and replays. (Not under the
+ * sanitizers, whose shadow memory needs the address space.) */
+static void test_wal_reserves_less_under_an_address_limit(void **state)
+{
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip();
+#else
+	char *dir = test_tmpdir("wal");
+	char *path = mkpath(dir, "5.wal");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		unsigned long pages = 0;
+		FILE *f = fopen("/proc/self/statm", "r");
+		if (!f || fscanf(f, "%lu", &pages) != 1)
+			_exit(2);
+		fclose(f);
+		struct rlimit lim;
+		lim.rlim_cur = lim.rlim_max =
+		    (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)3 << 30);
+		if (setrlimit(RLIMIT_AS, &lim) != 0)
+			_exit(3);
+		wal *w;
+		if (wal_create(path, 64 * 1024, &w) != 0)
+			_exit(4);
+		uint64_t n = append_until(w, 0, 8 * 1024 * 1024);
+		if (wal_close(w, false) != 0)
+			_exit(5);
+		struct collect c = {.fail_at = -1};
+		if (wal_replay(path, check_record, &c, NULL) != 0 || c.n != n)
+			_exit(6);
+		_exit(0);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	test_rmtree(dir);
+	free(path);
+	free(dir);
+#endif
+}
+
 /* With a prefaulter, the log grows when the populated range reaches the
  * end of the mapping, not when an append needs the room, so that the
  * pages after it are populated ahead too. The first append populates the
@@ -900,6 +946,7 @@ int main(void)
 	    cmocka_unit_test(test_wal_grows_past_prealloc),
 	    cmocka_unit_test(test_wal_growth_doubles),
 	    cmocka_unit_test(test_wal_records_stay_put_and_outlive_close_while_held),
+	    cmocka_unit_test(test_wal_reserves_less_under_an_address_limit),
 	    cmocka_unit_test(test_wal_grows_ahead_of_the_prefaulter),
 	    cmocka_unit_test(test_wal_sync_and_read_while_open),
 	    cmocka_unit_test(test_wal_poisoned_after_failed_sync),
