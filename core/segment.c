@@ -1082,26 +1082,6 @@ out:
 	return rc;
 }
 
-/*
- * A version 2 value as stored (tag first): *ref is set and 1 returned for
- * a value kept in the log; *inl is set and 0 returned for one stored here.
- * block_off locates the block, for the message on a malformed tag.
- */
-static int seg_value_decode(const seg_reader *r, uint64_t block_off, keys_slice stored,
-                            keys_slice *inl, struct seg_log_ref *ref)
-{
-	if (stored.len >= 1 && stored.data[0] == SEG_VALUE_INLINE) {
-		*inl = keys_slice_of(stored.data + 1, stored.len - 1);
-		return 0;
-	}
-	if (stored.len != SEG_REF_SIZE || stored.data[0] != SEG_VALUE_IN_LOG)
-		return seg_corrupt(r, block_off, "malformed value tag");
-	ref->offset = keys_get_u64le(stored.data + SEG_REF_OFFSET);
-	ref->len = keys_get_u32le(stored.data + SEG_REF_LENGTH);
-	ref->checksum = keys_get_u64le(stored.data + SEG_REF_CHECKSUM);
-	return 1;
-}
-
 static const char *seg_log_name(const seg_reader *r)
 {
 	return r->log_path ? r->log_path : "log"; /* NULL: out of memory at attach */
@@ -1121,6 +1101,28 @@ static int seg_check_ref(const seg_reader *r, const struct seg_log_ref *ref)
 		                 seg_log_name(r), (ull)ref->offset, ref->len, r->path,
 		                 (ull)r->log_size);
 	return 0;
+}
+
+/*
+ * A version 2 value as stored (tag first): *ref is set and 1 returned for
+ * a value kept in the log that the attached log can hold (seg_check_ref);
+ * *inl is set and 0 returned for one stored here. block_off locates the
+ * block, for the message on a malformed tag.
+ */
+static int seg_value_decode(const seg_reader *r, uint64_t block_off, keys_slice stored,
+                            keys_slice *inl, struct seg_log_ref *ref)
+{
+	if (stored.len >= 1 && stored.data[0] == SEG_VALUE_INLINE) {
+		*inl = keys_slice_of(stored.data + 1, stored.len - 1);
+		return 0;
+	}
+	if (stored.len != SEG_REF_SIZE || stored.data[0] != SEG_VALUE_IN_LOG)
+		return seg_corrupt(r, block_off, "malformed value tag");
+	ref->offset = keys_get_u64le(stored.data + SEG_REF_OFFSET);
+	ref->len = keys_get_u32le(stored.data + SEG_REF_LENGTH);
+	ref->checksum = keys_get_u64le(stored.data + SEG_REF_CHECKSUM);
+	int rc = seg_check_ref(r, ref);
+	return rc ? rc : 1;
 }
 
 /* Reads the value ref points at (checked by seg_check_ref) into buf and
@@ -1157,9 +1159,7 @@ static int seg_value_copy(const seg_reader *r, uint64_t block_off, keys_slice st
 	int kept = 0;
 	if (r->props.value_log && (kept = seg_value_decode(r, block_off, stored, &v, &ref)) < 0)
 		return kept;
-	int rc = kept ? seg_check_ref(r, &ref) : 0;
-	if (rc)
-		return rc;
+	int rc = 0;
 	size_t len = kept ? ref.len : v.len;
 	void *p = mem_alloc(len ? len : 1);
 	if (!p)
@@ -1567,8 +1567,6 @@ static void seg_iter_resolve(struct seg_iter *it)
 		return;
 	}
 	int kept = seg_value_decode(r, it->blk_off, stored, &it->value, &ref);
-	if (kept > 0 && (kept = seg_check_ref(r, &ref)) == 0)
-		kept = 1;
 	if (kept <= 0) {
 		if (kept < 0)
 			seg_iter_fail(it, kept);
