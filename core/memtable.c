@@ -73,9 +73,13 @@ struct memtable {
 	 * level). One entry per distinct key, pointing at its newest version;
 	 * older versions follow it at level 0 of the skiplist. Entries are
 	 * pushed by CAS at their bucket's head, after the node is linked, and
-	 * live as long as the arena.
+	 * live as long as the arena. A bucket word holds its chain's head
+	 * below MEMTABLE_ADDR_BITS and, above, a filter of the hashes in the
+	 * chain (memtable_filter_bit): a key whose bit is clear is not in the
+	 * chain, so a new key's insert, and a get of a key the table does not
+	 * hold, skip the walk and its cache misses.
 	 */
-	_Atomic(struct memtable_hentry *) *buckets;
+	_Atomic uint64_t *buckets;
 	size_t bucket_mask;
 };
 
@@ -297,10 +301,10 @@ static int memtable_random_height(void)
 	state ^= state >> 27;
 	uint64_t r = state * UINT64_C(0x2545f4914f6cdd1d);
 	int h = 1;
-	/* p = 1/4 per extra level. */
-	while (h < MEMTABLE_MAX_HEIGHT && (r & 3) == 0) {
+	/* p = 1/2 per extra level. */
+	while (h < MEMTABLE_MAX_HEIGHT && (r & 1) == 0) {
 		h++;
-		r >>= 2;
+		r >>= 1;
 	}
 	return h;
 }
@@ -408,9 +412,21 @@ static uint64_t memtable_hash(keys_slice nskey)
 	return XXH3_64bits(nskey.data, nskey.len);
 }
 
-static _Atomic(struct memtable_hentry *) *memtable_bucket(const memtable *mt, uint64_t hash)
+static _Atomic uint64_t *memtable_bucket(const memtable *mt, uint64_t hash)
 {
 	return &mt->buckets[hash & mt->bucket_mask];
+}
+
+/* One of the bucket word's 16 filter bits, from hash bits the bucket
+ * index does not use (the index takes at most 26 low bits). */
+static inline uint64_t memtable_filter_bit(uint64_t hash)
+{
+	return UINT64_C(1) << (MEMTABLE_ADDR_BITS + (hash >> 60));
+}
+
+static inline struct memtable_hentry *memtable_chain(uint64_t word)
+{
+	return (struct memtable_hentry *)(uintptr_t)(word & MEMTABLE_ADDR_MASK);
 }
 
 static bool memtable_node_is(const struct memtable_node *n, keys_slice nskey)
@@ -430,9 +446,10 @@ static bool memtable_node_is(const struct memtable_node *n, keys_slice nskey)
  */
 static int memtable_hash_add(memtable *mt, uint64_t hash, keys_slice nskey, struct memtable_node *n)
 {
-	_Atomic(struct memtable_hentry *) *b = memtable_bucket(mt, hash);
-	struct memtable_hentry *head = atomic_load_explicit(b, memory_order_acquire);
-	for (struct memtable_hentry *e = head; e; e = e->next) {
+	_Atomic uint64_t *b = memtable_bucket(mt, hash);
+	uint64_t word = atomic_load_explicit(b, memory_order_acquire);
+	uint64_t bit = memtable_filter_bit(hash);
+	for (struct memtable_hentry *e = word & bit ? memtable_chain(word) : NULL; e; e = e->next) {
 		if (e->hash != hash)
 			continue;
 		struct memtable_node *cur = atomic_load_explicit(&e->node, memory_order_acquire);
@@ -449,12 +466,17 @@ static int memtable_hash_add(memtable *mt, uint64_t hash, keys_slice nskey, stru
 	    arena_alloc(mt->arena, sizeof(*e), alignof(struct memtable_hentry));
 	if (!e)
 		return error_set(CESIUM_ENOMEM, "memtable: arena out of memory");
+	if ((uintptr_t)e > MEMTABLE_ADDR_MASK) /* see MEMTABLE_ADDR_BITS */
+		return error_set(CESIUM_ENOMEM,
+		                 "memtable: memory at %p is above what a bucket can address",
+		                 (void *)e);
 	atomic_init(&e->node, n);
 	e->hash = hash;
 	do {
-		e->next = head;
-	} while (!atomic_compare_exchange_weak_explicit(b, &head, e, memory_order_acq_rel,
-	                                                memory_order_acquire));
+		e->next = memtable_chain(word);
+	} while (!atomic_compare_exchange_weak_explicit(
+	    b, &word, (uint64_t)(uintptr_t)e | (word & ~MEMTABLE_ADDR_MASK) | bit,
+	    memory_order_acq_rel, memory_order_acquire));
 	return 0;
 }
 
@@ -506,8 +528,10 @@ static bool memtable_hint_fits(const memtable *mt, const struct memtable_hint *h
 	return !memtable_link_node(link) || memtable_step_cmp(t, *lcp, link, &n_lcp, &n_hint) > 0;
 }
 
-/* Finds where t goes at levels top-1 .. 0, into st. */
-static void memtable_search(memtable *mt, const struct memtable_target *t, int top,
+/* Finds where t, of the given height, goes at levels top-1 .. 0, into
+ * st: at every level below height, and above it only prev and prev_lcp,
+ * which the next insert's hint starts from. */
+static void memtable_search(memtable *mt, const struct memtable_target *t, int height, int top,
                             struct memtable_step *st)
 {
 	struct memtable_hint *hint = &memtable_hint;
@@ -517,10 +541,15 @@ static void memtable_search(memtable *mt, const struct memtable_target *t, int t
 		 * t, and is linked at its level: a valid start at each level.
 		 * Sorted keys share with an earlier one the least of what each
 		 * neighbour pair between them shares, so a hint node shares
-		 * with t what it shared with the last key, or less. */
+		 * with t what it shared with the last key, or less. Above the
+		 * new node's height it stays a valid start as it is: walking
+		 * those levels forward would only move it nearer. */
 		for (int level = top - 1; level >= 0; level--) {
 			size_t l = hint->lcp[level] < lcp ? hint->lcp[level] : lcp;
-			memtable_splice(t, hint->prev[level], l, level, false, &st[level]);
+			if (level >= height)
+				st[level] = (struct memtable_step){hint->prev[level], 0, l, 0};
+			else
+				memtable_splice(t, hint->prev[level], l, level, false, &st[level]);
 		}
 		return;
 	}
@@ -599,7 +628,7 @@ static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys
 		;
 	if (height > top)
 		top = height;
-	memtable_search(mt, &t, top, st);
+	memtable_search(mt, &t, height, top, st);
 	for (int level = 0; level < height; level++) {
 		for (;;) {
 			struct memtable_step *s = &st[level];
@@ -667,8 +696,9 @@ int memtable_get(memtable *mt, keys_slice nskey, uint64_t snapshot_seq, enum key
 	const struct memtable_node *best = NULL;
 	uint64_t best_seq = 0;
 	uint64_t hash = memtable_hash(nskey);
+	uint64_t word = atomic_load_explicit(memtable_bucket(mt, hash), memory_order_acquire);
 	const struct memtable_hentry *e =
-	    atomic_load_explicit(memtable_bucket(mt, hash), memory_order_acquire);
+	    word & memtable_filter_bit(hash) ? memtable_chain(word) : NULL;
 	for (; e; e = e->next) {
 		if (e->hash != hash)
 			continue;

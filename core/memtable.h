@@ -30,7 +30,7 @@
 
 typedef struct memtable memtable;
 
-#define MEMTABLE_MAX_HEIGHT 12
+#define MEMTABLE_MAX_HEIGHT 20
 
 /* A new empty table with a reference count of 1, its hash index sized for
  * about capacity bytes of entries (0: a small one). CESIUM_ENOMEM. */
