@@ -4,7 +4,11 @@
 #include <string.h>
 
 static _Atomic unsigned epoch_next_slot;
-static _Thread_local unsigned epoch_my_slot = UINT32_MAX;
+/* initial-exec: a direct %fs-relative access instead of a __tls_get_addr
+ * call per use from the shared library (3-4 % of a key-ordered load's
+ * time across this and the memtable's two); a few bytes of the static TLS
+ * surplus that glibc keeps for libraries loaded later. */
+static _Thread_local unsigned epoch_my_slot __attribute__((tls_model("initial-exec"))) = UINT32_MAX;
 
 static unsigned epoch_slot_of_thread(void)
 {

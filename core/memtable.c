@@ -287,7 +287,7 @@ static struct memtable_node *memtable_node_new(memtable *mt, int height, size_t 
 /* xorshift64* per thread: inserts on different threads never share state. */
 static int memtable_random_height(void)
 {
-	static _Thread_local uint64_t state;
+	static _Thread_local uint64_t state __attribute__((tls_model("initial-exec")));
 	if (state == 0) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -328,7 +328,8 @@ struct memtable_hint {
 	struct memtable_node *prev[MEMTABLE_MAX_HEIGHT];
 	size_t lcp[MEMTABLE_MAX_HEIGHT];
 };
-static _Thread_local struct memtable_hint memtable_hint;
+/* initial-exec: see epoch_my_slot. */
+static _Thread_local struct memtable_hint memtable_hint __attribute__((tls_model("initial-exec")));
 
 /* One bucket per 128 bytes of capacity: about one node per bucket for
  * 100-byte values, at 6 % of the capacity in bucket memory. */
