@@ -716,6 +716,7 @@ struct db_group {
 	bool sync;        /* waits for a sync covering gen */
 	bool sticky; /* a failure leaves the log ahead of what readers may see */
 	bool done;
+	bool enqueued_done; /* done already when db_group_enqueue returned */
 	int rc;
 	char errmsg[ERROR_MSG_MAX];
 	/* Its leader sleeps on this word; wakers bump it under sync_mu, and
@@ -777,8 +778,10 @@ static void db_complete_groups(cesium_db *db, struct park_batch *wakes)
 }
 
 /* Queues g after every earlier group. Called by its leader before it hands
- * the write queue on, so the list is in sequence order. */
-static void db_group_enqueue(cesium_db *db, struct db_group *g)
+ * the write queue on, so the list is in sequence order. A group that needs
+ * no sync is completed at once if nothing before it waits (a lone writer's
+ * usual case: no second visit to sync_mu); its wakes go into *wakes. */
+static void db_group_enqueue(cesium_db *db, struct db_group *g, struct park_batch *wakes)
 {
 	bool gathered = false;
 	pthread_mutex_lock(&db->sync_mu);
@@ -793,7 +796,11 @@ static void db_group_enqueue(cesium_db *db, struct db_group *g)
 			atomic_fetch_add_explicit(&db->sync_gather_word, 1, memory_order_relaxed);
 			gathered = true;
 		}
+	} else if (db->pending_head == g) {
+		db_complete_groups(db, wakes);
 	}
+	/* Read under the lock: after it, another thread may complete g. */
+	g->enqueued_done = g->done;
 	pthread_mutex_unlock(&db->sync_mu);
 	if (gathered)
 		park_wake(&db->sync_gather_word);
@@ -832,6 +839,8 @@ static void db_sync_gather(cesium_db *db)
 static int db_group_wait(cesium_db *db, struct db_group *g)
 {
 	struct park_batch wakes = {0};
+	if (g->enqueued_done)
+		goto out;
 	pthread_mutex_lock(&db->sync_mu);
 	db_complete_groups(db, &wakes);
 	while (!g->done) {
@@ -875,6 +884,7 @@ static int db_group_wait(cesium_db *db, struct db_group *g)
 	}
 	pthread_mutex_unlock(&db->sync_mu);
 	park_batch_wake(&wakes);
+out:
 	if (g->rc)
 		error_set(g->rc, "%s", g->errmsg);
 	return g->rc;
@@ -1035,11 +1045,11 @@ static int db_write(cesium_db *db, struct db_writer *w)
 	                     .rc = rc};
 	if (rc)
 		snprintf(g.errmsg, sizeof(g.errmsg), "%s", cesium_errmsg());
-	db_group_enqueue(db, &g);
+	struct park_batch wakes = {0};
+	db_group_enqueue(db, &g, &wakes);
 
 	/* The next group may append now, while this one waits for its sync:
 	 * that is what lets one fdatasync serve many groups. */
-	struct park_batch wakes = {0};
 	pthread_mutex_lock(&db->write_mu);
 	db->queue_head = last->next;
 	if (!db->queue_head) {
@@ -1053,6 +1063,8 @@ static int db_write(cesium_db *db, struct db_writer *w)
 	park_batch_wake(&wakes);
 
 	rc = db_group_wait(db, &g);
+	if (w == last && !(rc && sticky))
+		return rc; /* nobody to release, nothing to note */
 
 	pthread_mutex_lock(&db->write_mu);
 	/* Sequence numbers of a failed group are not reused: a gap is
