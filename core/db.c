@@ -571,8 +571,10 @@ static int db_seal(cesium_db *db)
 	sealed[0] = cur->active;
 	memcpy(&sealed[1], cur->sealed, cur->nsealed * sizeof(memtable *));
 	struct db_state *st = db_state_new(mem, sealed, cur->nsealed + 1, cur->version);
-	if (st)
+	if (st) {
 		db_publish(db, st);
+		db->active = mem;
+	}
 	pthread_mutex_unlock(&db->state_mu);
 	if (!st) {
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
@@ -626,8 +628,7 @@ fail:
 	return rc;
 }
 
-/* What writers need to know of the read state, read inside the epoch: the
- * scheduler may replace and free the state at any moment. */
+/* What a leader needs to know of the read state. */
 struct db_shape {
 	size_t used;
 	uint64_t entries;
@@ -636,26 +637,12 @@ struct db_shape {
 
 static struct db_shape db_shape(cesium_db *db)
 {
-	epoch_guard g = epoch_enter(&db->epoch);
-	struct db_state *st = atomic_load_explicit(&db->current, memory_order_acquire);
 	/* The values a memtable holds in its log count toward memtable_size:
 	 * they are flushed with it, and the log must not outgrow its
 	 * mapping's reservation. */
-	struct db_shape sh = {memtable_memory_usage(st->active) + memtable_held_bytes(st->active),
-	                      memtable_entries(st->active), st->nsealed};
-	epoch_exit(&db->epoch, g);
-	return sh;
-}
-
-/* The active memtable, referenced. Only a leader seals, so for a leader it
- * stays the active one until it seals. */
-static memtable *db_active_ref(cesium_db *db)
-{
-	epoch_guard g = epoch_enter(&db->epoch);
-	memtable *m = atomic_load_explicit(&db->current, memory_order_acquire)->active;
-	memtable_ref(m);
-	epoch_exit(&db->epoch, g);
-	return m;
+	return (struct db_shape){
+	    memtable_memory_usage(db->active) + memtable_held_bytes(db->active),
+	    memtable_entries(db->active), atomic_load_explicit(&db->nsealed, memory_order_relaxed)};
 }
 
 /* Makes room in the active memtable, waiting while max_memtables sealed
@@ -924,6 +911,15 @@ void db_retire_wals(cesium_db *db, uint64_t below, uint64_t kept)
 	pthread_mutex_unlock(&db->wal_mu);
 }
 
+/* Adds n to a statistic that only leaders write, one at a time (the
+ * queue's hand-off orders them): a plain load and store, no locked
+ * read-modify-write on every write. Readers load it relaxed. */
+static inline void db_leader_count(_Atomic uint64_t *stat, uint64_t n)
+{
+	atomic_store_explicit(stat, atomic_load_explicit(stat, memory_order_relaxed) + n,
+	                      memory_order_relaxed);
+}
+
 /* The group leader's work while it holds the queue, outside write_mu: one
  * WAL record for the group, then the memtable, where the entries stay
  * invisible until db_complete_groups publishes them. *appended tells whether
@@ -954,13 +950,11 @@ static int db_append_group(cesium_db *db, struct db_writer *first, struct db_wri
 	keys_put_u32le(buf + 8, count);
 	wal_commit(db->wal, len);
 	*appended = true;
-	struct db_insert_ctx ctx = {.mem = db_active_ref(db),
-	                            .hold_min = db->opts->log_value_min_size};
+	struct db_insert_ctx ctx = {.mem = db->active, .hold_min = db->opts->log_value_min_size};
 	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
-	memtable_unref(ctx.mem);
-	atomic_fetch_add_explicit(&db->stats.puts, ctx.puts, memory_order_relaxed);
-	atomic_fetch_add_explicit(&db->stats.deletes, ctx.deletes, memory_order_relaxed);
-	atomic_fetch_add_explicit(&db->stats.wal_bytes, len, memory_order_relaxed);
+	db_leader_count(&db->stats.puts, ctx.puts);
+	db_leader_count(&db->stats.deletes, ctx.deletes);
+	db_leader_count(&db->stats.wal_bytes, len);
 	return rc;
 }
 
@@ -1033,7 +1027,7 @@ static int db_write(cesium_db *db, struct db_writer *w)
 	if (!rc)
 		rc = db_append_group(db, w, last, seq, group_count, total, &appended);
 	atomic_store_explicit(&db->appended_gen, gen, memory_order_release);
-	atomic_fetch_add_explicit(&db->stats.write_groups, 1, memory_order_relaxed);
+	db_leader_count(&db->stats.write_groups, 1);
 	/* A failed sync is as sticky as a failure after the append. */
 	bool sticky = appended || (gsync && group_count == 0);
 	struct db_group g = {.gen = gen,
@@ -1620,7 +1614,7 @@ int cesium_flush(cesium_db *db)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&db->write_mu);
-	while (db_shape(db).nsealed > 0 && !db->bg_error)
+	while (atomic_load_explicit(&db->nsealed, memory_order_relaxed) > 0 && !db->bg_error)
 		pthread_cond_wait(&db->stall_cv, &db->write_mu);
 	rc = db->bg_error ? db_report_bg_error(db) : 0;
 	pthread_mutex_unlock(&db->write_mu);
@@ -2124,6 +2118,7 @@ static int db_recover(cesium_db *db)
 		goto out;
 	}
 	atomic_store(&db->nsealed, st->nsealed);
+	db->active = active;
 	atomic_store(&db->current, st);
 	rc = db_start_actors(db, v, manifest_fd, manifest, manifest_size);
 	manifest_fd = -1;

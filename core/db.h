@@ -155,6 +155,12 @@ struct cesium_db {
 	/* current's sealed memtable count, for the writers' throttle, which
 	 * must not enter the epoch on every write. */
 	_Atomic size_t nsealed;
+	/* current's active memtable, for the leader's inserts without the
+	 * epoch or a reference: set at open and by a seal, under write_mu,
+	 * which only a leader does; read by leaders, one at a time (the
+	 * queue's hand-off orders them). current's reference keeps it alive
+	 * until a later leader seals it. */
+	memtable *active;
 
 	/* Open iterators' snapshots (for compaction): under snap_mu. */
 	pthread_mutex_t snap_mu;
