@@ -30,6 +30,9 @@
 
 typedef struct memtable memtable;
 
+/* Towers grow with p = 1/2 per level, so 20 levels keep the top level
+ * short up to about a million entries (a 64 MiB table of 100-byte values
+ * holds 400k). */
 #define MEMTABLE_MAX_HEIGHT 20
 
 /* A new empty table with a reference count of 1, its hash index sized for
