@@ -96,22 +96,12 @@ static int batch_check(const char *what, const void *key, size_t klen, const voi
 	return 0;
 }
 
-static size_t batch_varint_size(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
 size_t batch_entry_size(const struct batch_entry_ref *e)
 {
 	size_t nsk = KEYS_NS_SIZE + e->klen;
-	size_t n = 1 + batch_varint_size(nsk) + nsk;
+	size_t n = 1 + keys_varint_size(nsk) + nsk;
 	if (e->kind == KEYS_KIND_VALUE)
-		n += batch_varint_size(e->vlen) + e->vlen;
+		n += keys_varint_size(e->vlen) + e->vlen;
 	return n;
 }
 

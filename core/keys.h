@@ -93,6 +93,17 @@ static inline size_t keys_put_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
+/* The bytes keys_put_varint writes for v. */
+static inline size_t keys_varint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
 /* Decodes a varint of at most 32 bits from [p, end) into *v and sets
  * *after past it; false if it is truncated or longer than 32 bits. */
 static inline bool keys_get_varint32(const uint8_t *p, const uint8_t *end, const uint8_t **after,

@@ -6,10 +6,10 @@
  * cache (it survives a crash of the process) and wal_sync makes everything
  * appended so far survive a power loss. The mapping sits at the start of
  * an address range reserved for it, so a record never moves as the log
- * grows, and memtables may point at the values in it (wal_hold). The mapping is populated a MiB at
- * a time ahead of the appends, so that the stores do not fault: by the
- * writer, and with a prefaulter (actors/prefault.h) one MiB further on by
- * the kernel's io_uring worker.
+ * grows, and memtables may point at the values in it (wal_hold). The
+ * mapping is populated a MiB at a time ahead of the appends, so that the
+ * stores do not fault: by the writer, and with a prefaulter
+ * (actors/prefault.h) one MiB further on by the kernel's io_uring worker.
  *
  * The file opens with a header (log.h, LOG_FILE_HEADER_SIZE bytes) whose
  * synced watermark each completed sync advances to what it covered, so

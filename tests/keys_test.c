@@ -90,10 +90,14 @@ static void test_varints_round_trip_and_refuse_bad_input(void **state)
 	assert_int_equal(keys_put_varint(b, UINT64_C(1) << 32), 5);
 	assert_false(keys_get_varint32(b, b + 5, &after, &v)); /* 33 bits */
 	assert_int_equal(keys_put_varint(b, UINT64_MAX), KEYS_MAX_VARINT);
+	assert_int_equal(keys_varint_size(UINT64_MAX), KEYS_MAX_VARINT);
+	assert_int_equal(keys_varint_size(127), 1);
+	assert_int_equal(keys_varint_size(128), 2);
 	assert_false(keys_get_varint32(b, b + KEYS_MAX_VARINT, &after, &v));
 	for (int i = 0; i < 1000; i++) {
 		uint32_t x = (uint32_t)(test_rand(&s) >> (test_rand(&s) % 32));
 		size_t n = keys_put_varint(b, x);
+		assert_int_equal(keys_varint_size(x), n);
 		b[n] = 0xff; /* whatever follows is not read */
 		assert_true(keys_get_varint32(b, b + n + 1, &after, &v));
 		assert_int_equal(v, x);
