@@ -586,6 +586,7 @@ static int db_seal(cesium_db *db)
 	 * installed. It stays open, unsynced: the next sync write syncs it
 	 * before the new log (db_sync_sealed), so a seal never waits for an
 	 * fsync of a whole memtable's worth of log. */
+	wal_seal(db->wal);
 	pthread_mutex_lock(&db->wal_mu);
 	if (db->nsealed_wals < DB_MAX_SEALED) {
 		db->sealed_wals[db->nsealed_wals].w = db->wal;

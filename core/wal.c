@@ -362,6 +362,14 @@ static void wal_release_behind(wal *w, uint64_t used)
 	w->released = end;
 }
 
+void wal_seal(wal *w)
+{
+	/* Advisory, as in wal_release_behind. */
+	if (w->map_size > w->released)
+		(void)madvise(w->map + w->released, w->map_size - w->released, MADV_DONTNEED);
+	w->released = w->map_size;
+}
+
 void wal_commit(wal *w, size_t len)
 {
 	uint64_t used = atomic_load_explicit(&w->used, memory_order_relaxed);

@@ -77,6 +77,10 @@ void *wal_hold(wal *w);
 void wal_release(void *hold);
 /* The file offset of p, which lies in the held mapping's records. */
 uint64_t wal_hold_offset(const void *hold, const void *p);
+/* The writer is done with w: the mapping's pages are released (they stay
+ * in the page cache), so that writeback need not write-protect each one,
+ * a TLB shootdown per page. Appending after it is a bug. Writer thread. */
+void wal_seal(wal *w);
 /* Everything appended before the call is durable on return. */
 int wal_sync(wal *w);
 /* 0, or CESIUM_EIO when a sync of w failed (the poison rule below): an
