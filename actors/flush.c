@@ -7,9 +7,11 @@
 #include <fcntl.h>
 #include <xxhash.h>
 
+#include "batch.h"
 #include "db.h"
 #include "error.h"
 #include "file.h"
+#include "log.h"
 #include "mem.h"
 #include "options.h"
 #include "scheduler.h"
@@ -98,6 +100,35 @@ static void flush_check(struct flush_actor *f)
 		flush_complete(f);
 }
 
+/*
+ * The reference to a value the memtable holds in its log. A value alone in
+ * its record is checked by the record's own checksum, which the writer
+ * computed as it appended: the flush need not read and hash the value (a
+ * tenth of a 4 KiB-value ingest, bench/RESULTS.md, 2026-11-27 18:29).
+ * Otherwise its XXH3, from the log's mapping.
+ */
+static struct seg_log_ref flush_ref(const struct flush_job *j, keys_slice ikey, keys_slice v,
+                                    enum memtable_held held)
+{
+	struct seg_log_ref ref = {wal_hold_offset(memtable_home(j->req->mem), v.data),
+	                          (uint32_t)v.len, 0, 0};
+	if (held == MEMTABLE_HELD_ALONE) {
+		/* The record: its header, the batch's, then the one put. */
+		struct batch_entry_ref e = {KEYS_KIND_VALUE,
+		                            0,
+		                            NULL,
+		                            ikey.len - KEYS_TRAILER_SIZE - KEYS_NS_SIZE,
+		                            NULL,
+		                            v.len};
+		ref.head =
+		    (uint32_t)(LOG_HEADER_SIZE + BATCH_HEADER_SIZE + batch_entry_size(&e) - v.len);
+		ref.checksum = log_stored_checksum(v.data - ref.head);
+	} else {
+		ref.checksum = XXH3_64bits(v.data, v.len);
+	}
+	return ref;
+}
+
 /* One step: adds entries until the write window is full or the memtable
  * is exhausted (then seals the segment). Bounded by OUTPUT_WINDOW chunks of
  * encoding; never waits. */
@@ -107,10 +138,9 @@ static void flush_pump(struct flush_actor *f)
 	int rc = 0;
 	while (!output_busy(&j->o) && iter_valid(j->it)) {
 		keys_slice v = iter_value(j->it);
-		if (j->refs && memtable_iter_held(j->it)) {
-			struct seg_log_ref ref = {
-			    wal_hold_offset(memtable_home(j->req->mem), v.data), (uint32_t)v.len,
-			    XXH3_64bits(v.data, v.len)};
+		enum memtable_held held = j->refs ? memtable_iter_held(j->it) : MEMTABLE_COPIED;
+		if (held != MEMTABLE_COPIED) {
+			struct seg_log_ref ref = flush_ref(j, iter_key(j->it), v, held);
 			rc = output_add_ref(&j->o, iter_key(j->it), &ref);
 		} else {
 			rc = output_add(&j->o, iter_key(j->it), v);

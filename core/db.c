@@ -517,6 +517,7 @@ struct db_insert_ctx {
 	memtable *mem;
 	uint64_t puts, deletes;
 	uint64_t hold_min; /* 0: copy every value (a replay, or the option off) */
+	bool alone;        /* the record holds one entry (MEMTABLE_HELD_ALONE) */
 };
 
 static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_slice nskey,
@@ -528,7 +529,8 @@ static int db_insert_entry(void *ctx, uint64_t seq, enum keys_kind kind, keys_sl
 	else
 		c->deletes++;
 	if (c->hold_min && kind == KEYS_KIND_VALUE && value.len >= c->hold_min)
-		return memtable_add_held(c->mem, seq, nskey, value);
+		return memtable_add_held(c->mem, seq, nskey, value,
+		                         c->alone ? MEMTABLE_HELD_ALONE : MEMTABLE_HELD);
 	return memtable_add(c->mem, seq, kind, nskey, value);
 }
 
@@ -951,7 +953,8 @@ static int db_append_group(cesium_db *db, struct db_writer *first, struct db_wri
 	keys_put_u32le(buf + 8, count);
 	wal_commit(db->wal, len);
 	*appended = true;
-	struct db_insert_ctx ctx = {.mem = db->active, .hold_min = db->opts->log_value_min_size};
+	struct db_insert_ctx ctx = {
+	    .mem = db->active, .hold_min = db->opts->log_value_min_size, .alone = count == 1};
 	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
 	db_leader_count(&db->stats.puts, ctx.puts);
 	db_leader_count(&db->stats.deletes, ctx.deletes);

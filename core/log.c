@@ -43,6 +43,25 @@ void log_seal(uint8_t *dst, size_t len)
 	keys_put_u64le(dst + LOG_CHECKSUM_OFFSET, log_checksum(dst + LOG_LENGTH_OFFSET, body, len));
 }
 
+uint64_t log_stored_checksum(const uint8_t *rec)
+{
+	return keys_get_u64le(rec + LOG_CHECKSUM_OFFSET);
+}
+
+uint64_t log_record_checksum(const uint8_t *head, size_t head_len, const void *rest,
+                             size_t rest_len)
+{
+	assert(head_len >= LOG_HEADER_SIZE);
+	/* XXH3's streaming digest equals its one-shot digest of the
+	 * concatenation, which is what log_checksum computes. */
+	XXH3_state_t st;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, head + LOG_LENGTH_OFFSET, 4);
+	XXH3_64bits_update(&st, head + LOG_HEADER_SIZE, head_len - LOG_HEADER_SIZE);
+	XXH3_64bits_update(&st, rest, rest_len);
+	return XXH3_64bits_digest(&st);
+}
+
 void log_encode(uint8_t *dst, const void *payload, size_t len)
 {
 	if (len)

@@ -72,6 +72,13 @@ size_t log_record_size(size_t payload_len);
  * dst + LOG_HEADER_SIZE (so a caller can build the payload in place). */
 void log_seal(uint8_t *dst, size_t len);
 void log_encode(uint8_t *dst, const void *payload, size_t len);
+/* The checksum stored in the header of the record that starts at rec. */
+uint64_t log_stored_checksum(const uint8_t *rec);
+/* The checksum of a record held in two pieces: its first head_len bytes
+ * (>= LOG_HEADER_SIZE, the header included) and the rest_len after them.
+ * It equals log_stored_checksum for an intact record. */
+uint64_t log_record_checksum(const uint8_t *head, size_t head_len, const void *rest,
+                             size_t rest_len);
 
 struct log_reader {
 	const uint8_t *buf;

@@ -127,8 +127,11 @@ static inline keys_slice memtable_node_ikey(const struct memtable_node *n)
 
 /* Values are at most CESIUM_MAX_VALUE_SIZE (64 MiB), so value_len's top
  * bit is free to say that the node holds a pointer to the value (in the
- * table's home, memtable_add_held) instead of its bytes. */
+ * table's home, memtable_add_held) instead of its bytes, and the next to
+ * say that the value is alone in its record (MEMTABLE_HELD_ALONE). */
 #define MEMTABLE_VALUE_HELD (UINT32_C(1) << 31)
+#define MEMTABLE_VALUE_ALONE (UINT32_C(1) << 30)
+#define MEMTABLE_VALUE_FLAGS (MEMTABLE_VALUE_HELD | MEMTABLE_VALUE_ALONE)
 
 static inline keys_slice memtable_node_value(const struct memtable_node *n)
 {
@@ -137,7 +140,7 @@ static inline keys_slice memtable_node_value(const struct memtable_node *n)
 		return (keys_slice){k.data + k.len, n->value_len};
 	const uint8_t *p;
 	memcpy(&p, k.data + k.len, sizeof(p));
-	return (keys_slice){p, n->value_len & ~MEMTABLE_VALUE_HELD};
+	return (keys_slice){p, n->value_len & ~MEMTABLE_VALUE_FLAGS};
 }
 
 static inline struct memtable_node *memtable_link_node(uint64_t link)
@@ -567,24 +570,26 @@ static void memtable_search(memtable *mt, const struct memtable_target *t, int h
 }
 
 static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
-                           keys_slice value, bool held);
+                           keys_slice value, enum memtable_held how);
 
 int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
                  keys_slice value)
 {
-	return memtable_insert(mt, seq, kind, nskey, value, false);
+	return memtable_insert(mt, seq, kind, nskey, value, MEMTABLE_COPIED);
 }
 
-int memtable_add_held(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value)
+int memtable_add_held(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value,
+                      enum memtable_held how)
 {
-	if (!mt || !mt->home_release)
+	if (!mt || !mt->home_release || how == MEMTABLE_COPIED)
 		return error_set(CESIUM_EINVAL, "memtable_add_held: no home holds the value");
-	return memtable_insert(mt, seq, KEYS_KIND_VALUE, nskey, value, true);
+	return memtable_insert(mt, seq, KEYS_KIND_VALUE, nskey, value, how);
 }
 
 static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nskey,
-                           keys_slice value, bool held)
+                           keys_slice value, enum memtable_held how)
 {
+	bool held = how != MEMTABLE_COPIED;
 	if (!mt || (!nskey.data && nskey.len))
 		return error_set(CESIUM_EINVAL, "memtable_add: NULL argument");
 	if (kind != KEYS_KIND_VALUE && kind != KEYS_KIND_DELETE)
@@ -597,7 +602,7 @@ static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys
 		                 nskey.len);
 	if (kind == KEYS_KIND_DELETE)
 		value = keys_slice_of(NULL, 0);
-	if (value.len >= MEMTABLE_VALUE_HELD || (!value.data && value.len))
+	if (value.len >= MEMTABLE_VALUE_ALONE || (!value.data && value.len))
 		return error_set(CESIUM_EINVAL, "memtable_add: bad value");
 
 	/* The bucket is a cache miss of its own: start it now, so that it
@@ -610,7 +615,8 @@ static int memtable_insert(memtable *mt, uint64_t seq, enum keys_kind kind, keys
 	    memtable_node_new(mt, height, klen, held ? sizeof(value.data) : value.len);
 	if (!n)
 		return CESIUM_ENOMEM; /* error set */
-	n->value_len = (uint32_t)value.len | (held ? MEMTABLE_VALUE_HELD : 0);
+	n->value_len = (uint32_t)value.len | (held ? MEMTABLE_VALUE_HELD : 0) |
+	               (how == MEMTABLE_HELD_ALONE ? MEMTABLE_VALUE_ALONE : 0);
 	uint8_t *kp = (uint8_t *)memtable_node_key(n, height);
 	if (nskey.len)
 		memcpy(kp, nskey.data, nskey.len);
@@ -817,11 +823,14 @@ static const struct iter_ops memtable_iter_ops = {
 	.destroy = memtable_iter_destroy,
 };
 
-bool memtable_iter_held(const iter *it)
+enum memtable_held memtable_iter_held(const iter *it)
 {
 	assert(it->ops == &memtable_iter_ops);
 	const struct memtable_iter *mi = (const struct memtable_iter *)it;
-	return mi->node && (mi->node->value_len & MEMTABLE_VALUE_HELD);
+	uint32_t flags = mi->node ? mi->node->value_len & MEMTABLE_VALUE_FLAGS : 0;
+	return !(flags & MEMTABLE_VALUE_HELD)   ? MEMTABLE_COPIED
+	       : (flags & MEMTABLE_VALUE_ALONE) ? MEMTABLE_HELD_ALONE
+	                                        : MEMTABLE_HELD;
 }
 
 void *memtable_home(const memtable *mt)

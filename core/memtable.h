@@ -51,10 +51,17 @@ int memtable_add(memtable *mt, uint64_t seq, enum keys_kind kind, keys_slice nsk
  * mapping, wal_hold) is released with release(home) when the table is
  * freed. Once, before the first memtable_add_held. */
 void memtable_hold(memtable *mt, void *home, void (*release)(void *home));
+/* How a node has its value: a copy in the arena, or a pointer into the
+ * table's home; MEMTABLE_HELD_ALONE says, for whoever reads it back, that
+ * the value is the last field of the only entry of its log record (the
+ * flush then refers to the record's own checksum instead of hashing the
+ * value). */
+enum memtable_held { MEMTABLE_COPIED, MEMTABLE_HELD, MEMTABLE_HELD_ALONE };
 /* memtable_add of a value whose bytes stay where they are, in the table's
- * home (CESIUM_EINVAL without one): the node keeps a pointer, not a copy,
- * and readers read the value there. */
-int memtable_add_held(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value);
+ * home (CESIUM_EINVAL without one, or with MEMTABLE_COPIED): the node
+ * keeps a pointer, not a copy, and readers read the value there. */
+int memtable_add_held(memtable *mt, uint64_t seq, keys_slice nskey, keys_slice value,
+                      enum memtable_held how);
 
 /* The newest version of nskey with seq <= snapshot_seq: 0 with *kind set
  * (and *value, for KEYS_KIND_VALUE), or CESIUM_ENOTFOUND. */
@@ -72,9 +79,10 @@ uint64_t memtable_entries(const memtable *mt);
 /* An iterator over every entry (see iter.h); it holds a reference on mt
  * until destroyed. CESIUM_ENOMEM. */
 int memtable_iter_new(memtable *mt, iter **out);
-/* For a memtable iterator only: whether its entry's value was added with
- * memtable_add_held (its bytes are in the table's home). */
-bool memtable_iter_held(const iter *it);
+/* For a memtable iterator only: how its entry's value was added
+ * (MEMTABLE_COPIED, or as memtable_add_held was told: its bytes are in the
+ * table's home). */
+enum memtable_held memtable_iter_held(const iter *it);
 /* The home given to memtable_hold (NULL: none). */
 void *memtable_home(const memtable *mt);
 

@@ -6,6 +6,7 @@
 #include "error.h"
 #include "fault.h"
 #include "file.h"
+#include "log.h"
 #include "mem.h"
 #include "ring.h"
 #include "segment_format.h"
@@ -254,14 +255,18 @@ int seg_writer_add_ref(seg_writer *w, keys_slice ikey, const struct seg_log_ref 
 	    keys_ikey_kind(ikey) != KEYS_KIND_VALUE)
 		return error_set(CESIUM_EINVAL, "segment writer: a log reference needs a value "
 		                                "key and a value_log");
+	size_t size = ref->head ? SEG_REF_RECORD_SIZE : SEG_REF_SIZE;
 	uint8_t *body;
-	int rc = seg_writer_tag(w, SEG_VALUE_IN_LOG, SEG_REF_SIZE - 1, &body);
+	int rc = seg_writer_tag(w, ref->head ? SEG_VALUE_IN_LOG_RECORD : SEG_VALUE_IN_LOG, size - 1,
+	                        &body);
 	if (rc)
 		return rc;
 	keys_put_u64le(w->tagged + SEG_REF_OFFSET, ref->offset);
 	keys_put_u32le(w->tagged + SEG_REF_LENGTH, ref->len);
 	keys_put_u64le(w->tagged + SEG_REF_CHECKSUM, ref->checksum);
-	return seg_writer_add_stored(w, ikey, keys_slice_of(w->tagged, SEG_REF_SIZE));
+	if (ref->head)
+		keys_put_u32le(w->tagged + SEG_REF_HEAD, ref->head);
+	return seg_writer_add_stored(w, ikey, keys_slice_of(w->tagged, size));
 }
 
 bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out)
@@ -346,7 +351,7 @@ int seg_writer_finish(seg_writer *w)
 	seg_put_handle(f + SEG_FOOTER_PROPS, ph);
 	seg_put_handle(f + SEG_FOOTER_INDEX, ih);
 	keys_put_u32le(f + SEG_FOOTER_VERSION,
-	               w->o.value_log ? SEG_FORMAT_VERSION_LOG_VALUES : SEG_FORMAT_VERSION);
+	               w->o.value_log ? SEG_FORMAT_VERSION_LOG_RECORDS : SEG_FORMAT_VERSION);
 	keys_put_u64le(f + SEG_FOOTER_MAGIC, SEG_MAGIC);
 	keys_put_u64le(f + SEG_FOOTER_CHECKSUM, XXH3_64bits(f, SEG_FOOTER_CHECKSUM));
 	w->out_len += SEG_FOOTER_SIZE;
@@ -402,6 +407,7 @@ struct seg_reader {
 	size_t index_len, filter_len, props_len;
 	uint64_t data_end; /* data blocks lie in [0, data_end) */
 	uint64_t file_size;
+	uint32_t version; /* SEG_FORMAT_VERSION* */
 	/* The data blocks mapped read-only, so that a get reads an
 	 * uncompressed block from the page cache without a system call or a
 	 * copy. NULL when the mapping failed: reads then use pread.
@@ -726,12 +732,12 @@ static int seg_parse_props(seg_reader *r, uint64_t off, uint32_t version)
 		return seg_corrupt(r, off, "props smallest key out of bounds");
 	const uint8_t *q = b + SEG_PROPS_FIXED_SIZE + sl;
 	size_t ll = keys_get_u32le(q);
-	size_t tail = version == SEG_FORMAT_VERSION_LOG_VALUES ? SEG_PROPS_VALUE_LOG_SIZE : 0;
+	size_t tail = version != SEG_FORMAT_VERSION ? SEG_PROPS_VALUE_LOG_SIZE : 0;
 	if (n - SEG_PROPS_FIXED_SIZE - sl - 4 < tail ||
 	    ll != n - SEG_PROPS_FIXED_SIZE - sl - 4 - tail)
 		return seg_corrupt(r, off, "props largest key out of bounds");
 	if (tail && (p->value_log = keys_get_u64le(q + 4 + ll)) == 0)
-		return seg_corrupt(r, off, "props name no value log in a version 2 segment");
+		return seg_corrupt(r, off, "props name no value log in a version 2 or 3 segment");
 	bool empty = p->entries == 0;
 	if (empty ? (sl || ll) : (sl < KEYS_TRAILER_SIZE || ll < KEYS_TRAILER_SIZE))
 		return seg_corrupt(r, off, "props key bounds inconsistent with entry count");
@@ -931,13 +937,15 @@ int seg_reader_open(int fd, const char *path, uint64_t id, struct cache *block_c
 		goto out;
 	}
 	uint32_t ver = keys_get_u32le(f + SEG_FOOTER_VERSION);
-	if (ver != SEG_FORMAT_VERSION && ver != SEG_FORMAT_VERSION_LOG_VALUES) {
+	if (ver != SEG_FORMAT_VERSION && ver != SEG_FORMAT_VERSION_LOG_VALUES &&
+	    ver != SEG_FORMAT_VERSION_LOG_RECORDS) {
 		rc = error_set(CESIUM_ECORRUPT,
-		               "%s: footer at offset %llu: format version %u, expected %u or %u",
+		               "%s: footer at offset %llu: format version %u, expected %u to %u",
 		               r->path, (ull)foff, ver, SEG_FORMAT_VERSION,
-		               SEG_FORMAT_VERSION_LOG_VALUES);
+		               SEG_FORMAT_VERSION_LOG_RECORDS);
 		goto out;
 	}
+	r->version = ver;
 	struct seg_handle fh = seg_get_handle(f + SEG_FOOTER_FILTER);
 	struct seg_handle ph = seg_get_handle(f + SEG_FOOTER_PROPS);
 	struct seg_handle ih = seg_get_handle(f + SEG_FOOTER_INDEX);
@@ -1103,11 +1111,33 @@ static int seg_check_ref(const seg_reader *r, const struct seg_log_ref *ref)
 	return 0;
 }
 
+/* The most a record can hold before its value: the log's and the batch's
+ * headers, and a put's kind, lengths and longest namespaced key. */
+#define SEG_REF_HEAD_MAX (LOG_HEADER_SIZE + 12 + 1 + 5 + 8 + CESIUM_MAX_KEY_SIZE + 5)
+
+const char *seg_ref_decode(keys_slice stored, uint32_t version, struct seg_log_ref *ref)
+{
+	bool whole_record = stored.len >= 1 && stored.data[0] == SEG_VALUE_IN_LOG_RECORD;
+	if (stored.len < 1 || (stored.data[0] != SEG_VALUE_IN_LOG && !whole_record) ||
+	    (whole_record && version < SEG_FORMAT_VERSION_LOG_RECORDS))
+		return "unknown value tag";
+	if (stored.len != (whole_record ? SEG_REF_RECORD_SIZE : SEG_REF_SIZE))
+		return "log reference of the wrong length";
+	ref->offset = keys_get_u64le(stored.data + SEG_REF_OFFSET);
+	ref->len = keys_get_u32le(stored.data + SEG_REF_LENGTH);
+	ref->checksum = keys_get_u64le(stored.data + SEG_REF_CHECKSUM);
+	ref->head = whole_record ? keys_get_u32le(stored.data + SEG_REF_HEAD) : 0;
+	if (whole_record && (ref->head < LOG_HEADER_SIZE || ref->head > SEG_REF_HEAD_MAX ||
+	                     ref->head > ref->offset))
+		return "log record reference with an impossible header length";
+	return NULL;
+}
+
 /*
- * A version 2 value as stored (tag first): *ref is set and 1 returned for
- * a value kept in the log that the attached log can hold (seg_check_ref);
- * *inl is set and 0 returned for one stored here. block_off locates the
- * block, for the message on a malformed tag.
+ * A version 2 or 3 value as stored (tag first): *ref is set and 1 returned
+ * for a value kept in the log that the attached log can hold
+ * (seg_check_ref); *inl is set and 0 returned for one stored here.
+ * block_off locates the block, for the message on a malformed tag.
  */
 static int seg_value_decode(const seg_reader *r, uint64_t block_off, keys_slice stored,
                             keys_slice *inl, struct seg_log_ref *ref)
@@ -1116,37 +1146,67 @@ static int seg_value_decode(const seg_reader *r, uint64_t block_off, keys_slice 
 		*inl = keys_slice_of(stored.data + 1, stored.len - 1);
 		return 0;
 	}
-	if (stored.len != SEG_REF_SIZE || stored.data[0] != SEG_VALUE_IN_LOG)
-		return seg_corrupt(r, block_off, "malformed value tag");
-	ref->offset = keys_get_u64le(stored.data + SEG_REF_OFFSET);
-	ref->len = keys_get_u32le(stored.data + SEG_REF_LENGTH);
-	ref->checksum = keys_get_u64le(stored.data + SEG_REF_CHECKSUM);
+	const char *bad = seg_ref_decode(stored, r->version, ref);
+	if (bad)
+		return error_set(CESIUM_ECORRUPT,
+		                 "%s: block at offset %llu: malformed value tag: %s", r->path,
+		                 (ull)block_off, bad);
 	int rc = seg_check_ref(r, ref);
 	return rc ? rc : 1;
 }
 
+/* Reads n bytes at off into buf: CESIUM_ECORRUPT for a short read. */
+static int seg_ref_pread(int fd, const char *log, const char *seg, void *buf, size_t n,
+                         uint64_t off)
+{
+	ssize_t got = n ? io_pread_full(fd, buf, n, off) : 0;
+	if (got < 0)
+		return error_set(error_from_errno((int)got),
+		                 "%s: read of %zu bytes at offset %llu: %s", log, n, (ull)off,
+		                 strerror((int)-got));
+	if ((size_t)got < n)
+		return error_set(CESIUM_ECORRUPT,
+		                 "%s: value at offset %llu (%zu bytes, kept for %s) lies past the "
+		                 "end of the log",
+		                 log, (ull)off, n, seg);
+	return 0;
+}
+
+int seg_ref_read(int log_fd, const char *log, const char *seg, const struct seg_log_ref *ref,
+                 void *buf)
+{
+	uint8_t small[512];
+	uint8_t *head = NULL;
+	uint64_t sum = 0;
+	int rc = 0;
+	if (ref->head) {
+		head = ref->head <= sizeof(small) ? small : mem_alloc(ref->head);
+		if (!head)
+			return error_set(CESIUM_ENOMEM, "out of memory");
+		rc = seg_ref_pread(log_fd, log, seg, head, ref->head, ref->offset - ref->head);
+	}
+	if (!rc)
+		rc = seg_ref_pread(log_fd, log, seg, buf, ref->len, ref->offset);
+	if (!rc) {
+		sum = ref->head ? log_record_checksum(head, ref->head, buf, ref->len)
+		                : XXH3_64bits(buf, ref->len);
+		if (sum != ref->checksum)
+			rc = error_set(CESIUM_ECORRUPT,
+			               "%s: value at offset %llu (%u bytes, kept for %s): checksum "
+			               "mismatch%s",
+			               log, (ull)ref->offset, ref->len, seg,
+			               ref->head ? " (its log record's)" : "");
+	}
+	if (head != small)
+		mem_free(head);
+	return rc;
+}
+
 /* Reads the value ref points at (checked by seg_check_ref) into buf and
- * checks it: a short read or a checksum mismatch is CESIUM_ECORRUPT naming
- * the log, the offset and the segment. */
+ * checks it (seg_ref_read). */
 static int seg_read_log_value(const seg_reader *r, const struct seg_log_ref *ref, void *buf)
 {
-	const char *log = seg_log_name(r);
-	ssize_t n = ref->len ? io_pread_full(r->log_fd, buf, ref->len, ref->offset) : 0;
-	if (n < 0)
-		return error_set(error_from_errno((int)n),
-		                 "%s: read of %u bytes at offset %llu: %s", log, ref->len,
-		                 (ull)ref->offset, strerror((int)-n));
-	if ((size_t)n < ref->len)
-		return error_set(CESIUM_ECORRUPT,
-		                 "%s: value at offset %llu (%u bytes, kept for %s) lies past the "
-		                 "end of the log",
-		                 log, (ull)ref->offset, ref->len, r->path);
-	if (XXH3_64bits(buf, ref->len) != ref->checksum)
-		return error_set(CESIUM_ECORRUPT,
-		                 "%s: value at offset %llu (%u bytes, kept for %s): checksum "
-		                 "mismatch",
-		                 log, (ull)ref->offset, ref->len, r->path);
-	return 0;
+	return seg_ref_read(r->log_fd, seg_log_name(r), r->path, ref, buf);
 }
 
 /* The value of an entry as the caller sees it, in a new allocation (never

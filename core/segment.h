@@ -43,11 +43,15 @@ struct seg_writer_opts {
 	uint64_t value_log;
 };
 
-/* Where a value kept in the segment's log lies, and its XXH3_64. */
+/* Where a value kept in the segment's log lies, and its checksum: with
+ * head 0, the XXH3_64 of the value; otherwise the checksum of the log
+ * record that starts head bytes before the value and ends with it
+ * (log_record_checksum). */
 struct seg_log_ref {
 	uint64_t offset;
 	uint32_t len;
 	uint64_t checksum;
+	uint32_t head;
 };
 
 struct seg_props {
@@ -79,6 +83,14 @@ int seg_writer_add(seg_writer *w, keys_slice ikey, keys_slice value);
 /* Appends a value entry whose value stays in the log (o.value_log must be
  * set, else CESIUM_EINVAL); same ordering rule. */
 int seg_writer_add_ref(seg_writer *w, keys_slice ikey, const struct seg_log_ref *ref);
+/* For a version 2 or 3 segment: decodes a stored value whose tag is not
+ * SEG_VALUE_INLINE into *ref. NULL, or what is malformed. */
+const char *seg_ref_decode(keys_slice stored, uint32_t version, struct seg_log_ref *ref);
+/* Reads the value ref points at from the log open as log_fd into buf
+ * (ref->len bytes) and checks its checksum: CESIUM_ECORRUPT for a short
+ * read or a mismatch, naming log, the offset and seg; an I/O error. */
+int seg_ref_read(int log_fd, const char *log, const char *seg, const struct seg_log_ref *ref,
+                 void *buf);
 /* When at least min_bytes (0: any, but at least 1) are pending, hands them
  * over and returns true. */
 bool seg_writer_take(seg_writer *w, size_t min_bytes, struct seg_out *out);

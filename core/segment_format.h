@@ -39,6 +39,10 @@
 /* Version 2: a flush's segment that keeps large values in its log (see
  * "Values kept in the log" below). Everything else is as in version 1. */
 #define SEG_FORMAT_VERSION_LOG_VALUES 2u
+/* Version 3: as version 2, and a reference may name its log record's own
+ * checksum (SEG_VALUE_IN_LOG_RECORD). What every writer writes where it
+ * used to write version 2. */
+#define SEG_FORMAT_VERSION_LOG_RECORDS 3u
 #define SEG_MAGIC UINT64_C(0x314745534d555343) /* "CSUMSEG1" read as LE bytes */
 
 /* Props block (uncompressed). */
@@ -57,7 +61,7 @@
 #define SEG_PROPS_VALUE_LOG_SIZE 8
 
 /*
- * Values kept in the log (version 2): every value stored in a data block
+ * Values kept in the log (versions 2 and 3): every value stored in a data block
  * starts with a tag byte. SEG_VALUE_INLINE: the value's bytes follow.
  * SEG_VALUE_IN_LOG: a reference follows, the value being in the segment's
  * log at a file offset; the reader checks the value against its checksum.
@@ -68,6 +72,12 @@
 #define SEG_REF_LENGTH 9    /* u32: value bytes */
 #define SEG_REF_CHECKSUM 13 /* u64: XXH3_64 of the value */
 #define SEG_REF_SIZE 21     /* tag included */
+/* SEG_VALUE_IN_LOG_RECORD (version 3): the value is the last field of the
+ * only entry of its log record. The same fields, the checksum being the
+ * record's own (its header's, format-log.md), then SEG_REF_HEAD. */
+#define SEG_VALUE_IN_LOG_RECORD 2
+#define SEG_REF_HEAD 21        /* u32: bytes from the record's start to the value */
+#define SEG_REF_RECORD_SIZE 25 /* tag included */
 
 /* Index block entry value: a data block handle. Index blocks restart at
  * every entry so that a get finds its block by binary search alone. */

@@ -1173,7 +1173,7 @@ static void close_and_remove(cesium_db *db, struct model *m, char *dir)
 }
 
 /* A flushed memtable's long values stay where its log has them: the log
- * outlives the flush, the segment (format version 2) refers to it, gets,
+ * outlives the flush, the segment (format version 3) refers to it, gets,
  * scans and a reopen read the values back, and compaction copies them
  * into a level and lets the log go. */
 static void test_flushed_values_stay_in_their_log(void **state)
@@ -1188,12 +1188,26 @@ static void test_flushed_values_stay_in_their_log(void **state)
 	unsigned long long wals[8];
 	assert_int_equal(list_wals(dir, wals, 8), 2); /* the kept log and the live one */
 	unsigned long long kept = wals[0];
-	assert_int_equal(segment_versions(dir), 2);
+	assert_int_equal(segment_versions(dir), 3);
 	model_check(db, &m);
-	/* Overwrite a third and delete a third: the newer versions go to a
-	 * second kept log, the older ones still read from the first. */
-	for (unsigned i = 0; i < 100; i++)
+	/* Overwrite a third, half of it two puts to a batch, and delete a
+	 * third: the newer versions go to a second kept log, the older ones
+	 * still read from the first. A put alone in its log record is checked
+	 * by the record's checksum, one of two by its own. */
+	for (unsigned i = 0; i < 50; i++)
 		model_put(db, &m, i, 2);
+	for (unsigned i = 50; i < 100; i += 2) {
+		cesium_batch *b;
+		assert_int_equal(cesium_batch_new(&b), 0);
+		for (unsigned id = i; id < i + 2; id++) {
+			char k[32], v[128];
+			size_t kl = key_of(k, id), vl = value_of(v, sizeof(v), id, 2);
+			assert_int_equal(cesium_batch_put(b, 0, k, kl, v, vl), 0);
+			m.gen[id] = 2;
+		}
+		assert_int_equal(cesium_write(db, b, 0), 0);
+		cesium_batch_free(b);
+	}
 	for (unsigned i = 100; i < 200; i++)
 		model_delete(db, &m, i);
 	assert_int_equal(cesium_flush(db), 0);

@@ -243,8 +243,9 @@ static void home_release(void *p)
 
 /* Values added with memtable_add_held are not copied: gets and iterators
  * return the home's own bytes, they count as held bytes, not arena bytes,
- * and the home is released once, when the last holder of the table lets
- * go. Without a home the call is refused. */
+ * the iterator tells how each was added, and the home is released once,
+ * when the last holder of the table lets go. Without a home, or told to
+ * copy, the call is refused. */
 static void held_values_stay_in_their_home(void **state)
 {
 	(void)state;
@@ -253,14 +254,19 @@ static void held_values_stay_in_their_home(void **state)
 	assert_int_equal(memtable_new(0, &mt), 0);
 	uint8_t b[128];
 	keys_slice v0 = keys_slice_of(h.bytes[0], sizeof(h.bytes[0]));
-	assert_int_equal(memtable_add_held(mt, 1, nsk(b, 0, "a"), v0), CESIUM_EINVAL);
+	assert_int_equal(memtable_add_held(mt, 1, nsk(b, 0, "a"), v0, MEMTABLE_HELD),
+	                 CESIUM_EINVAL);
 	memtable_hold(mt, &h, home_release);
+	assert_int_equal(memtable_add_held(mt, 1, nsk(b, 0, "a"), v0, MEMTABLE_COPIED),
+	                 CESIUM_EINVAL);
+	const enum memtable_held how[3] = {MEMTABLE_HELD, MEMTABLE_HELD_ALONE, MEMTABLE_HELD};
 	size_t arena = memtable_memory_usage(mt);
 	for (int i = 0; i < 3; i++) {
 		memset(h.bytes[i], 'a' + i, sizeof(h.bytes[i]));
 		char key[2] = {(char)('a' + i), 0};
 		assert_int_equal(memtable_add_held(mt, (uint64_t)i + 1, nsk(b, 0, key),
-		                                   keys_slice_of(h.bytes[i], sizeof(h.bytes[i]))),
+		                                   keys_slice_of(h.bytes[i], sizeof(h.bytes[i])),
+		                                   how[i]),
 		                 0);
 	}
 	put(mt, 4, "d", "copied");
@@ -280,8 +286,10 @@ static void held_values_stay_in_their_home(void **state)
 		assert_true(iter_valid(it));
 		assert_ptr_equal(iter_value(it).data, h.bytes[i]);
 		assert_int_equal(iter_value(it).len, sizeof(h.bytes[i]));
+		assert_int_equal(memtable_iter_held(it), how[i]);
 	}
 	assert_memory_equal(iter_value(it).data, "copied", 6);
+	assert_int_equal(memtable_iter_held(it), MEMTABLE_COPIED);
 	assert_int_equal(h.released, 0);
 	iter_destroy(it);
 	assert_int_equal(h.released, 1);

@@ -18,6 +18,7 @@
 #include "cache.h"
 #include "error.h"
 #include "file.h"
+#include "log.h"
 #include "mem.h"
 #include "segment.h"
 #include "segment_format.h"
@@ -889,7 +890,7 @@ static void vl_build(struct vl_seg *s, enum seg_compression comp, const char *na
 		size_t kl = mk_ikey(k, e->key, e->seq, e->kind);
 		if (e->in_log) {
 			struct seg_log_ref ref = {e->off, (uint32_t)e->vlen,
-			                          XXH3_64bits(e->val, e->vlen)};
+			                          XXH3_64bits(e->val, e->vlen), 0};
 			assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &ref), 0);
 		} else {
 			assert_int_equal(
@@ -900,7 +901,7 @@ static void vl_build(struct vl_seg *s, enum seg_compression comp, const char *na
 	/* A tombstone cannot refer to the log. */
 	uint8_t k[64];
 	size_t kl = mk_ikey(k, VL_KEYS + 1, 1, KEYS_KIND_DELETE);
-	struct seg_log_ref ref = {37, 1, 0};
+	struct seg_log_ref ref = {37, 1, 0, 0};
 	assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &ref), CESIUM_EINVAL);
 	char sname[64];
 	snprintf(sname, sizeof(sname), "%s.seg", name);
@@ -1075,7 +1076,7 @@ static void test_value_log_round_trip(void **state)
 		size_t len;
 		uint8_t *b = slurp(s.seg_path, &len);
 		assert_int_equal(keys_get_u32le(b + len - SEG_FOOTER_SIZE + SEG_FOOTER_VERSION),
-		                 SEG_FORMAT_VERSION_LOG_VALUES);
+		                 SEG_FORMAT_VERSION_LOG_RECORDS);
 		mem_free(b);
 		seg_reader *r = vl_open(&s, s.log_path);
 		const struct seg_props *p = seg_reader_props(r);
@@ -1112,7 +1113,7 @@ static void test_value_log_round_trip(void **state)
 	assert_int_equal(seg_writer_new(&o, &w), 0);
 	uint8_t k[64];
 	size_t kl = mk_ikey(k, 0, 1, KEYS_KIND_VALUE);
-	struct seg_log_ref ref = {0, 3, XXH3_64bits("abc", 3)};
+	struct seg_log_ref ref = {0, 3, XXH3_64bits("abc", 3), 0};
 	assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &ref), CESIUM_EINVAL);
 	assert_int_equal(seg_writer_add(w, keys_slice_of(k, kl), keys_slice_of("abc", 3)), 0);
 	kl = mk_ikey(k, 2, 2, KEYS_KIND_VALUE);
@@ -1234,8 +1235,11 @@ static void test_value_log_ref_past_end(void **state)
 	 * value past the end would need no read at all. */
 	enum { NBAD = 5 };
 	struct seg_log_ref refs[NBAD] = {
-	    {sizeof(logb) - 5, 10, 0},  {sizeof(logb), 1, 0}, {sizeof(logb) + 4096, 100, 0},
-	    {UINT64_C(1) << 63, 10, 0}, {100000, 0, 0},
+	    {sizeof(logb) - 5, 10, 0, 0},
+	    {sizeof(logb), 1, 0, 0},
+	    {sizeof(logb) + 4096, 100, 0, 0},
+	    {UINT64_C(1) << 63, 10, 0, 0},
+	    {100000, 0, 0, 0},
 	};
 	uint8_t junk[100] = {0};
 	memcpy(junk, logb + sizeof(logb) - 5, 5);
@@ -1243,7 +1247,7 @@ static void test_value_log_ref_past_end(void **state)
 	memset(junk, 0, sizeof(junk));
 	for (int i = 1; i < NBAD; i++)
 		refs[i].checksum = XXH3_64bits(junk, refs[i].len);
-	struct seg_log_ref fine = {100, 50, XXH3_64bits(logb + 100, 50)};
+	struct seg_log_ref fine = {100, 50, XXH3_64bits(logb + 100, 50), 0};
 	struct seg_writer_opts o = {.block_size = 4096, .bloom_bits_per_key = 10, .value_log = 3};
 	seg_writer *w;
 	assert_int_equal(seg_writer_new(&o, &w), 0);
@@ -1303,6 +1307,79 @@ static void test_value_log_ref_past_end(void **state)
 		}
 		iter_destroy(it);
 	}
+	seg_reader_unref(r);
+	free(path);
+	free(log);
+}
+
+/* A value referred to by its log record's checksum (a version 3 reference
+ * with a head) reads back through gets (plain and split) and iterators;
+ * a flipped byte in the record before the value, which a value's own
+ * checksum would not cover, is CESIUM_ECORRUPT naming the log and the
+ * value's offset; a head longer than the offset is refused as malformed. */
+static void test_value_log_record_refs(void **state)
+{
+	(void)state;
+	enum { REC = 700, HEAD = 40, VLEN = 300, NREC = 3 };
+	uint8_t logb[NREC * REC];
+	struct seg_log_ref refs[NREC + 1];
+	for (unsigned i = 0; i < NREC; i++) {
+		uint8_t *rec = logb + i * REC;
+		size_t plen = HEAD - LOG_HEADER_SIZE + VLEN;
+		for (size_t j = 0; j < plen; j++)
+			rec[LOG_HEADER_SIZE + j] = (uint8_t)(i * 31 + j * 7);
+		log_seal(rec, plen);
+		memset(rec + LOG_HEADER_SIZE + plen, 0, REC - LOG_HEADER_SIZE - plen);
+		refs[i] =
+		    (struct seg_log_ref){i * REC + HEAD, VLEN, log_stored_checksum(rec), HEAD};
+	}
+	/* Impossible: the record would start before the log. */
+	refs[NREC] = (struct seg_log_ref){HEAD - 1, VLEN, refs[0].checksum, HEAD};
+	logb[REC + LOG_HEADER_SIZE + 3]++; /* record 1, before its value */
+	char *log = write_copy(logb, sizeof(logb), "vl-rec.wal");
+	struct seg_writer_opts o = {.block_size = 4096, .bloom_bits_per_key = 10, .value_log = 5};
+	seg_writer *w;
+	assert_int_equal(seg_writer_new(&o, &w), 0);
+	uint8_t k[64];
+	for (unsigned i = 0; i <= NREC; i++) {
+		size_t kl = mk_ikey(k, i, 10 + i, KEYS_KIND_VALUE);
+		assert_int_equal(seg_writer_add_ref(w, keys_slice_of(k, kl), &refs[i]), 0);
+	}
+	char *path = write_file(w, "vl-rec.seg");
+	seg_writer_free(w);
+	seg_reader *r = open_reader(path, 43, NULL, 0);
+	int fd = io_open(log, O_RDONLY, 0);
+	assert_true(fd >= 0);
+	seg_reader_attach_log(r, fd, log);
+	for (int split = 0; split < 2; split++)
+		for (unsigned i = 0; i <= NREC; i++) {
+			enum keys_kind kind;
+			void *val;
+			size_t vlen;
+			int rc = vl_get(r, i, KEYS_MAX_SEQ, split, &kind, &val, &vlen);
+			if (i == 1) {
+				assert_int_equal(rc, CESIUM_ECORRUPT);
+				vl_assert_msg_names(log, refs[i].offset);
+				assert_non_null(strstr(cesium_errmsg(), "checksum mismatch"));
+			} else if (i == NREC) {
+				assert_int_equal(rc, CESIUM_ECORRUPT);
+				assert_non_null(
+				    strstr(cesium_errmsg(), "impossible header length"));
+			} else {
+				assert_int_equal(rc, 0);
+				assert_int_equal(vlen, VLEN);
+				assert_memory_equal(val, logb + refs[i].offset, VLEN);
+				mem_free(val);
+			}
+		}
+	iter *it;
+	assert_int_equal(seg_reader_iter_new(r, NULL, &it), 0);
+	size_t kl = mk_ikey(k, 2, KEYS_MAX_SEQ, KEYS_KIND_VALUE);
+	iter_seek(it, keys_slice_of(k, kl));
+	assert_true(iter_valid(it));
+	assert_int_equal(iter_value(it).len, VLEN);
+	assert_memory_equal(iter_value(it).data, logb + refs[2].offset, VLEN);
+	iter_destroy(it);
 	seg_reader_unref(r);
 	free(path);
 	free(log);
@@ -1451,6 +1528,7 @@ int main(void)
 	    cmocka_unit_test(test_value_log_round_trip),
 	    cmocka_unit_test(test_value_log_corrupt_value),
 	    cmocka_unit_test(test_value_log_ref_past_end),
+	    cmocka_unit_test(test_value_log_record_refs),
 	    cmocka_unit_test(test_value_log_not_attached),
 	    cmocka_unit_test(test_value_log_malformed_tag),
 	};

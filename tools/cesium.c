@@ -522,7 +522,7 @@ static bool segfile_props_keys(struct segfile *s, const uint8_t *d, size_t n)
 	const uint8_t *q = d + SEG_PROPS_FIXED_SIZE + sl;
 	size_t ll = keys_get_u32le(q);
 	size_t rest = n - SEG_PROPS_FIXED_SIZE - sl - 4;
-	size_t tail = s->version == SEG_FORMAT_VERSION_LOG_VALUES ? SEG_PROPS_VALUE_LOG_SIZE : 0;
+	size_t tail = s->version != SEG_FORMAT_VERSION ? SEG_PROPS_VALUE_LOG_SIZE : 0;
 	if (rest < tail || ll != rest - tail) {
 		problem(s->path, s->props_off, "props largest key out of bounds");
 		return false;
@@ -564,9 +564,10 @@ static bool segfile_load(struct segfile *s, const char *path)
 		problem(path, s->foff + SEG_FOOTER_MAGIC, "bad magic %016llx", (ull)s->magic);
 		return false;
 	}
-	if (s->version != SEG_FORMAT_VERSION && s->version != SEG_FORMAT_VERSION_LOG_VALUES) {
-		problem(path, s->foff + SEG_FOOTER_VERSION, "format version %u, expected %u or %u",
-		        s->version, SEG_FORMAT_VERSION, SEG_FORMAT_VERSION_LOG_VALUES);
+	if (s->version != SEG_FORMAT_VERSION && s->version != SEG_FORMAT_VERSION_LOG_VALUES &&
+	    s->version != SEG_FORMAT_VERSION_LOG_RECORDS) {
+		problem(path, s->foff + SEG_FOOTER_VERSION, "format version %u, expected %u to %u",
+		        s->version, SEG_FORMAT_VERSION, SEG_FORMAT_VERSION_LOG_RECORDS);
 		return false;
 	}
 	s->filter_off = keys_get_u64le(f + SEG_FOOTER_FILTER);
@@ -624,11 +625,11 @@ static bool keep_copy(uint8_t **dst, size_t *dlen, keys_slice k)
 	return true;
 }
 
-/* Version 2: a value as stored, split by its tag into *inl (the value is
- * here) or *ref (it is in the log: *kept). NULL, or what is malformed
- * (*inl is then the stored bytes). */
-static const char *seg_value_split(keys_slice k, keys_slice stored, keys_slice *inl,
-                                   struct seg_log_ref *ref, bool *kept)
+/* Version 2 or 3: a value as stored, split by its tag into *inl (the
+ * value is here) or *ref (it is in the log: *kept). NULL, or what is
+ * malformed (*inl is then the stored bytes). */
+static const char *seg_value_split(const struct segfile *s, keys_slice k, keys_slice stored,
+                                   keys_slice *inl, struct seg_log_ref *ref, bool *kept)
 {
 	bool tombstone = k.len >= KEYS_TRAILER_SIZE && keys_ikey_kind(k) == KEYS_KIND_DELETE;
 	*kept = false;
@@ -642,15 +643,11 @@ static const char *seg_value_split(keys_slice k, keys_slice stored, keys_slice *
 		*inl = keys_slice_of(stored.data + 1, stored.len - 1);
 		return NULL;
 	}
-	if (stored.data[0] != SEG_VALUE_IN_LOG)
-		return "unknown value tag";
+	const char *bad = seg_ref_decode(stored, s->version, ref);
+	if (bad)
+		return bad;
 	if (tombstone)
 		return "tombstone refers to the log";
-	if (stored.len != SEG_REF_SIZE)
-		return "log reference of the wrong length";
-	ref->offset = keys_get_u64le(stored.data + SEG_REF_OFFSET);
-	ref->len = keys_get_u32le(stored.data + SEG_REF_LENGTH);
-	ref->checksum = keys_get_u64le(stored.data + SEG_REF_CHECKSUM);
 	*kept = true;
 	return NULL;
 }
@@ -663,6 +660,8 @@ static void print_entry(keys_slice k, keys_slice v, const struct seg_log_ref *re
 	if (ref) {
 		printf(" log_value offset=%llu len=%u checksum=%016llx", (ull)ref->offset, ref->len,
 		       (ull)ref->checksum);
+		if (ref->head)
+			printf(" of_record_from=%llu", (ull)(ref->offset - ref->head));
 	} else {
 		printf(" vlen=%zu value=", v.len);
 		print_preview(stdout, v.data, v.len, 64);
@@ -691,17 +690,8 @@ static void segfile_check_ref(struct segfile *s, const struct seg_log_ref *ref)
 		s->vbuf = b;
 		s->vcap = ref->len;
 	}
-	ssize_t n = ref->len ? io_pread_full(s->log_fd, s->vbuf, ref->len, ref->offset) : 0;
-	if (n < 0)
-		problem(s->log_path, ref->offset, "read of the %u-byte value kept for %s: %s",
-		        ref->len, s->path, strerror((int)-n));
-	else if ((size_t)n < ref->len)
-		problem(s->log_path, ref->offset,
-		        "short read: %zd of the %u bytes of a value kept for %s", n, ref->len,
-		        s->path);
-	else if (XXH3_64bits(s->vbuf, ref->len) != ref->checksum)
-		problem(s->log_path, ref->offset,
-		        "value of %u bytes kept for %s: checksum mismatch", ref->len, s->path);
+	if (seg_ref_read(s->log_fd, s->log_path, s->path, ref, s->vbuf))
+		problem(s->log_path, ref->offset, "%s", cesium_errmsg());
 }
 
 /* One entry of a data block at boff: its value's tag (version 2), the
@@ -712,7 +702,7 @@ static void segfile_entry(struct segfile *s, uint64_t boff, uint64_t entry, keys
 	keys_slice inl = v;
 	struct seg_log_ref ref = {0};
 	bool kept = false;
-	const char *bad = s->props.value_log ? seg_value_split(k, v, &inl, &ref, &kept) : NULL;
+	const char *bad = s->props.value_log ? seg_value_split(s, k, v, &inl, &ref, &kept) : NULL;
 	if (print)
 		print_entry(k, inl, kept ? &ref : NULL);
 	if (bad && !v.len)

@@ -137,7 +137,7 @@ expect_rc 1 "$cesium" check "$tmp/noseg"
 [ "$(grep -c '^PROBLEM' <<<"$out")" -eq 1 ] && grep -q "PROBLEM $tmp/noseg/$(basename "$seg")" <<<"$out" &&
 	ok || bad "missing segment, not exactly one problem naming it: $out"
 
-# Segments of format version 2: a flush in a running process leaves values
+# Segments of format version 3: a flush in a running process leaves values
 # of at least log_value_min_size in the WAL they were written to, and the
 # segment refers to them there. cesium-stress writes them through the
 # public API (its values are under 1 KiB, hence the lower minimum), with
@@ -145,31 +145,31 @@ expect_rc 1 "$cesium" check "$tmp/noseg"
 stress="$build/tools/cesium-stress"
 v2="$tmp/v2"
 if [ ! -x "$stress" ]; then
-	bad "$stress not built (needed for the version 2 segment tests)"
+	bad "$stress not built (needed for the version 3 segment tests)"
 elif ! "$stress" --db="$v2" --ops=3000 --threads=1 --seed=7 --put=3 --delete=1 --batch=0 \
 	--get=0 --mget=0 --iter=0 --flush=0 --compact=0 --quiet --opt=memtable_size=64KiB \
 	--opt=log_value_min_size=512 --opt=l0_compaction_trigger=1024 \
 	--opt=l0_slowdown_trigger=1024 --opt=l0_stop_trigger=1024 >"$tmp/stress.out" 2>&1; then
-	bad "cesium-stress could not write the version 2 database: $(cat "$tmp/stress.out")"
+	bad "cesium-stress could not write the version 3 database: $(cat "$tmp/stress.out")"
 else
 	# The footer's version (u32 LE), 20 bytes before the end, read apart
 	# from the tool under test.
 	v2seg=
 	for f in "$v2"/*.seg; do
 		ver=$(od -An -tu4 --endian=little -j$(($(stat -c %s "$f") - 20)) -N4 "$f" | tr -d ' ')
-		if [ "$ver" = 2 ]; then
+		if [ "$ver" = 3 ]; then
 			v2seg=$f
 			break
 		fi
 	done
 	if [ -z "$v2seg" ]; then
-		bad "no version 2 segment in $v2: $(ls "$v2")"
+		bad "no version 3 segment in $v2: $(ls "$v2")"
 	else
 		# check accepts it: every value it refers to reads back, and its
 		# log is kept, not an orphan.
 		expect_rc 0 "$cesium" check "$v2"
 		grep -q '^ok$' <<<"$out" && grep -q 'kept for the values of segments' <<<"$out" &&
-			ok || bad "version 2 database not checked clean, or its logs not kept: $out"
+			ok || bad "version 3 database not checked clean, or its logs not kept: $out"
 		# dump: the value log in the props, references instead of values.
 		expect_rc 0 "$cesium" dump "$v2seg"
 		vlog=$(sed -n 's/^props: .* value_log=\([0-9]*\)$/\1/p' <<<"$out")
@@ -179,7 +179,7 @@ else
 		if [ -n "$vlog" ] && [ -n "$roff" ] && [ -n "$rlen" ] && [ "$rlen" -gt 0 ]; then
 			ok
 		else
-			bad "version 2 segment dump lacks value_log or a log_value entry: $out"
+			bad "version 3 segment dump lacks value_log or a log_value entry: $out"
 		fi
 		expect_rc 0 "$cesium" dump "$(ls "$v2"/MANIFEST-* | head -1)"
 		grep -q "added L0 $(basename "$v2seg") .* value_log=$vlog\$" <<<"$out" && ok ||
