@@ -364,9 +364,10 @@ static void wal_release_behind(wal *w, uint64_t used)
 
 void wal_seal(wal *w)
 {
-	/* Advisory, as in wal_release_behind. */
-	if (w->map_size > w->released)
-		(void)madvise(w->map + w->released, w->map_size - w->released, MADV_DONTNEED);
+	/* The whole mapping, not only what wal_release_behind left: a
+	 * prefault request that ran late may have populated pages behind the
+	 * writer again. Advisory, as there. */
+	(void)madvise(w->map, w->map_size, MADV_DONTNEED);
 	w->released = w->map_size;
 }
 
