@@ -26,6 +26,9 @@ struct prefault_req {
 	struct prefault_actor *actor;
 	void *addr;
 	size_t len;
+	/* prefault_req_follow: the requester's done offset from base. */
+	const uint8_t *base;
+	const _Atomic uint64_t *done;
 	/* Set before the release, run by done after it. */
 	void (*release)(void *);
 	void *release_arg;
@@ -39,20 +42,26 @@ static void prefault_free(struct prefault_req *req)
 	mem_free(req);
 }
 
-static void prefault_done(struct io_req *io, int res)
+/* The request is done with: idle again, or freed if it was released. */
+static void prefault_finish(struct prefault_req *req)
 {
-	struct prefault_req *req = io->ctx;
-	struct prefault_actor *p = req->actor;
-	p->inflight--;
-	if (res < 0)
-		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
-	else
-		atomic_fetch_add_explicit(&p->bytes, req->len, memory_order_relaxed);
+	req->actor->inflight--;
 	/* Last: once idle, the requester may remap the range or free req. */
 	int busy = PREFAULT_BUSY;
 	if (!atomic_compare_exchange_strong_explicit(&req->state, &busy, PREFAULT_IDLE,
 	                                             memory_order_acq_rel, memory_order_acquire))
 		prefault_free(req); /* released while in flight */
+}
+
+static void prefault_done(struct io_req *io, int res)
+{
+	struct prefault_req *req = io->ctx;
+	struct prefault_actor *p = req->actor;
+	if (res < 0)
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&p->bytes, req->len, memory_order_relaxed);
+	prefault_finish(req);
 }
 
 static void prefault_handle(struct actor *self, struct actor_msg *msg)
@@ -64,6 +73,15 @@ static void prefault_handle(struct actor *self, struct actor_msg *msg)
 	req->io.done = prefault_done;
 	req->io.ctx = req;
 	p->inflight++;
+	/* Ran late: the requester is done with the range, and populating it
+	 * would only map its pages again (a TLB shootdown each when
+	 * writeback cleans them). */
+	if (req->done && req->base + atomic_load_explicit(req->done, memory_order_relaxed) >=
+	                     (const uint8_t *)req->addr + req->len) {
+		atomic_fetch_add_explicit(&p->skipped, 1, memory_order_relaxed);
+		prefault_finish(req);
+		return;
+	}
 	io_ring_madvise(ring, &req->io, req->addr, req->len, MADV_POPULATE_WRITE);
 	io_ring_submit(ring);
 }
@@ -105,6 +123,13 @@ int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr
 	}
 	atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
 	return 0;
+}
+
+void prefault_req_follow(struct prefault_req *req, const uint8_t *base,
+                         const _Atomic uint64_t *done)
+{
+	req->base = base;
+	req->done = done;
 }
 
 bool prefault_busy(const struct prefault_req *req)

@@ -30,6 +30,7 @@ struct prefault_actor {
 	struct actor actor;
 	unsigned inflight; /* madvise calls on the ring (reactor thread only) */
 	_Atomic uint64_t requests, bytes, failures;
+	_Atomic uint64_t skipped; /* requests that ran after the requester was done */
 };
 
 struct prefault_req;
@@ -45,6 +46,12 @@ struct prefault_req *prefault_req_new(void);
  * caller may do the work itself). */
 int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr, size_t len);
 bool prefault_busy(const struct prefault_req *req);
+/* From now on the actor skips a request of req's whose range lies wholly
+ * below base + *done when its turn comes (the requester is done with
+ * those pages). *done must outlive req; it is read with relaxed loads.
+ * Requester thread, while req is idle. */
+void prefault_req_follow(struct prefault_req *req, const uint8_t *base,
+                         const _Atomic uint64_t *done);
 /* Gives req up (NULL: nothing), with the caller's hold on the mapping it
  * may be working in: release(arg) runs now if req is idle, or on the
  * actor's reactor once the kernel is done with the range. Never waits. */

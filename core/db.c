@@ -2376,6 +2376,7 @@ int cesium_stats(cesium_db *db, char **out)
 	if (db->prefaulter) {
 		S("wal_prefault_bytes", atomic_load(&db->prefaulter->bytes));
 		S("wal_prefault_failures", atomic_load(&db->prefaulter->failures));
+		S("wal_prefault_skipped", atomic_load(&db->prefaulter->skipped));
 	}
 	if (db->sched) {
 		struct sched_stats *ss = &db->sched->stats;

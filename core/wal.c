@@ -25,6 +25,9 @@ struct wal_map {
 	_Atomic uint32_t refs;
 	uint8_t *base;
 	size_t reserved;
+	/* The writer's `released`, for its prefault requests (which hold the
+	 * mapping, so they may read it after the log is gone). */
+	_Atomic uint64_t released;
 };
 
 /* Address space reserved per log: far more than a log reaches (its
@@ -117,6 +120,7 @@ static int wal_map_new(wal *w, size_t size)
 	}
 	m->base = base;
 	atomic_init(&m->refs, 1);
+	atomic_init(&m->released, 0);
 	w->m = m;
 	w->map = base;
 	if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd, 0) ==
@@ -316,8 +320,8 @@ static void wal_populate_ahead(wal *w, uint64_t end)
 
 void wal_set_prefaulter(wal *w, struct prefault_actor *p)
 {
-	if (p && !w->pf)
-		w->pf = prefault_req_new();
+	if (p && !w->pf && (w->pf = prefault_req_new()))
+		prefault_req_follow(w->pf, w->m->base, &w->m->released);
 	w->prefaulter = w->pf ? p : NULL; /* without memory, no prefaulting */
 }
 
@@ -360,6 +364,7 @@ static void wal_release_behind(wal *w, uint64_t used)
 	/* Advisory: if it fails, the pages merely stay mapped. */
 	(void)madvise(w->map + w->released, (size_t)(end - w->released), MADV_DONTNEED);
 	w->released = end;
+	atomic_store_explicit(&w->m->released, end, memory_order_relaxed);
 }
 
 void wal_seal(wal *w)
@@ -369,6 +374,7 @@ void wal_seal(wal *w)
 	 * writer again. Advisory, as there. */
 	(void)madvise(w->map, w->map_size, MADV_DONTNEED);
 	w->released = w->map_size;
+	atomic_store_explicit(&w->m->released, w->released, memory_order_relaxed);
 }
 
 void wal_commit(wal *w, size_t len)

@@ -2,7 +2,8 @@
  * faults when the test thread then writes it (the kernel's worker took
  * them), while an unrequested range of the same mapping faults on every
  * page; a request released in flight keeps its mapping until the kernel is
- * done and then unmaps it; a request for a range that is no longer mapped
+ * done and then unmaps it; a request for a range its requester is already
+ * done with is skipped; a request for a range that is no longer mapped
  * fails cleanly and is counted. */
 #include <errno.h>
 #include <fcntl.h>
@@ -135,6 +136,36 @@ static void test_populated_range_takes_no_faults(void **state)
 	stop(&f);
 }
 
+/* A request that follows its requester's done offset is skipped when its
+ * range lies wholly below it by the time the actor takes it: its pages
+ * stay unmapped (writing them faults) and it counts as skipped, not as
+ * bytes; a range that reaches past the offset is populated as usual. */
+static void test_request_behind_the_requester_is_skipped(void **state)
+{
+	(void)state;
+	struct fixture f;
+	start(&f);
+	uint8_t *m = map_file(f.dir, 2 * MIB);
+	struct prefault_req *req = prefault_req_new();
+	assert_non_null(req);
+	_Atomic uint64_t done = MIB;
+	prefault_req_follow(req, m, &done);
+	assert_int_equal(prefault_send(f.p, req, m, MIB), 0);
+	wait_idle(req);
+	assert_int_equal(atomic_load(&f.p->skipped), 1);
+	assert_int_equal(atomic_load(&f.p->bytes), 0);
+	long pages = (long)(MIB / (size_t)sysconf(_SC_PAGESIZE));
+	assert_true(touch(m, MIB) > pages / 2);
+	assert_int_equal(prefault_send(f.p, req, m + MIB / 2, MIB), 0);
+	wait_idle(req);
+	assert_int_equal(atomic_load(&f.p->skipped), 1);
+	assert_int_equal(atomic_load(&f.p->bytes), MIB);
+	assert_int_equal(atomic_load(&f.p->requests), 2);
+	struct unmap_hold h = {m, 2 * MIB};
+	prefault_req_release(req, unmap_release, &h);
+	stop(&f);
+}
+
 /* Released while in flight: the mapping stays until the kernel is done
  * (the request then counts its bytes), and is gone after that. */
 static void test_release_in_flight_unmaps_when_done(void **state)
@@ -183,6 +214,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_populated_range_takes_no_faults),
 	    cmocka_unit_test(test_release_in_flight_unmaps_when_done),
+	    cmocka_unit_test(test_request_behind_the_requester_is_skipped),
 	    cmocka_unit_test(test_unmapped_range_fails_cleanly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
