@@ -26,6 +26,7 @@ struct prefault_req {
 	struct prefault_actor *actor;
 	void *addr;
 	size_t len;
+	int advice; /* MADV_POPULATE_WRITE, or MADV_DONTNEED for a release */
 	/* prefault_req_follow: the requester's done offset from base. */
 	const uint8_t *base;
 	const _Atomic uint64_t *done;
@@ -59,7 +60,7 @@ static void prefault_done(struct io_req *io, int res)
 	struct prefault_actor *p = req->actor;
 	if (res < 0)
 		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
-	else
+	else if (req->advice == MADV_POPULATE_WRITE)
 		atomic_fetch_add_explicit(&p->bytes, req->len, memory_order_relaxed);
 	prefault_finish(req);
 }
@@ -76,13 +77,14 @@ static void prefault_handle(struct actor *self, struct actor_msg *msg)
 	/* Ran late: the requester is done with the range, and populating it
 	 * would only map its pages again (a TLB shootdown each when
 	 * writeback cleans them). */
-	if (req->done && req->base + atomic_load_explicit(req->done, memory_order_relaxed) >=
-	                     (const uint8_t *)req->addr + req->len) {
+	if (req->advice == MADV_POPULATE_WRITE && req->done &&
+	    req->base + atomic_load_explicit(req->done, memory_order_relaxed) >=
+	        (const uint8_t *)req->addr + req->len) {
 		atomic_fetch_add_explicit(&p->skipped, 1, memory_order_relaxed);
 		prefault_finish(req);
 		return;
 	}
-	io_ring_madvise(ring, &req->io, req->addr, req->len, MADV_POPULATE_WRITE);
+	io_ring_madvise(ring, &req->io, req->addr, req->len, req->advice);
 	io_ring_submit(ring);
 }
 
@@ -109,12 +111,14 @@ struct prefault_req *prefault_req_new(void)
 	return mem_zalloc(sizeof(struct prefault_req));
 }
 
-int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr, size_t len)
+static int prefault_submit(struct prefault_actor *p, struct prefault_req *req, void *addr,
+                           size_t len, int advice)
 {
 	req->msg.type = PREFAULT_MSG;
 	req->actor = p;
 	req->addr = addr;
 	req->len = len;
+	req->advice = advice;
 	atomic_store_explicit(&req->state, PREFAULT_BUSY, memory_order_relaxed);
 	int rc = actor_send(&p->actor, &req->msg);
 	if (rc) {
@@ -123,6 +127,17 @@ int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr
 	}
 	atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
 	return 0;
+}
+
+int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr, size_t len)
+{
+	return prefault_submit(p, req, addr, len, MADV_POPULATE_WRITE);
+}
+
+int prefault_send_release(struct prefault_actor *p, struct prefault_req *req, void *addr,
+                          size_t len)
+{
+	return prefault_submit(p, req, addr, len, MADV_DONTNEED);
 }
 
 void prefault_req_follow(struct prefault_req *req, const uint8_t *base,

@@ -2,8 +2,10 @@
  * prefault — the actor that makes pages of a mapping present and writable
  * before a writer stores into them (IORING_OP_MADVISE with
  * MADV_POPULATE_WRITE, run by the kernel's io_uring worker), so that the
- * writing thread does not take the page faults itself. The write-ahead log
- * asks it for the next MiB of its mapping while it appends to this one.
+ * writing thread does not take the page faults itself, and unmaps them
+ * behind it (MADV_DONTNEED). The write-ahead log asks it for the next MiB
+ * of its mapping while it appends to this one, and to release the MiB
+ * before.
  *
  * A request (struct prefault_req) belongs to its requester, which has at
  * most one in flight, and never waits for it: it hands the request and its
@@ -45,6 +47,11 @@ struct prefault_req *prefault_req_new(void);
  * 0, or CESIUM_EBUSY when p's mailbox is full (req stays idle, and the
  * caller may do the work itself). */
 int prefault_send(struct prefault_actor *p, struct prefault_req *req, void *addr, size_t len);
+/* Asks p to unmap [addr, addr + len) (MADV_DONTNEED: a shared file
+ * mapping's pages stay in the page cache), so that the writer need not
+ * spend its own time on it. As prefault_send otherwise; never skipped. */
+int prefault_send_release(struct prefault_actor *p, struct prefault_req *req, void *addr,
+                          size_t len);
 bool prefault_busy(const struct prefault_req *req);
 /* From now on the actor skips a request of req's whose range lies wholly
  * below base + *done when its turn comes (the requester is done with

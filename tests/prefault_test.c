@@ -3,7 +3,8 @@
  * them), while an unrequested range of the same mapping faults on every
  * page; a request released in flight keeps its mapping until the kernel is
  * done and then unmaps it; a request for a range its requester is already
- * done with is skipped; a request for a range that is no longer mapped
+ * done with is skipped; a release request unmaps a range and keeps its
+ * data; a request for a range that is no longer mapped
  * fails cleanly and is counted. */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +167,36 @@ static void test_request_behind_the_requester_is_skipped(void **state)
 	stop(&f);
 }
 
+/* A release request unmaps the range (touching it faults again) without
+ * losing what was written there (a shared file mapping's pages stay in
+ * the page cache), is never skipped, and counts no populated bytes. */
+static void test_release_request_unmaps_and_keeps_the_data(void **state)
+{
+	(void)state;
+	struct fixture f;
+	start(&f);
+	uint8_t *m = map_file(f.dir, MIB);
+	struct prefault_req *req = prefault_req_new();
+	assert_non_null(req);
+	_Atomic uint64_t done = MIB;
+	prefault_req_follow(req, m, &done);
+	long pages = (long)(MIB / (size_t)sysconf(_SC_PAGESIZE));
+	touch(m, MIB);
+	assert_true(touch(m, MIB) < pages / 4); /* mapped now */
+	assert_int_equal(prefault_send_release(f.p, req, m, MIB), 0);
+	wait_idle(req);
+	assert_int_equal(atomic_load(&f.p->skipped), 0);
+	assert_int_equal(atomic_load(&f.p->bytes), 0);
+	assert_int_equal(atomic_load(&f.p->failures), 0);
+	long page = sysconf(_SC_PAGESIZE), before = minor_faults();
+	for (size_t off = 0; off < MIB; off += (size_t)page)
+		assert_int_equal(m[off], (uint8_t)off);
+	assert_true(minor_faults() - before > 0);
+	struct unmap_hold h = {m, MIB};
+	prefault_req_release(req, unmap_release, &h);
+	stop(&f);
+}
+
 /* Released while in flight: the mapping stays until the kernel is done
  * (the request then counts its bytes), and is gone after that. */
 static void test_release_in_flight_unmaps_when_done(void **state)
@@ -215,6 +246,7 @@ int main(void)
 	    cmocka_unit_test(test_populated_range_takes_no_faults),
 	    cmocka_unit_test(test_release_in_flight_unmaps_when_done),
 	    cmocka_unit_test(test_request_behind_the_requester_is_skipped),
+	    cmocka_unit_test(test_release_request_unmaps_and_keeps_the_data),
 	    cmocka_unit_test(test_unmapped_range_fails_cleanly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
