@@ -1,5 +1,6 @@
 #include "segment.h"
 
+#include "batch.h"
 #include "block.h"
 #include "bloom.h"
 #include "cache.h"
@@ -1113,7 +1114,8 @@ static int seg_check_ref(const seg_reader *r, const struct seg_log_ref *ref)
 
 /* The most a record can hold before its value: the log's and the batch's
  * headers, and a put's kind, lengths and longest namespaced key. */
-#define SEG_REF_HEAD_MAX (LOG_HEADER_SIZE + 12 + 1 + 5 + 8 + CESIUM_MAX_KEY_SIZE + 5)
+#define SEG_REF_HEAD_MAX                                                                           \
+	(LOG_HEADER_SIZE + BATCH_HEADER_SIZE + 1 + 5 + KEYS_NS_SIZE + CESIUM_MAX_KEY_SIZE + 5)
 
 const char *seg_ref_decode(keys_slice stored, uint32_t version, struct seg_log_ref *ref)
 {

@@ -9,7 +9,10 @@
  * grows, and memtables may point at the values in it (wal_hold). The
  * mapping is populated a MiB at a time ahead of the appends, so that the
  * stores do not fault: by the writer, and with a prefaulter
- * (actors/prefault.h) one MiB further on by the kernel's io_uring worker.
+ * (actors/prefault.h) one MiB further on by the kernel's io_uring worker,
+ * which also unmaps the pages a MiB behind the writer (they stay in the
+ * page cache). wal_seal unmaps the rest, so that no sync of a sealed log
+ * has mapped pages to write-protect.
  *
  * The file opens with a header (log.h, LOG_FILE_HEADER_SIZE bytes) whose
  * synced watermark each completed sync advances to what it covered, so
