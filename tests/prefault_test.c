@@ -91,6 +91,16 @@ static uint8_t *map_file(const char *dir, size_t len)
 	return m;
 }
 
+/* start, then a mapped file of len bytes (*m) and an idle request. */
+static struct prefault_req *start_mapped(struct fixture *f, size_t len, uint8_t **m)
+{
+	start(f);
+	*m = map_file(f->dir, len);
+	struct prefault_req *req = prefault_req_new();
+	assert_non_null(req);
+	return req;
+}
+
 static long minor_faults(void)
 {
 	struct rusage ru;
@@ -111,10 +121,8 @@ static void test_populated_range_takes_no_faults(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f);
-	uint8_t *m = map_file(f.dir, 2 * MIB);
-	struct prefault_req *req = prefault_req_new();
-	assert_non_null(req);
+	uint8_t *m;
+	struct prefault_req *req = start_mapped(&f, 2 * MIB, &m);
 	assert_false(prefault_busy(req));
 	assert_int_equal(prefault_send(f.p, req, m, MIB), 0);
 	wait_idle(req);
@@ -145,10 +153,8 @@ static void test_request_behind_the_requester_is_skipped(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f);
-	uint8_t *m = map_file(f.dir, 2 * MIB);
-	struct prefault_req *req = prefault_req_new();
-	assert_non_null(req);
+	uint8_t *m;
+	struct prefault_req *req = start_mapped(&f, 2 * MIB, &m);
 	_Atomic uint64_t done = MIB;
 	prefault_req_follow(req, m, &done);
 	assert_int_equal(prefault_send(f.p, req, m, MIB), 0);
@@ -174,10 +180,8 @@ static void test_release_request_unmaps_and_keeps_the_data(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f);
-	uint8_t *m = map_file(f.dir, MIB);
-	struct prefault_req *req = prefault_req_new();
-	assert_non_null(req);
+	uint8_t *m;
+	struct prefault_req *req = start_mapped(&f, MIB, &m);
 	_Atomic uint64_t done = MIB;
 	prefault_req_follow(req, m, &done);
 	long pages = (long)(MIB / (size_t)sysconf(_SC_PAGESIZE));
@@ -203,10 +207,8 @@ static void test_release_in_flight_unmaps_when_done(void **state)
 {
 	(void)state;
 	struct fixture f;
-	start(&f);
-	uint8_t *m = map_file(f.dir, 8 * MIB);
-	struct prefault_req *req = prefault_req_new();
-	assert_non_null(req);
+	uint8_t *m;
+	struct prefault_req *req = start_mapped(&f, 8 * MIB, &m);
 	assert_int_equal(prefault_send(f.p, req, m, 8 * MIB), 0);
 	struct unmap_hold h = {m, 8 * MIB};
 	prefault_req_release(req, unmap_release, &h);
