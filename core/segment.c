@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -1157,48 +1158,35 @@ static int seg_value_decode(const seg_reader *r, uint64_t block_off, keys_slice 
 	return rc ? rc : 1;
 }
 
-/* Reads n bytes at off into buf: CESIUM_ECORRUPT for a short read. */
-static int seg_ref_pread(int fd, const char *log, const char *seg, void *buf, size_t n,
-                         uint64_t off)
-{
-	ssize_t got = n ? io_pread_full(fd, buf, n, off) : 0;
-	if (got < 0)
-		return error_set(error_from_errno((int)got),
-		                 "%s: read of %zu bytes at offset %llu: %s", log, n, (ull)off,
-		                 strerror((int)-got));
-	if ((size_t)got < n)
-		return error_set(CESIUM_ECORRUPT,
-		                 "%s: value at offset %llu (%zu bytes, kept for %s) lies past the "
-		                 "end of the log",
-		                 log, (ull)off, n, seg);
-	return 0;
-}
-
 int seg_ref_read(int log_fd, const char *log, const char *seg, const struct seg_log_ref *ref,
                  void *buf)
 {
+	/* A record reference reads the record's head and the value with one
+	 * call: they are contiguous in the log. */
 	uint8_t small[512];
-	uint8_t *head = NULL;
-	uint64_t sum = 0;
+	uint8_t *head = ref->head <= sizeof(small) ? small : mem_alloc(ref->head);
+	if (!head)
+		return error_set(CESIUM_ENOMEM, "out of memory");
+	struct iovec iov[2] = {{head, ref->head}, {buf, ref->len}};
+	size_t want = (size_t)ref->head + ref->len;
+	ssize_t got = want ? io_preadv_full(log_fd, iov, 2, ref->offset - ref->head) : 0;
 	int rc = 0;
-	if (ref->head) {
-		head = ref->head <= sizeof(small) ? small : mem_alloc(ref->head);
-		if (!head)
-			return error_set(CESIUM_ENOMEM, "out of memory");
-		rc = seg_ref_pread(log_fd, log, seg, head, ref->head, ref->offset - ref->head);
-	}
-	if (!rc)
-		rc = seg_ref_pread(log_fd, log, seg, buf, ref->len, ref->offset);
-	if (!rc) {
-		sum = ref->head ? log_record_checksum(head, ref->head, buf, ref->len)
-		                : XXH3_64bits(buf, ref->len);
-		if (sum != ref->checksum)
-			rc = error_set(CESIUM_ECORRUPT,
-			               "%s: value at offset %llu (%u bytes, kept for %s): checksum "
-			               "mismatch%s",
-			               log, (ull)ref->offset, ref->len, seg,
-			               ref->head ? " (its log record's)" : "");
-	}
+	if (got < 0)
+		rc = error_set(error_from_errno((int)got),
+		               "%s: read of %zu bytes at offset %llu: %s", log, want,
+		               (ull)(ref->offset - ref->head), strerror((int)-got));
+	else if ((size_t)got < want)
+		rc = error_set(CESIUM_ECORRUPT,
+		               "%s: value at offset %llu (%u bytes, kept for %s) lies past the "
+		               "end of the log",
+		               log, (ull)ref->offset, ref->len, seg);
+	else if ((ref->head ? log_record_checksum(head, ref->head, buf, ref->len)
+	                    : XXH3_64bits(buf, ref->len)) != ref->checksum)
+		rc = error_set(CESIUM_ECORRUPT,
+		               "%s: value at offset %llu (%u bytes, kept for %s): checksum "
+		               "mismatch%s",
+		               log, (ull)ref->offset, ref->len, seg,
+		               ref->head ? " (its log record's)" : "");
 	if (head != small)
 		mem_free(head);
 	return rc;

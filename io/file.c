@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -26,24 +27,56 @@ void io_close(int fd)
 		close(fd);
 }
 
-ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t off)
+/* Steps past the first done bytes of the n pieces; returns how many
+ * remain, *iov moved to the first of them. */
+static int io_iov_advance(struct iovec **iov, int n, size_t done)
 {
+	while (n && done >= (*iov)->iov_len) {
+		done -= (*iov)->iov_len;
+		(*iov)++;
+		n--;
+	}
+	if (n) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + done;
+		(*iov)->iov_len -= done;
+	}
+	return n;
+}
+
+ssize_t io_preadv_full(int fd, struct iovec *iov, int n, uint64_t off)
+{
+	size_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
 	int rc = io_fault_check(IO_OP_READ, fd, NULL, &len);
 	if (rc < 0)
 		return rc;
-	size_t done = 0;
+	/* An injected short read: only the first len bytes are asked for. */
+	size_t done = 0, want = len;
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_len > want)
+			iov[i].iov_len = want;
+		want -= iov[i].iov_len;
+	}
 	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0) {
+		ssize_t got = preadv(fd, iov, n, (off_t)(off + done));
+		if (got < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (n == 0)
+		if (got == 0)
 			break;
-		done += (size_t)n;
+		done += (size_t)got;
+		n = io_iov_advance(&iov, n, (size_t)got);
 	}
 	return (ssize_t)done;
+}
+
+ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = {buf, len};
+	return io_preadv_full(fd, &iov, 1, off);
 }
 
 int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)

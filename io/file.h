@@ -20,6 +20,10 @@ void io_close(int fd);
 /* Reads up to len bytes at off, retrying short reads; returns the bytes
  * read (less than len only at end of file) or -errno. */
 ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* The same into the n pieces in turn, which it consumes (iov is modified
+ * as the reads progress). */
+struct iovec;
+ssize_t io_preadv_full(int fd, struct iovec *iov, int n, uint64_t off);
 /* Writes all len bytes at off, retrying short writes; 0 or -errno. */
 int io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int io_fsync(int fd);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,6 +83,28 @@ static void test_write_then_read_round_trip(void **state)
 	io_close(fd);
 	free(src);
 	free(dst);
+}
+
+/* A gathered read fills its pieces in turn, an empty piece included, and
+ * one that crosses the end of the file stops there. */
+static void test_gathered_read(void **state)
+{
+	struct fx *x = *state;
+	uint8_t *src = pattern(100, 9);
+	uint8_t a[30], b[100];
+	int fd = io_open(x->path, O_CREAT | O_RDWR, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(io_pwrite_full(fd, src, 100, 0), 0);
+	struct iovec iov[3] = {{a, 30}, {b, 0}, {b, 40}};
+	assert_int_equal(io_preadv_full(fd, iov, 3, 10), 70);
+	assert_memory_equal(a, src + 10, 30);
+	assert_memory_equal(b, src + 40, 40);
+	struct iovec past[2] = {{a, 30}, {b, 100}};
+	assert_int_equal(io_preadv_full(fd, past, 2, 50), 50);
+	assert_memory_equal(a, src + 50, 30);
+	assert_memory_equal(b, src + 80, 20);
+	io_close(fd);
+	free(src);
 }
 
 /* A read that crosses the end of the file returns what is there; one at or
@@ -306,6 +329,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_write_then_read_round_trip, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_short_read_at_end_of_file, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_gathered_read, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_errors_are_negative_errnos, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_metadata_operations, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_injected_short_write_is_enospc, fx_setup,
