@@ -63,6 +63,8 @@ struct db_writer {
 	struct db_writer *next;
 };
 
+_Atomic(void (*)(void)) db_late_insert_hook;
+
 static uint64_t db_now_ns(void)
 {
 	struct timespec ts;
@@ -648,6 +650,29 @@ static struct db_shape db_shape(cesium_db *db)
 	    memtable_entries(db->active), atomic_load_explicit(&db->nsealed, memory_order_relaxed)};
 }
 
+/* Marks the end of a sync group's inserts after its hand-off; the last one
+ * wakes a seal waiting for them. */
+static void db_insert_done(cesium_db *db)
+{
+	if (atomic_fetch_sub(&db->inserting, 1) == 1 && atomic_load(&db->insert_waiter))
+		park_wake(&db->inserting);
+}
+
+/* Waits until no group inserts behind the queue. Caller holds write_mu, as
+ * the leader, so no new group starts inserting. The seq_cst pair (the
+ * flag, then the count here; the count, then the flag in db_insert_done)
+ * makes one side see the other. */
+static void db_wait_inserts(cesium_db *db)
+{
+	uint32_t n;
+	if (!atomic_load(&db->inserting))
+		return;
+	atomic_store(&db->insert_waiter, true);
+	while ((n = atomic_load(&db->inserting)))
+		park_wait(&db->inserting, n);
+	atomic_store(&db->insert_waiter, false);
+}
+
 /* Makes room in the active memtable, waiting while max_memtables sealed
  * ones are queued for flushing. Caller holds write_mu (released while
  * waiting). With force, seals any non-empty memtable. */
@@ -660,6 +685,10 @@ static int db_make_room(cesium_db *db, bool force)
 			rc = db_report_bg_error(db);
 			break;
 		}
+		/* A flush must see every write before it; a seal must not leave
+		 * inserts running into the memtable it hands to the flush. */
+		if (force)
+			db_wait_inserts(db);
 		struct db_shape sh = db_shape(db);
 		bool full = force ? sh.entries > 0 : sh.used >= db->opts->memtable_size;
 		if (!full)
@@ -672,6 +701,7 @@ static int db_make_room(cesium_db *db, bool force)
 			pthread_cond_wait(&db->stall_cv, &db->write_mu);
 			continue;
 		}
+		db_wait_inserts(db);
 		rc = db_seal(db);
 		break;
 	}
@@ -705,6 +735,7 @@ struct db_group {
 	uint32_t writers; /* members, all of whom wait for the group */
 	bool sync;        /* waits for a sync covering gen */
 	bool sticky; /* a failure leaves the log ahead of what readers may see */
+	bool inserted; /* its entries are in the memtable (or it failed first) */
 	bool done;
 	bool enqueued_done; /* done already when db_group_enqueue returned */
 	int rc;
@@ -729,17 +760,24 @@ static bool db_group_needs_sync(const cesium_db *db, const struct db_group *g)
 	return !g->rc && g->sync && g->gen > db->synced_gen && !db->sync_error;
 }
 
+static bool db_group_waits(const cesium_db *db, const struct db_group *g)
+{
+	return !g->inserted || db_group_needs_sync(db, g);
+}
+
 /*
  * Completes, in order, the pending groups that wait for nothing more: a
  * group publishes its sequences unless it, or an earlier group after its
  * append, failed; then its leader is woken. Stops at the first group that
- * still needs a sync, and wakes that group's leader to run it if nobody
- * is syncing. Caller holds sync_mu and issues the wakes after releasing it.
+ * is still inserting or needs a sync, and wakes that group's leader to run
+ * the sync if nobody is syncing (a leader still inserting is not asleep:
+ * the wake costs nothing, and it looks for a sync to run when it is done).
+ * Caller holds sync_mu and issues the wakes after releasing it.
  */
 static void db_complete_groups(cesium_db *db, struct park_batch *wakes)
 {
 	struct db_group *g;
-	while ((g = db->pending_head) && !db_group_needs_sync(db, g)) {
+	while ((g = db->pending_head) && !db_group_waits(db, g)) {
 		if (!g->rc && g->sync && g->gen > db->synced_gen) {
 			g->rc = db->sync_error;
 			snprintf(g->errmsg, sizeof(g->errmsg), "%s", db->sync_errmsg);
@@ -821,17 +859,25 @@ static void db_sync_gather(cesium_db *db)
 }
 
 /*
- * Returns once g is complete. A leader whose group needs a sync that
+ * Returns once g is complete. A group queued before its inserts first
+ * records their result, insert_rc. A leader whose group needs a sync that
  * nobody is running runs it, for every group appended so far: the groups
  * that append while one fdatasync runs share the next. A sync failure is
  * sticky (the log is poisoned by wal_sync).
  */
-static int db_group_wait(cesium_db *db, struct db_group *g)
+static int db_group_wait(cesium_db *db, struct db_group *g, int insert_rc)
 {
 	struct park_batch wakes = {0};
 	if (g->enqueued_done)
 		goto out;
 	pthread_mutex_lock(&db->sync_mu);
+	if (!g->inserted) {
+		g->inserted = true;
+		if (insert_rc) {
+			g->rc = insert_rc;
+			snprintf(g->errmsg, sizeof(g->errmsg), "%s", cesium_errmsg());
+		}
+	}
 	db_complete_groups(db, &wakes);
 	while (!g->done) {
 		if (db_group_needs_sync(db, g) && !db->syncing) {
@@ -924,12 +970,10 @@ static inline void db_leader_count(_Atomic uint64_t *stat, uint64_t n)
 }
 
 /* The group leader's work while it holds the queue, outside write_mu: one
- * WAL record for the group, then the memtable, where the entries stay
- * invisible until db_complete_groups publishes them. *appended tells whether
- * the record reached the log: after that, a failure leaves log and
- * memtable apart, which only a reopen mends. */
+ * WAL record for the group, at *record once it is in the log (a failure
+ * after that leaves log and memtable apart, which only a reopen mends). */
 static int db_append_group(cesium_db *db, struct db_writer *first, struct db_writer *last,
-                           uint64_t seq, uint32_t count, size_t len, bool *appended)
+                           uint64_t seq, uint32_t count, size_t len, uint8_t **record)
 {
 	if (count == 0) /* a bare sync or flush */
 		return 0;
@@ -952,13 +996,27 @@ static int db_append_group(cesium_db *db, struct db_writer *first, struct db_wri
 	batch_set_seq(buf, seq);
 	keys_put_u32le(buf + 8, count);
 	wal_commit(db->wal, len);
-	*appended = true;
-	struct db_insert_ctx ctx = {
-	    .mem = db->active, .hold_min = db->opts->log_value_min_size, .alone = count == 1};
-	rc = batch_iterate(buf, len, db_insert_entry, &ctx);
-	db_leader_count(&db->stats.puts, ctx.puts);
-	db_leader_count(&db->stats.deletes, ctx.deletes);
+	*record = buf;
 	db_leader_count(&db->stats.wal_bytes, len);
+	return 0;
+}
+
+/* Inserts a group's record into mem, where its entries stay invisible until
+ * db_complete_groups publishes them. by_leader: the caller still holds the
+ * queue, so the counters take plain stores. */
+static int db_insert_group(cesium_db *db, memtable *mem, const uint8_t *record, size_t len,
+                           uint32_t count, bool by_leader)
+{
+	struct db_insert_ctx ctx = {
+	    .mem = mem, .hold_min = db->opts->log_value_min_size, .alone = count == 1};
+	int rc = batch_iterate(record, len, db_insert_entry, &ctx);
+	if (by_leader) {
+		db_leader_count(&db->stats.puts, ctx.puts);
+		db_leader_count(&db->stats.deletes, ctx.deletes);
+	} else {
+		atomic_fetch_add_explicit(&db->stats.puts, ctx.puts, memory_order_relaxed);
+		atomic_fetch_add_explicit(&db->stats.deletes, ctx.deletes, memory_order_relaxed);
+	}
 	return rc;
 }
 
@@ -1025,21 +1083,33 @@ static int db_write(cesium_db *db, struct db_writer *w)
 	uint64_t seq = db->next_seq;
 	db->next_seq += group_count;
 	uint64_t gen = ++db->next_gen;
+	memtable *mem = db->active;
 	pthread_mutex_unlock(&db->write_mu);
 
-	bool appended = false;
+	uint8_t *record = NULL;
 	if (!rc)
-		rc = db_append_group(db, w, last, seq, group_count, total, &appended);
+		rc = db_append_group(db, w, last, seq, group_count, total, &record);
+	/* A sync group inserts after handing the queue on: it waits for the
+	 * sync anyway, and its inserts (a cache miss per level of a random
+	 * key's descent) then overlap the next group's append instead of
+	 * delaying it. Counted before the hand-off, so that a later leader's
+	 * seal waits for them. */
+	bool insert_later = record && gsync;
+	if (insert_later)
+		atomic_fetch_add(&db->inserting, 1);
+	else if (record)
+		rc = db_insert_group(db, mem, record, total, group_count, true);
 	atomic_store_explicit(&db->appended_gen, gen, memory_order_release);
 	db_leader_count(&db->stats.write_groups, 1);
 	/* A failed sync is as sticky as a failure after the append. */
-	bool sticky = appended || (gsync && group_count == 0);
+	bool sticky = record || (gsync && group_count == 0);
 	struct db_group g = {.gen = gen,
 	                     .seq = seq,
 	                     .count = group_count,
 	                     .writers = writers,
 	                     .sync = gsync,
 	                     .sticky = sticky,
+	                     .inserted = !insert_later,
 	                     .rc = rc};
 	if (rc)
 		snprintf(g.errmsg, sizeof(g.errmsg), "%s", cesium_errmsg());
@@ -1060,7 +1130,16 @@ static int db_write(cesium_db *db, struct db_writer *w)
 	pthread_mutex_unlock(&db->write_mu);
 	park_batch_wake(&wakes);
 
-	rc = db_group_wait(db, &g);
+	int insert_rc = 0;
+	if (insert_later) {
+		void (*hook)(void) =
+		    atomic_load_explicit(&db_late_insert_hook, memory_order_relaxed);
+		if (hook)
+			hook();
+		insert_rc = db_insert_group(db, mem, record, total, group_count, false);
+		db_insert_done(db);
+	}
+	rc = db_group_wait(db, &g, insert_rc);
 	if (w == last && !(rc && sticky))
 		return rc; /* nobody to release, nothing to note */
 

@@ -110,15 +110,22 @@ struct cesium_db {
 	char stall_errmsg[ERROR_MSG_MAX];
 	bool closing;
 
-	/* Group completion (sync_mu). A leader hands the write queue on as
-	 * soon as its group is in the log and the memtable, and joins the
-	 * pending list; groups complete (publish visible_seq, wake their
-	 * leader) strictly in list order, which is sequence order, once their
-	 * sync, if they need one, is done. One leader at a time syncs, for
-	 * every group appended so far, while the next groups append. */
+	/* Group completion (sync_mu). A leader joins the pending list and
+	 * hands the write queue on as soon as its group is in the log and,
+	 * unless it waits for a sync, the memtable; a sync group inserts after
+	 * the hand-off, while the next leader appends. Groups complete
+	 * (publish visible_seq, wake their leader) strictly in list order,
+	 * which is sequence order, once inserted and, if they asked, synced.
+	 * One leader at a time syncs, for every group appended so far, while
+	 * the next groups append. */
 	pthread_mutex_t sync_mu;
 	struct db_group *pending_head, *pending_tail;
 	uint64_t next_gen;             /* write_mu: groups formed so far */
+	/* Sync groups whose leader handed the queue on and is still inserting
+	 * into the active memtable (db_write); a seal waits for them
+	 * (db_wait_inserts), flagging insert_waiter so the last one wakes it. */
+	park_word inserting;
+	_Atomic bool insert_waiter;
 	_Atomic uint64_t appended_gen; /* every group up to it is in the logs */
 	uint64_t synced_gen;           /* every group up to it is durable */
 	bool syncing;                  /* a leader is in db_sync_logs */
@@ -196,6 +203,11 @@ enum db_stall {
 	DB_STALL_FAILING,  /* stopped, and compaction keeps failing: writes fail */
 };
 #define DB_SLOWDOWN_NS (1000u * 1000u)
+
+/* A test seam: when set, a sync group's leader calls it after handing the
+ * write queue on and before its memtable inserts (db_write), so that a test
+ * can hold those inserts back while later groups seal. NULL in production. */
+extern _Atomic(void (*)(void)) db_late_insert_hook;
 
 /* Actor side (scheduler): what writers must do about L0's size. With
  * DB_STALL_FAILING, err and the calling thread's error message are what

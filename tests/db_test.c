@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "cesium.h"
+#include "db.h"
 #include "error.h"
 #include "fault.h"
 #include "park.h"
@@ -785,8 +786,21 @@ enum { SYNC_WRITERS = 16, SYNC_PUTS = 60 };
 struct sync_writer {
 	cesium_db *db;
 	unsigned id;
+	unsigned puts;       /* 0: SYNC_PUTS */
+	size_t value_len;    /* 0: the key itself; else the key, padded */
 	atomic_uint *unread; /* puts not visible to their own writer right after */
 };
+
+/* Writer id's i-th value: its key, padded with the key's last byte up to
+ * len bytes (len 0: the key alone). Returns the length. */
+static size_t sync_value(char *buf, const char *key, size_t klen, size_t len)
+{
+	memcpy(buf, key, klen);
+	if (len <= klen)
+		return klen;
+	memset(buf + klen, key[klen - 1], len - klen);
+	return len;
+}
 
 /* Each fdatasync takes 2 ms, so that writers pile up behind it. */
 static int slow_fsync(void *arg, enum io_op op, int fd, const char *path, size_t *len)
@@ -806,19 +820,24 @@ static void *sync_writer_main(void *arg)
 	cesium_batch *b;
 	if (cesium_batch_new(&b))
 		return (void *)1;
-	for (unsigned i = 0; i < SYNC_PUTS; i++) {
-		char key[32];
+	unsigned puts = w->puts ? w->puts : SYNC_PUTS;
+	for (unsigned i = 0; i < puts; i++) {
+		char key[32], val[512];
 		int kl = snprintf(key, sizeof(key), "w%02u-%04u", w->id, i);
+		size_t vl = sync_value(val, key, (size_t)kl, w->value_len);
 		cesium_batch_clear(b);
-		if (cesium_batch_put(b, 0, key, (size_t)kl, key, (size_t)kl) ||
+		if (cesium_batch_put(b, 0, key, (size_t)kl, val, vl) ||
 		    cesium_write(w->db, b, CESIUM_WRITE_SYNC))
 			return (void *)1;
-		void *v;
-		size_t vl;
-		if (cesium_get(w->db, key, (size_t)kl, &v, &vl) != 0)
+		void *got;
+		size_t got_len;
+		bool whole = cesium_get(w->db, key, (size_t)kl, &got, &got_len) == 0;
+		if (whole) {
+			whole = got_len == vl && memcmp(got, val, vl) == 0;
+			cesium_free(got);
+		}
+		if (!whole)
 			atomic_fetch_add(w->unread, 1);
-		else
-			cesium_free(v);
 	}
 	cesium_batch_free(b);
 	return NULL;
@@ -1439,6 +1458,70 @@ static void test_sync_writers_share_fdatasyncs(void **state)
 	free(dir);
 }
 
+/* A sync group inserts into the memtable after handing the write queue on,
+ * so a later leader may find the memtable full while those inserts run: its
+ * seal waits for them, or the flush would write a memtable that is still
+ * changing and retire the log of the entries it missed. Small memtables
+ * seal every few hundred writes here, and some late inserts are held back
+ * (slow_late_insert); every write must survive a reopen, which reads the
+ * flushed segments, not the retired logs. */
+/* Every 64th late insert waits 10 ms: longer than a small memtable's
+ * flush, so a seal that did not wait for it would lose the entry. */
+static atomic_uint late_inserts;
+
+static void slow_late_insert(void)
+{
+	if (atomic_fetch_add(&late_inserts, 1) % 64 == 0)
+		usleep(10000);
+}
+
+static void test_sync_inserts_finish_before_a_seal(void **state)
+{
+	(void)state;
+	enum { WRITERS = 16, PUTS = 400, VALUE = 200 };
+	char *dir = test_tmpdir("syncseal");
+	cesium_db *db = open_db(dir, "memtable_size", "64KiB", "wal_prealloc_size", "256KiB", NULL);
+	atomic_uint unread = 0;
+	struct sync_writer w[WRITERS];
+	pthread_t t[WRITERS];
+	uint64_t flushes0 = stat_of(db, "flushes");
+	atomic_store(&db_late_insert_hook, slow_late_insert);
+	for (unsigned i = 0; i < WRITERS; i++) {
+		w[i] = (struct sync_writer){
+		    .db = db, .id = i, .puts = PUTS, .value_len = VALUE, .unread = &unread};
+		assert_int_equal(pthread_create(&t[i], NULL, sync_writer_main, &w[i]), 0);
+	}
+	for (unsigned i = 0; i < WRITERS; i++) {
+		void *ret;
+		pthread_join(t[i], &ret);
+		assert_null(ret);
+	}
+	atomic_store(&db_late_insert_hook, NULL);
+	assert_int_equal(atomic_load(&unread), 0);
+	assert_int_equal(cesium_flush(db), 0);
+	uint64_t flushes = stat_of(db, "flushes") - flushes0;
+	fprintf(stderr, "%u sync writes, %llu flushes\n", WRITERS * PUTS,
+	        (unsigned long long)flushes);
+	assert_true(flushes >= 20);
+	assert_int_equal(cesium_close(db), 0);
+	db = open_db(dir, NULL);
+	for (unsigned id = 0; id < WRITERS; id++)
+		for (unsigned i = 0; i < PUTS; i++) {
+			char key[32], want[512];
+			int kl = snprintf(key, sizeof(key), "w%02u-%04u", id, i);
+			size_t wl = sync_value(want, key, (size_t)kl, VALUE);
+			void *v;
+			size_t vl;
+			assert_int_equal(cesium_get(db, key, (size_t)kl, &v, &vl), 0);
+			assert_int_equal(vl, wl);
+			assert_memory_equal(v, want, wl);
+			cesium_free(v);
+		}
+	assert_int_equal(cesium_close(db), 0);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* ---- memory accounting ---------------------------------------------------- */
 
 /* cesium_stats accounts memory by purpose: memtable bytes follow writes and
@@ -1501,6 +1584,7 @@ int main(void)
 	    cmocka_unit_test(test_stats_account_memory_by_purpose),
 	    cmocka_unit_test(test_lone_writer_issues_no_wakeups),
 	    cmocka_unit_test(test_sync_writers_share_fdatasyncs),
+	    cmocka_unit_test(test_sync_inserts_finish_before_a_seal),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_reads),
 	    cmocka_unit_test(test_idle_memtable_flushed_under_seeks),
 	    cmocka_unit_test(test_seeks_counted_per_positioning),
