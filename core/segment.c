@@ -1682,10 +1682,19 @@ static void seg_iter_load_lazy(iter *base)
 	it->o.lazy = true;
 }
 
+/* A block read in place from the mapping up to this size is prefetched
+ * whole by seg_iter_prepare_seek. */
+#define SEG_PREFETCH_WHOLE (8u << 10)
+#define SEG_CACHE_LINE 64u
+
 /* Positions the index at the block of target, and asks for that block's
- * first, middle and last cache lines (its first entries and restart keys,
- * its restart array and trailer) when it is read in place from the
- * mapping. */
+ * cache lines when it is read in place from the mapping: the seek's binary
+ * search over the restarts, and its scan after, touch lines all over the
+ * block, and prefetched together their misses overlap instead of following
+ * each other (seeks over data out of the CPU caches +20 to +50 %,
+ * bench/RESULTS.md, 2026-11-27 21:04). A block over SEG_PREFETCH_WHOLE
+ * gets its first, middle and last lines (first entries and restart keys,
+ * restart array and trailer). */
 static void seg_iter_prepare_seek(iter *base, keys_slice target)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
@@ -1709,9 +1718,15 @@ static void seg_iter_prepare_seek(iter *base, keys_slice target)
 	if (r->map && h.off <= r->data_end && SEG_TRAILER_SIZE <= r->data_end - h.off &&
 	    h.size <= r->data_end - h.off - SEG_TRAILER_SIZE) {
 		const uint8_t *b = r->map + h.off;
-		__builtin_prefetch(b);
-		__builtin_prefetch(b + h.size / 2);
-		__builtin_prefetch(b + h.size + SEG_TRAILER_SIZE - 1);
+		size_t len = h.size + SEG_TRAILER_SIZE;
+		if (len <= SEG_PREFETCH_WHOLE) {
+			for (size_t at = 0; at < len; at += SEG_CACHE_LINE)
+				__builtin_prefetch(b + at);
+		} else {
+			__builtin_prefetch(b);
+			__builtin_prefetch(b + h.size / 2);
+		}
+		__builtin_prefetch(b + len - 1);
 	}
 }
 
