@@ -1262,6 +1262,38 @@ out:
 	return rc;
 }
 
+/* A block read in place from the mapping up to this size is prefetched
+ * whole by seg_iter_prepare_seek. */
+#define SEG_PREFETCH_WHOLE (8u << 10)
+#define SEG_CACHE_LINE 64u
+
+/* Asks for the cache lines of block h when it is read in place from the
+ * mapping: a search's binary search over the restarts, and its scan after,
+ * touch lines all over the block, and prefetched together their misses
+ * overlap instead of following each other (seeks over data out of the CPU
+ * caches +20 to +50 %, bench/RESULTS.md, 2026-11-27 21:04). A block over
+ * SEG_PREFETCH_WHOLE gets its first, middle and last lines (first entries
+ * and restart keys, restart array and trailer). */
+/* Inlined by force: GCC takes a function that only prefetches for one
+ * without side effects and drops the calls. */
+static inline __attribute__((always_inline)) void seg_prefetch_block(const seg_reader *r,
+                                                                     struct seg_handle h)
+{
+	if (!r->map || h.off > r->data_end || SEG_TRAILER_SIZE > r->data_end - h.off ||
+	    h.size > r->data_end - h.off - SEG_TRAILER_SIZE)
+		return;
+	const uint8_t *b = r->map + h.off;
+	size_t len = h.size + SEG_TRAILER_SIZE;
+	if (len <= SEG_PREFETCH_WHOLE) {
+		for (size_t at = 0; at < len; at += SEG_CACHE_LINE)
+			__builtin_prefetch(b + at);
+	} else {
+		__builtin_prefetch(b);
+		__builtin_prefetch(b + h.size / 2);
+	}
+	__builtin_prefetch(b + len - 1);
+}
+
 /* The first steps of every point lookup: the filter, the lookup key (in
  * lu, which the caller cleans up), and the index: *h is the block that
  * holds nskey's newest version at or below the snapshot, if any block
@@ -1287,6 +1319,7 @@ int seg_reader_get(seg_reader *r, keys_slice nskey, uint64_t snapshot_seq, enum 
 	int rc = seg_find_block(r, nskey, snapshot_seq, &lu, &h);
 	if (rc)
 		goto out;
+	seg_prefetch_block(r, h);
 	if ((rc = seg_load_block(r, h, true, &blk)))
 		goto out;
 	rc = seg_block_search(r, h, &blk, lu.target, nskey, kind, val, vlen);
@@ -1682,19 +1715,8 @@ static void seg_iter_load_lazy(iter *base)
 	it->o.lazy = true;
 }
 
-/* A block read in place from the mapping up to this size is prefetched
- * whole by seg_iter_prepare_seek. */
-#define SEG_PREFETCH_WHOLE (8u << 10)
-#define SEG_CACHE_LINE 64u
-
-/* Positions the index at the block of target, and asks for that block's
- * cache lines when it is read in place from the mapping: the seek's binary
- * search over the restarts, and its scan after, touch lines all over the
- * block, and prefetched together their misses overlap instead of following
- * each other (seeks over data out of the CPU caches +20 to +50 %,
- * bench/RESULTS.md, 2026-11-27 21:04). A block over SEG_PREFETCH_WHOLE
- * gets its first, middle and last lines (first entries and restart keys,
- * restart array and trailer). */
+/* Positions the index at the block of target and prefetches that block
+ * (seg_prefetch_block). */
 static void seg_iter_prepare_seek(iter *base, keys_slice target)
 {
 	struct seg_iter *it = (struct seg_iter *)base;
@@ -1713,21 +1735,7 @@ static void seg_iter_prepare_seek(iter *base, keys_slice target)
 		return;
 	memcpy(it->prepared, target.data, target.len);
 	it->prepared_len = target.len;
-	struct seg_handle h = seg_get_handle(iter_value(&it->index.base).data);
-	const seg_reader *r = it->r;
-	if (r->map && h.off <= r->data_end && SEG_TRAILER_SIZE <= r->data_end - h.off &&
-	    h.size <= r->data_end - h.off - SEG_TRAILER_SIZE) {
-		const uint8_t *b = r->map + h.off;
-		size_t len = h.size + SEG_TRAILER_SIZE;
-		if (len <= SEG_PREFETCH_WHOLE) {
-			for (size_t at = 0; at < len; at += SEG_CACHE_LINE)
-				__builtin_prefetch(b + at);
-		} else {
-			__builtin_prefetch(b);
-			__builtin_prefetch(b + h.size / 2);
-		}
-		__builtin_prefetch(b + len - 1);
-	}
+	seg_prefetch_block(it->r, seg_get_handle(iter_value(&it->index.base).data));
 }
 
 static void seg_iter_seek(iter *base, keys_slice target)
