@@ -460,7 +460,7 @@ static void db_file_release(void *ctx, struct file_meta *f)
 	f->reader = NULL;
 	if (db->cache)
 		cache_erase_segment(db->cache, f->number);
-	if (atomic_load_explicit(&f->obsolete, memory_order_acquire) && db->cleaner_ready) {
+	if (f->unlink && db->cleaner_ready) {
 		char *path = NULL;
 		if (db_file_path(db, f->number, "seg", &path) == 0) {
 			cleanup_push(db->cleaner, path, f->file_size);

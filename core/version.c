@@ -16,16 +16,20 @@ struct file_meta *file_meta_new(const struct file_desc *d)
 		return NULL;
 	f->smallest = mem_alloc(d->smallest_len ? d->smallest_len : 1);
 	f->largest = mem_alloc(d->largest_len ? d->largest_len : 1);
-	if (!f->smallest || !f->largest) {
+	f->life = mem_alloc(sizeof(*f->life));
+	if (!f->smallest || !f->largest || !f->life) {
 		mem_free(f->smallest);
 		mem_free(f->largest);
+		mem_free(f->life);
 		mem_free(f);
 		return NULL;
 	}
+	atomic_init(&f->life->metas, 1);
+	atomic_init(&f->life->obsolete, false);
+	f->unlink = false;
 	memcpy(f->smallest, d->smallest, d->smallest_len);
 	memcpy(f->largest, d->largest, d->largest_len);
 	atomic_init(&f->refs, 1);
-	atomic_init(&f->obsolete, false);
 	f->number = d->number;
 	f->level = d->level;
 	f->file_size = d->file_size;
@@ -46,8 +50,12 @@ void file_meta_unref(struct file_meta *f, const struct version_env *env)
 		return;
 	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	bool last = atomic_fetch_sub_explicit(&f->life->metas, 1, memory_order_acq_rel) == 1;
+	f->unlink = last && atomic_load_explicit(&f->life->obsolete, memory_order_acquire);
 	if (env && env->file_release)
 		env->file_release(env->ctx, f);
+	if (last)
+		mem_free(f->life);
 	mem_free(f->smallest);
 	mem_free(f->largest);
 	mem_free(f);
@@ -217,6 +225,29 @@ out:
 	return rc;
 }
 
+/* A file the edit moves (deletes at one level, adds at another) keeps its
+ * life: the new meta joins the old one's, so the file goes only when the
+ * last of them does, not when the newest is dropped while an older
+ * version, pinned by a reader, still holds the old meta. */
+static void version_share_life(const struct version *base, const struct edit *e,
+                               struct file_meta *f)
+{
+	for (size_t i = 0; i < e->ndeleted; i++) {
+		const struct edit_deleted *del = &e->deleted[i];
+		if (del->number != f->number || del->level < 0 || del->level >= VERSION_LEVELS)
+			continue;
+		for (size_t j = 0; j < base->nfiles[del->level]; j++) {
+			struct file_meta *old = base->files[del->level][j];
+			if (old->number != f->number)
+				continue;
+			mem_free(f->life);
+			f->life = old->life;
+			atomic_fetch_add_explicit(&f->life->metas, 1, memory_order_relaxed);
+			return;
+		}
+	}
+}
+
 int version_apply(const struct version *base, const struct edit *e, version_make_meta_fn make_meta,
                   void *ctx, struct version **out)
 {
@@ -260,6 +291,7 @@ int version_apply(const struct version *base, const struct edit *e, version_make
 				              (unsigned long long)d->number);
 			goto out;
 		}
+		version_share_life(base, e, f);
 		v->files[d->level][v->nfiles[d->level]++] = f;
 	}
 	for (int l = 0; l < VERSION_LEVELS; l++)
@@ -292,7 +324,7 @@ void version_mark_deleted(const struct version *base, const struct edit *e)
 			continue;
 		for (size_t j = 0; j < base->nfiles[l]; j++)
 			if (base->files[l][j]->number == e->deleted[i].number)
-				atomic_store_explicit(&base->files[l][j]->obsolete, true,
+				atomic_store_explicit(&base->files[l][j]->life->obsolete, true,
 				                      memory_order_release);
 	}
 }

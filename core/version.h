@@ -11,7 +11,8 @@
  * A file_meta is shared by every version that contains the file (and can be
  * pinned on its own). When its last reference drops, env->file_release is
  * called once, on whichever thread dropped it; the db closes the reader
- * there and, if f->obsolete is set, hands the file to the cleanup actor.
+ * there and, if f->unlink is set (the file's last meta, and the file
+ * obsolete), hands the file to the cleanup actor.
  * The meta (keys included) is freed by this module right after.
  */
 #ifndef CESIUM_CORE_VERSION_H
@@ -30,16 +31,26 @@
  * run first and key order within a run. L3..L7 are one sorted run each. */
 #define VERSION_TIERED_LEVELS 3
 
+/* The life of one segment file, shared by every file_meta of it: a trivial
+ * move re-adds a file at another level with a new meta, while older
+ * versions, pinned by readers, keep the old one. */
+struct file_life {
+	atomic_uint metas; /* file_metas of the file still alive */
+	/* Set (release) by the owner once the edit deleting this file is
+	 * durable in the MANIFEST. Never set by version_apply: the edit may
+	 * still fail to reach the MANIFEST. */
+	atomic_bool obsolete;
+};
+
 struct file_meta {
 	/* Atomic because versions on different threads share the meta; the
 	 * final decrement is acq_rel so the releasing thread sees every
 	 * write made through other references. */
 	atomic_uint refs;
-	/* Set (release) by the owner once the edit deleting this file is
-	 * durable in the MANIFEST; file_release reads it (acquire) to decide
-	 * whether the file may be unlinked. Never set by version_apply: the
-	 * edit may still fail to reach the MANIFEST. */
-	atomic_bool obsolete;
+	struct file_life *life;
+	/* Set just before file_release: this was the file's last meta and
+	 * the file is obsolete, so it may be unlinked. */
+	bool unlink;
 	uint64_t number;
 	int level;
 	uint64_t file_size;

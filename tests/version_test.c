@@ -23,6 +23,7 @@
 
 struct rel {
 	int released[MAXF]; /* per file number */
+	int unlinked[MAXF]; /* releases that may unlink the file */
 	int total;
 	int with_reader;
 };
@@ -32,6 +33,7 @@ static void on_release(void *ctx, struct file_meta *f)
 	struct rel *r = ctx;
 	assert_true(f->number < MAXF);
 	r->released[f->number]++;
+	r->unlinked[f->number] += f->unlink;
 	r->total++;
 	if (f->reader == (void *)r)
 		r->with_reader++;
@@ -322,7 +324,7 @@ static void test_version_file_released_once_by_last_holder(void **state)
 	edit_free(&e);
 	/* L1 is tiered: newest run (file 3) first, so file 2 is second. */
 	assert_int_equal(v[2]->files[1][1]->number, 2);
-	assert_true(atomic_load(&v[2]->files[1][1]->obsolete));
+	assert_true(atomic_load(&v[2]->files[1][1]->life->obsolete));
 
 	struct version *pin = version_ref(v[1]);
 	version_unref(v[1]);
@@ -337,6 +339,50 @@ static void test_version_file_released_once_by_last_holder(void **state)
 	version_unref(v[3]);
 	assert_int_equal(r.released[3], 1);
 	assert_int_equal(r.total, 3);
+}
+
+/* A trivial move gives the file a new meta at its new level; an older
+ * version, pinned by a reader, keeps the old one. When a compaction then
+ * deletes the moved file and every version holding the new meta goes, the
+ * file must stay until the pinned version lets go of the old meta too:
+ * only that last release may unlink it. */
+static void test_version_moved_file_unlinked_by_its_last_meta(void **state)
+{
+	(void)state;
+	struct rel r = {0};
+	struct version_env env = {on_release, &r};
+	struct version *v[4];
+	assert_int_equal(version_new_empty(&env, &v[0]), 0);
+	struct edit e;
+	edit_init(&e);
+	add(&e, 0, 5, 0, 9, 10);
+	v[1] = apply_ok(v[0], &e);
+	edit_init(&e); /* the move: L0 -> L3 */
+	assert_int_equal(edit_delete_file(&e, 0, 5), 0);
+	add(&e, 3, 5, 0, 9, 10);
+	assert_int_equal(version_apply(v[1], &e, NULL, NULL, &v[2]), 0);
+	version_mark_deleted(v[1], &e);
+	edit_free(&e);
+	assert_ptr_not_equal(v[2]->files[3][0], v[1]->files[0][0]);
+	assert_false(atomic_load(&v[1]->files[0][0]->life->obsolete));
+	edit_init(&e); /* a compaction consumes it */
+	assert_int_equal(edit_delete_file(&e, 3, 5), 0);
+	add(&e, 3, 6, 0, 9, 10);
+	assert_int_equal(version_apply(v[2], &e, NULL, NULL, &v[3]), 0);
+	version_mark_deleted(v[2], &e);
+	edit_free(&e);
+
+	struct version *pin = version_ref(v[1]); /* a reader's */
+	version_unref(v[1]);
+	version_unref(v[2]);
+	assert_int_equal(r.released[5], 1); /* the new meta, gone */
+	assert_int_equal(r.unlinked[5], 0); /* but the file stays */
+	version_unref(pin);
+	assert_int_equal(r.released[5], 2);
+	assert_int_equal(r.unlinked[5], 1);
+	version_unref(v[0]);
+	version_unref(v[3]);
+	assert_int_equal(r.unlinked[6], 0); /* live to the end */
 }
 
 static struct file_meta *make_meta_hook(void *ctx, const struct file_desc *d)
@@ -551,6 +597,7 @@ int main(void)
 	    cmocka_unit_test(test_version_sorted_levels_and_find_file),
 	    cmocka_unit_test(test_version_run_candidate),
 	    cmocka_unit_test(test_version_file_released_once_by_last_holder),
+	    cmocka_unit_test(test_version_moved_file_unlinked_by_its_last_meta),
 	    cmocka_unit_test(test_version_make_meta_hook),
 	    cmocka_unit_test(test_version_concurrent_ref_unref),
 	    cmocka_unit_test(test_version_recover_with_torn_tail),
