@@ -685,12 +685,11 @@ static int db_make_room(cesium_db *db, bool force)
 			rc = db_report_bg_error(db);
 			break;
 		}
-		/* A flush must see every write before it; a seal must not leave
-		 * inserts running into the memtable it hands to the flush. */
-		if (force)
-			db_wait_inserts(db);
 		struct db_shape sh = db_shape(db);
-		bool full = force ? sh.entries > 0 : sh.used >= db->opts->memtable_size;
+		/* A forced seal also covers entries still being inserted behind
+		 * the queue (the count says they are coming). */
+		bool full = force ? sh.entries > 0 || atomic_load(&db->inserting)
+		                  : sh.used >= db->opts->memtable_size;
 		if (!full)
 			break;
 		if (sh.nsealed >= db->opts->max_memtables || sh.nsealed + 1 >= DB_MAX_SEALED) {
@@ -701,6 +700,8 @@ static int db_make_room(cesium_db *db, bool force)
 			pthread_cond_wait(&db->stall_cv, &db->write_mu);
 			continue;
 		}
+		/* A sealed memtable never changes again: the inserts still
+		 * running into it end first. */
 		db_wait_inserts(db);
 		rc = db_seal(db);
 		break;

@@ -1262,20 +1262,20 @@ out:
 	return rc;
 }
 
-/* A block read in place from the mapping up to this size is prefetched
- * whole by seg_iter_prepare_seek. */
+/* Blocks read in place from the mapping up to this size are prefetched
+ * whole (seg_prefetch_block). */
 #define SEG_PREFETCH_WHOLE (8u << 10)
 #define SEG_CACHE_LINE 64u
 
 /* Asks for the cache lines of block h when it is read in place from the
- * mapping: a search's binary search over the restarts, and its scan after,
- * touch lines all over the block, and prefetched together their misses
- * overlap instead of following each other (seeks over data out of the CPU
- * caches +20 to +50 %, bench/RESULTS.md, 2026-11-27 21:04). A block over
- * SEG_PREFETCH_WHOLE gets its first, middle and last lines (first entries
- * and restart keys, restart array and trailer). */
-/* Inlined by force: GCC takes a function that only prefetches for one
- * without side effects and drops the calls. */
+ * mapping, before a get or a seek searches it: the binary search over the
+ * restarts, and the scan after, touch lines all over the block, and
+ * prefetched together their misses overlap instead of following each
+ * other (seeks +24 to +43 %, gets +14 to +30 %, bench/RESULTS.md,
+ * 2026-11-27 21:04). A block over SEG_PREFETCH_WHOLE gets its first,
+ * middle and last lines (first entries and restart keys, restart array and
+ * trailer). Inlined by force: GCC takes a function that only prefetches
+ * for one without side effects and deletes the calls. */
 static inline __attribute__((always_inline)) void seg_prefetch_block(const seg_reader *r,
                                                                      struct seg_handle h)
 {

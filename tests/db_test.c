@@ -843,6 +843,48 @@ static void *sync_writer_main(void *arg)
 	return NULL;
 }
 
+/* Runs n sync writers (at most SYNC_WRITERS) of `puts` puts each, values
+ * padded to value_len (sync_value), and returns how many writes were not
+ * read back whole by their own writer right after. */
+static unsigned run_sync_writers(cesium_db *db, unsigned n, unsigned puts, size_t value_len)
+{
+	struct sync_writer w[SYNC_WRITERS];
+	pthread_t t[SYNC_WRITERS];
+	atomic_uint unread = 0;
+	assert_true(n <= SYNC_WRITERS);
+	for (unsigned i = 0; i < n; i++) {
+		w[i] = (struct sync_writer){
+		    .db = db, .id = i, .puts = puts, .value_len = value_len, .unread = &unread};
+		assert_int_equal(pthread_create(&t[i], NULL, sync_writer_main, &w[i]), 0);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		void *ret;
+		pthread_join(t[i], &ret);
+		assert_null(ret);
+	}
+	return atomic_load(&unread);
+}
+
+/* Reopens the database in dir and finds every write run_sync_writers made,
+ * whole. */
+static void check_sync_writes(const char *dir, unsigned n, unsigned puts, size_t value_len)
+{
+	cesium_db *db = open_db(dir, NULL);
+	for (unsigned id = 0; id < n; id++)
+		for (unsigned i = 0; i < puts; i++) {
+			char key[32], want[512];
+			int kl = snprintf(key, sizeof(key), "w%02u-%04u", id, i);
+			size_t wl = sync_value(want, key, (size_t)kl, value_len);
+			void *v;
+			size_t vl;
+			assert_int_equal(cesium_get(db, key, (size_t)kl, &v, &vl), 0);
+			assert_int_equal(vl, wl);
+			assert_memory_equal(v, want, wl);
+			cesium_free(v);
+		}
+	assert_int_equal(cesium_close(db), 0);
+}
+
 /* One get of id, checked against the model. */
 static void check_get(cesium_db *db, const struct model *m, unsigned id)
 {
@@ -1416,55 +1458,26 @@ static void test_sync_writers_share_fdatasyncs(void **state)
 	(void)state;
 	char *dir = test_tmpdir("groupsync");
 	cesium_db *db = open_db(dir, NULL);
-	atomic_uint unread = 0;
-	struct sync_writer w[SYNC_WRITERS];
-	pthread_t t[SYNC_WRITERS];
 	uint64_t syncs0 = stat_of(db, "synced_groups");
 	uint64_t sync_ns0 = stat_of(db, "log_sync_ns");
 	io_fault_set(slow_fsync, NULL);
-	for (unsigned i = 0; i < SYNC_WRITERS; i++) {
-		w[i] = (struct sync_writer){.db = db, .id = i, .unread = &unread};
-		assert_int_equal(pthread_create(&t[i], NULL, sync_writer_main, &w[i]), 0);
-	}
-	for (unsigned i = 0; i < SYNC_WRITERS; i++) {
-		void *ret;
-		pthread_join(t[i], &ret);
-		assert_null(ret);
-	}
+	unsigned unread = run_sync_writers(db, SYNC_WRITERS, SYNC_PUTS, 0);
 	io_fault_set(NULL, NULL);
 	uint64_t syncs = stat_of(db, "synced_groups") - syncs0;
 	fprintf(stderr, "%u sync writes, %llu fdatasync rounds\n", SYNC_WRITERS * SYNC_PUTS,
 	        (unsigned long long)syncs);
-	assert_int_equal(atomic_load(&unread), 0);
+	assert_int_equal(unread, 0);
 	/* Serialized syncs would take one round per write, two cohorts one
 	 * round per SYNC_WRITERS / 2 writes; gathered, most rounds serve all. */
 	assert_true(syncs * SYNC_WRITERS * 2 <= SYNC_WRITERS * SYNC_PUTS * 3);
 	/* Each round waited at least for one slowed fdatasync. */
 	assert_true(stat_of(db, "log_sync_ns") - sync_ns0 >= syncs * 2000000ull);
 	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	for (unsigned id = 0; id < SYNC_WRITERS; id++)
-		for (unsigned i = 0; i < SYNC_PUTS; i++) {
-			char key[32];
-			int kl = snprintf(key, sizeof(key), "w%02u-%04u", id, i);
-			void *v;
-			size_t vl;
-			assert_int_equal(cesium_get(db, key, (size_t)kl, &v, &vl), 0);
-			assert_memory_equal(v, key, (size_t)kl);
-			cesium_free(v);
-		}
-	assert_int_equal(cesium_close(db), 0);
+	check_sync_writes(dir, SYNC_WRITERS, SYNC_PUTS, 0);
 	test_rmtree(dir);
 	free(dir);
 }
 
-/* A sync group inserts into the memtable after handing the write queue on,
- * so a later leader may find the memtable full while those inserts run: its
- * seal waits for them, or the flush would write a memtable that is still
- * changing and retire the log of the entries it missed. Small memtables
- * seal every few hundred writes here, and some late inserts are held back
- * (slow_late_insert); every write must survive a reopen, which reads the
- * flushed segments, not the retired logs. */
 /* Every 64th late insert waits 10 ms: longer than a small memtable's
  * flush, so a seal that did not wait for it would lose the entry. */
 static atomic_uint late_inserts;
@@ -1475,49 +1488,31 @@ static void slow_late_insert(void)
 		usleep(10000);
 }
 
+/* A sync group inserts into the memtable after handing the write queue on,
+ * so a later leader may find the memtable full while those inserts run: its
+ * seal waits for them, or the flush would write a memtable that is still
+ * changing and retire the log of the entries it missed. Small memtables
+ * seal every few hundred writes here, and some late inserts are held back
+ * (slow_late_insert); every write must survive a reopen, which reads the
+ * flushed segments, not the retired logs. */
 static void test_sync_inserts_finish_before_a_seal(void **state)
 {
 	(void)state;
 	enum { WRITERS = 16, PUTS = 400, VALUE = 200 };
 	char *dir = test_tmpdir("syncseal");
 	cesium_db *db = open_db(dir, "memtable_size", "64KiB", "wal_prealloc_size", "256KiB", NULL);
-	atomic_uint unread = 0;
-	struct sync_writer w[WRITERS];
-	pthread_t t[WRITERS];
 	uint64_t flushes0 = stat_of(db, "flushes");
 	atomic_store(&db_late_insert_hook, slow_late_insert);
-	for (unsigned i = 0; i < WRITERS; i++) {
-		w[i] = (struct sync_writer){
-		    .db = db, .id = i, .puts = PUTS, .value_len = VALUE, .unread = &unread};
-		assert_int_equal(pthread_create(&t[i], NULL, sync_writer_main, &w[i]), 0);
-	}
-	for (unsigned i = 0; i < WRITERS; i++) {
-		void *ret;
-		pthread_join(t[i], &ret);
-		assert_null(ret);
-	}
+	unsigned unread = run_sync_writers(db, WRITERS, PUTS, VALUE);
 	atomic_store(&db_late_insert_hook, NULL);
-	assert_int_equal(atomic_load(&unread), 0);
+	assert_int_equal(unread, 0);
 	assert_int_equal(cesium_flush(db), 0);
 	uint64_t flushes = stat_of(db, "flushes") - flushes0;
 	fprintf(stderr, "%u sync writes, %llu flushes\n", WRITERS * PUTS,
 	        (unsigned long long)flushes);
 	assert_true(flushes >= 20);
 	assert_int_equal(cesium_close(db), 0);
-	db = open_db(dir, NULL);
-	for (unsigned id = 0; id < WRITERS; id++)
-		for (unsigned i = 0; i < PUTS; i++) {
-			char key[32], want[512];
-			int kl = snprintf(key, sizeof(key), "w%02u-%04u", id, i);
-			size_t wl = sync_value(want, key, (size_t)kl, VALUE);
-			void *v;
-			size_t vl;
-			assert_int_equal(cesium_get(db, key, (size_t)kl, &v, &vl), 0);
-			assert_int_equal(vl, wl);
-			assert_memory_equal(v, want, wl);
-			cesium_free(v);
-		}
-	assert_int_equal(cesium_close(db), 0);
+	check_sync_writes(dir, WRITERS, PUTS, VALUE);
 	test_rmtree(dir);
 	free(dir);
 }
