@@ -13,6 +13,7 @@
 #include "db.h"
 #include "error.h"
 #include "file.h"
+#include "filename.h"
 #include "log.h"
 #include "manifest.h"
 #include "mem.h"
@@ -57,7 +58,7 @@ static int sched_roll_manifest(struct scheduler *s)
 {
 	cesium_db *db = s->db;
 	uint64_t number = atomic_fetch_add(&db->next_file_number, 1);
-	char *path = mem_printf("%s/MANIFEST-%06llu", db->path, (unsigned long long)number);
+	char *path = filename_manifest(db->path, number);
 	if (!path)
 		return error_set(CESIUM_ENOMEM, "out of memory");
 	int fd = -1;

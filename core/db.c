@@ -17,6 +17,7 @@
 #include "compactor.h"
 #include "dbiter.h"
 #include "error.h"
+#include "filename.h"
 #include "file.h"
 #include "flush.h"
 #include "log.h"
@@ -74,8 +75,7 @@ static uint64_t db_now_ns(void)
 
 int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **out)
 {
-	if (!(*out = mem_printf("%s/%06llu.%s", db->path, (unsigned long long)number, ext))) {
-		*out = NULL;
+	if (!(*out = filename_numbered(db->path, number, ext))) {
 		return error_set(CESIUM_ENOMEM, "out of memory");
 	}
 	return 0;
@@ -1758,18 +1758,6 @@ static int db_replay_record(void *ctx, keys_slice payload)
 	return rc;
 }
 
-/* Parses "<digits>.<ext>"; 0 when name is not such a file. */
-static uint64_t db_parse_number(const char *name, const char *ext)
-{
-	char *end;
-	if (name[0] < '0' || name[0] > '9')
-		return 0;
-	unsigned long long n = strtoull(name, &end, 10);
-	if (*end != '.' || strcmp(end + 1, ext) != 0)
-		return 0;
-	return n;
-}
-
 static int db_cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -1791,13 +1779,11 @@ static int db_scan_dir(cesium_db *db, uint64_t **wals, size_t *nwals, uint64_t *
 	*max_number = 0;
 	*has_db_files = false;
 	while ((e = readdir(d)) != NULL) {
-		uint64_t wn = db_parse_number(e->d_name, "wal");
-		uint64_t sn = db_parse_number(e->d_name, "seg");
-		unsigned long long mn;
-		if (sscanf(e->d_name, "MANIFEST-%llu", &mn) == 1) {
-			if (mn > *max_number)
-				*max_number = mn;
-		}
+		uint64_t wn = filename_number(e->d_name, "wal");
+		uint64_t sn = filename_number(e->d_name, "seg");
+		uint64_t mn = filename_manifest_number(e->d_name);
+		if (mn > *max_number)
+			*max_number = mn;
 		/* A MANIFEST alone is a first open that crashed before CURRENT
 		 * was written: nothing was ever acknowledged, start afresh. */
 		if (wn || sn)
@@ -1842,21 +1828,20 @@ static void db_remove_orphans(cesium_db *db, const struct version *v, uint64_t m
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		bool remove = false;
-		uint64_t n;
-		unsigned long long mn;
-		if ((n = db_parse_number(e->d_name, "seg")) != 0) {
+		uint64_t n, mn;
+		if ((n = filename_number(e->d_name, "seg")) != 0) {
 			remove = true;
 			for (int l = 0; l < VERSION_LEVELS && remove; l++)
 				for (size_t i = 0; i < v->nfiles[l]; i++)
 					if (v->files[l][i]->number == n)
 						remove = false;
-		} else if ((n = db_parse_number(e->d_name, "wal")) != 0) {
+		} else if ((n = filename_number(e->d_name, "wal")) != 0) {
 			remove = n < v->log_number;
 			for (int l = 0; l < VERSION_LEVELS && remove; l++)
 				for (size_t i = 0; i < v->nfiles[l]; i++)
 					if (v->files[l][i]->value_log == n)
 						remove = false;
-		} else if (sscanf(e->d_name, "MANIFEST-%llu", &mn) == 1) {
+		} else if ((mn = filename_manifest_number(e->d_name)) != 0) {
 			remove = mn != manifest_number;
 		} else if (strcmp(e->d_name, "CURRENT.tmp") == 0) {
 			remove = true;
@@ -1898,33 +1883,6 @@ out:
 	return rc;
 }
 
-/* Whether name is "<prefix><digits><suffix>" with at least one digit. */
-static bool db_name_is_numbered(const char *name, const char *prefix, const char *suffix)
-{
-	size_t pl = strlen(prefix), sl = strlen(suffix), nl = strlen(name);
-	if (nl <= pl + sl || strncmp(name, prefix, pl) != 0 || strcmp(name + nl - sl, suffix) != 0)
-		return false;
-	for (size_t i = pl; i < nl - sl; i++)
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-	return true;
-}
-
-/* Whether the engine itself may have put a file of this name in a database
- * directory: LOCK, CURRENT and OPTIONS with their temporaries (manifest.c,
- * db_write_options_file), MANIFEST-<n>, <n>.wal and <n>.seg
- * (db_file_path). */
-static bool db_own_name(const char *name)
-{
-	static const char *const fixed[] = { ".",       "..",          "LOCK",       "CURRENT",
-		                             "CURRENT.tmp", "OPTIONS", "OPTIONS.tmp" };
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (strcmp(name, fixed[i]) == 0)
-			return true;
-	return db_name_is_numbered(name, "MANIFEST-", "") || db_name_is_numbered(name, "", ".wal") ||
-	       db_name_is_numbered(name, "", ".seg");
-}
-
 /* Refuses a directory without CURRENT that holds a name cesium never
  * creates: adopting it would mix the engine's files into someone else's
  * data. An empty directory (or one holding only cesium's own files, left
@@ -1944,7 +1902,7 @@ static int db_check_not_foreign(cesium_db *db)
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, "CURRENT") == 0)
 			has_current = true;
-		else if (!foreign[0] && !db_own_name(e->d_name))
+		else if (!foreign[0] && !filename_is_engine_file(e->d_name))
 			snprintf(foreign, sizeof(foreign), "%s", e->d_name);
 	}
 	closedir(d);
@@ -2173,9 +2131,7 @@ static int db_recover(cesium_db *db)
 		goto out;
 	mem_free(manifest);
 	manifest = NULL;
-	if (!(manifest = mem_printf("%s/MANIFEST-%06llu", db->path,
-	             (unsigned long long)manifest_number))) {
-		manifest = NULL;
+	if (!(manifest = filename_manifest(db->path, manifest_number))) {
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
 		goto out;
 	}

@@ -7,6 +7,7 @@
 
 #include "edit.h"
 #include "error.h"
+#include "filename.h"
 #include "file.h"
 #include "log.h"
 #include "mem.h"
@@ -71,8 +72,7 @@ int manifest_create(const char *dir, uint64_t number, const struct version *v, u
 	if (rc)
 		goto out;
 	rlen = log_record_size(plen);
-	if (!(rec = mem_alloc(rlen)) ||
-	    !(path = mem_printf("%s/MANIFEST-%06llu", dir, (unsigned long long)number))) {
+	if (!(rec = mem_alloc(rlen)) || !(path = filename_manifest(dir, number))) {
 		path = NULL;
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
 		goto out;
@@ -123,13 +123,8 @@ int manifest_read_current(const char *dir, char **manifest_path)
 		rc = error_set(CESIUM_ECORRUPT, "%s: offset 0: does not name a MANIFEST", cur);
 		goto out;
 	}
-	size_t len = strlen(dir) + 32;
-	*manifest_path = mem_alloc(len);
-	if (!*manifest_path) {
+	if (!(*manifest_path = filename_manifest(dir, number)))
 		rc = error_set(CESIUM_ENOMEM, "out of memory");
-		goto out;
-	}
-	snprintf(*manifest_path, len, "%s/MANIFEST-%06llu", dir, number);
 out:
 	io_close(fd);
 	mem_free(cur);

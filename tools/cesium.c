@@ -30,6 +30,7 @@
 #include "core/batch.h"
 #include "core/block.h"
 #include "core/edit.h"
+#include "core/filename.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/manifest.h"
@@ -1047,17 +1048,6 @@ static int cmd_dump(struct cli *c)
 
 /* ---- check ---------------------------------------------------------- */
 
-static uint64_t parse_number(const char *name, const char *ext)
-{
-	char *end;
-	if (name[0] < '0' || name[0] > '9')
-		return 0;
-	unsigned long long n = strtoull(name, &end, 10);
-	if (*end != '.' || strcmp(end + 1, ext) != 0)
-		return 0;
-	return n;
-}
-
 static const struct file_meta *version_find(const struct version *v, uint64_t number)
 {
 	for (int l = 0; l < VERSION_LEVELS; l++)
@@ -1084,7 +1074,7 @@ static void segfile_open_log(struct segfile *s, const char *dir)
 {
 	if (!s->props.value_log)
 		return;
-	s->log_path = mem_printf("%s/%06llu.wal", dir, (ull)s->props.value_log);
+	s->log_path = filename_numbered(dir, s->props.value_log, "wal");
 	if (!s->log_path) {
 		problem(s->path, s->props_off, "out of memory");
 		return;
@@ -1108,7 +1098,7 @@ static void segfile_open_log(struct segfile *s, const char *dir)
 
 static void check_segment(const char *dir, const struct file_meta *f)
 {
-	char *path = mem_printf("%s/%06llu.seg", dir, (ull)f->number);
+	char *path = filename_numbered(dir, f->number, "seg");
 	struct segfile s;
 	struct segwalk w = {0};
 	if (!path) {
@@ -1251,10 +1241,10 @@ static int cmd_check(struct cli *c)
 		char *p = mem_printf("%s/%s", dir, name);
 		if (!p) {
 			problem(dir, 0, "out of memory");
-		} else if ((n = parse_number(name, "seg")) != 0) {
+		} else if ((n = filename_number(name, "seg")) != 0) {
 			if (!version_find(v, n))
 				problem(p, 0, "orphan segment: not in the MANIFEST");
-		} else if ((n = parse_number(name, "wal")) != 0) {
+		} else if ((n = filename_number(name, "wal")) != 0) {
 			if (n < v->log_number && version_log_keeper(v, n)) {
 				/* Its batches are in segments, and what is still
 				 * read from it, the values a segment refers to,

@@ -544,14 +544,21 @@ static void test_directory_of_foreign_files_is_not_adopted(void **state)
 	f->db = open_db(f->dir, NULL);
 	check_ok(cesium_put(f->db, "k", 1, "v", 1), "put");
 	close_db(f);
-	/* A file put beside a database afterwards does not lock it out. */
+	/* A file put beside a database afterwards does not lock it out, and
+	 * one named like an old MANIFEST (a backup copy) is not removed as
+	 * one: only names the engine gives are its own. */
 	write_file(path, "shopping list\n", 14);
+	char backup[4096];
+	snprintf(backup, sizeof(backup), "%s/MANIFEST-000001.bak", f->dir);
+	write_file(backup, "kept\n", 5);
 	f->db = open_db(f->dir, NULL);
 	void *out = NULL;
 	size_t ol = 0;
 	check_ok(cesium_get(f->db, "k", 1, &out, &ol), "get");
 	assert_int_equal(ol, 1);
 	cesium_free(out);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(access(backup, F_OK), 0);
 }
 
 /* An open database is locked: a second open is CESIUM_EBUSY. */
