@@ -2,10 +2,14 @@
  * multiget_test — cesium_multi_get against a loop of cesium_get_ns over the
  * same keys: memtables, L0 and compacted levels, tombstones, overwrites
  * across levels, namespaces, compressed segments, batches wider than the
- * ring, bad arguments, a corrupted block and failing reads.
+ * ring, a thread the kernel refuses a ring, bad arguments, a corrupted
+ * block and failing reads.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,11 +19,14 @@
 #include <string.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cesium.h"
 #include "fault.h"
 #include "multiget.h"
+#include "ring.h"
 #include "test_db.h"
 #include "test_util.h"
 
@@ -213,6 +220,99 @@ static void test_batch_wider_than_ring(void **state)
 	free(ids);
 }
 
+/* What a thread without a ring of its own saw (no cmocka assertion may
+ * run off the test's thread). */
+struct ringless_run {
+	cesium_db *db;
+	const unsigned *ids;
+	size_t n;
+	bool filtered;     /* the seccomp filter is in place */
+	bool ring_refused; /* io_uring_setup failed in this thread */
+	int rc;            /* cesium_multi_get's result */
+	size_t found, mismatches;
+};
+
+/* Refuses io_uring_setup to this thread only (EPERM, as Docker's default
+ * seccomp profile does), then compares one multi_get with a get loop. */
+static void *ringless_thread(void *arg)
+{
+	struct ringless_run *r = arg;
+	struct sock_filter filter[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		return NULL;
+	r->filtered = true;
+	r->ring_refused = io_ring_probe() != 0;
+	char(*kb)[32] = calloc(r->n, sizeof(*kb));
+	const void **keys = calloc(r->n, sizeof(*keys));
+	size_t *klens = calloc(r->n, sizeof(*klens)), *vlens = calloc(r->n, sizeof(*vlens));
+	void **vals = calloc(r->n, sizeof(*vals));
+	int *st = calloc(r->n, sizeof(*st));
+	if (!kb || !keys || !klens || !vlens || !vals || !st) {
+		r->rc = CESIUM_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		klens[i] = mk_key(kb[i], r->ids[i]);
+		keys[i] = kb[i];
+	}
+	r->rc = cesium_multi_get(r->db, 1, r->n, keys, klens, vals, vlens, st);
+	for (size_t i = 0; i < r->n; i++) {
+		void *v = NULL;
+		size_t vl = 0;
+		int grc = cesium_get_ns(r->db, 1, keys[i], klens[i], &v, &vl);
+		bool same =
+		    grc == st[i] &&
+		    (grc != 0 || (vals[i] && vlens[i] == vl && memcmp(vals[i], v, vl) == 0));
+		r->mismatches += !same;
+		r->found += grc == 0;
+		cesium_free(v);
+		cesium_free(vals[i]);
+	}
+out:
+	free(kb);
+	free(keys);
+	free(klens);
+	free(vlens);
+	free(vals);
+	free(st);
+	return NULL;
+}
+
+/* A thread the kernel refuses a ring (a seccomp profile, io_uring
+ * disabled after the open) still gets every block, read one by one. */
+static void test_thread_without_a_ring_reads_one_by_one(void **state)
+{
+	struct test_fx *f = *state;
+	const unsigned nkeys = MULTIGET_RING_DEPTH * 4;
+	f->db = open_db(f->dir, "block_size", "512", NULL);
+	for (unsigned id = 0; id < nkeys; id++)
+		put_id(f->db, 1, id, 1);
+	check_ok(cesium_compact(f->db), "compact");
+	unsigned *ids = calloc(nkeys + nkeys / 4, sizeof(*ids));
+	assert_non_null(ids);
+	for (unsigned i = 0; i < nkeys + nkeys / 4; i++)
+		ids[i] = (i * 7919u) % (nkeys + nkeys / 4); /* every block, and misses */
+	multiget_set_policy(MULTIGET_READ_ALL);             /* reads even what is resident */
+	struct ringless_run r = {.db = f->db, .ids = ids, .n = nkeys + nkeys / 4};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, ringless_thread, &r), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	free(ids);
+	if (!r.filtered)
+		skip(); /* no seccomp here */
+	assert_true(r.ring_refused);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.mismatches, 0);
+	assert_int_equal(r.found, nkeys);
+}
+
 /* An empty batch succeeds and touches nothing, even with NULL arrays. */
 static void test_empty_batch(void **state)
 {
@@ -379,6 +479,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_compressed_segments_match_get_loop, fx_setup,
 	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_wider_than_ring, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_thread_without_a_ring_reads_one_by_one, fx_setup,
+	                                    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_batch, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_block_is_ecorrupt, fx_setup, fx_teardown),
