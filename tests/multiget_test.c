@@ -200,19 +200,28 @@ static void test_compressed_segments_match_get_loop(void **state)
 	random_mix(state, "zstd");
 }
 
+/* Writes ids [0, nkeys) to namespace 1 in small blocks, compacted, and
+ * returns nids ids scattered over [0, nids): every block, and ids past
+ * nkeys that were never written. */
+static unsigned *load_compacted(struct test_fx *f, unsigned nkeys, unsigned nids)
+{
+	f->db = open_db(f->dir, "block_size", "512", NULL);
+	for (unsigned id = 0; id < nkeys; id++)
+		put_id(f->db, 1, id, 1);
+	check_ok(cesium_compact(f->db), "compact");
+	unsigned *ids = calloc(nids, sizeof(*ids));
+	assert_non_null(ids);
+	for (unsigned i = 0; i < nids; i++)
+		ids[i] = (i * 7919u) % nids;
+	return ids;
+}
+
 /* A batch several times the ring depth reads every block and finds every key. */
 static void test_batch_wider_than_ring(void **state)
 {
 	struct test_fx *f = *state;
 	const unsigned nkeys = MULTIGET_RING_DEPTH * 20;
-	f->db = open_db(f->dir, "block_size", "512", NULL);
-	for (unsigned id = 0; id < nkeys; id++)
-		put_id(f->db, 1, id, 1);
-	check_ok(cesium_compact(f->db), "compact");
-	unsigned *ids = calloc(nkeys, sizeof(*ids));
-	assert_non_null(ids);
-	for (unsigned i = 0; i < nkeys; i++)
-		ids[i] = (i * 7919u) % nkeys; /* scattered, every block */
+	unsigned *ids = load_compacted(f, nkeys, nkeys);
 	multiget_set_policy(MULTIGET_READ_ALL);
 	assert_int_equal(check_batch(f->db, 1, ids, nkeys), nkeys);
 	multiget_set_policy(MULTIGET_SKIP_RESIDENT);
@@ -291,14 +300,7 @@ static void test_thread_without_a_ring_reads_one_by_one(void **state)
 {
 	struct test_fx *f = *state;
 	const unsigned nkeys = MULTIGET_RING_DEPTH * 4;
-	f->db = open_db(f->dir, "block_size", "512", NULL);
-	for (unsigned id = 0; id < nkeys; id++)
-		put_id(f->db, 1, id, 1);
-	check_ok(cesium_compact(f->db), "compact");
-	unsigned *ids = calloc(nkeys + nkeys / 4, sizeof(*ids));
-	assert_non_null(ids);
-	for (unsigned i = 0; i < nkeys + nkeys / 4; i++)
-		ids[i] = (i * 7919u) % (nkeys + nkeys / 4); /* every block, and misses */
+	unsigned *ids = load_compacted(f, nkeys, nkeys + nkeys / 4);
 	multiget_set_policy(MULTIGET_READ_ALL);             /* reads even what is resident */
 	struct ringless_run r = {.db = f->db, .ids = ids, .n = nkeys + nkeys / 4};
 	pthread_t t;
