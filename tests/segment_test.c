@@ -652,6 +652,73 @@ static void test_flipped_bit_in_metadata_and_footer(void **state)
 	free(path);
 }
 
+/* A lie in the metadata, resealed with a valid checksum (a bug in some
+ * writer, not a flipped bit): each of the reader's own consistency checks
+ * turns it into CESIUM_ECORRUPT naming the file, the block's offset and
+ * what is wrong. */
+static void test_resealed_metadata_lies_are_ecorrupt(void **state)
+{
+	(void)state;
+	char *path = write_simple(500, 512, SEG_COMPRESSION_NONE, "lie.seg", NULL);
+	size_t len;
+	uint8_t *good = slurp(path, &len);
+	const uint8_t *f = good + len - SEG_FOOTER_SIZE;
+	uint64_t props_off = keys_get_u64le(f + SEG_FOOTER_PROPS);
+	uint32_t props_size = keys_get_u32le(f + SEG_FOOTER_PROPS + SEG_HANDLE_SIZE_AT);
+	uint64_t index_off = keys_get_u64le(f + SEG_FOOTER_INDEX);
+	static const char *const why[] = {
+	    "props smallest key out of bounds",
+	    "props key bounds inconsistent with entry count",
+	    "index and props disagree on the block count",
+	    "metadata block is compressed",
+	    "block handle out of bounds",
+	};
+	uint8_t *b = mem_alloc(len);
+	assert_non_null(b);
+	for (size_t lie = 0; lie < sizeof(why) / sizeof(why[0]); lie++) {
+		memcpy(b, good, len);
+		uint8_t *props = b + props_off, *foot = b + len - SEG_FOOTER_SIZE;
+		uint64_t at = props_off;
+		switch (lie) {
+		case 0:
+			keys_put_u32le(props + SEG_PROPS_SMALLEST_LEN, props_size);
+			break;
+		case 1:
+			keys_put_u64le(props + SEG_PROPS_ENTRIES, 0);
+			break;
+		case 2:
+			keys_put_u64le(props + SEG_PROPS_DATA_BLOCKS,
+			               keys_get_u64le(props + SEG_PROPS_DATA_BLOCKS) + 1);
+			at = index_off;
+			break;
+		case 3:
+			props[props_size + SEG_TRAILER_TYPE] = SEG_COMPRESS_ZSTD;
+			break;
+		case 4: /* the footer's own checksum resealed too */
+			keys_put_u32le(foot + SEG_FOOTER_PROPS + SEG_HANDLE_SIZE_AT,
+			               (uint32_t)(len - props_off));
+			keys_put_u64le(foot + SEG_FOOTER_CHECKSUM,
+			               XXH3_64bits(foot, SEG_FOOTER_CHECKSUM));
+			break;
+		}
+		keys_put_u64le(props + props_size + SEG_TRAILER_CHECKSUM,
+		               XXH3_64bits(props, (size_t)props_size + 1));
+		char *bad = write_copy(b, len, "lie-bad.seg");
+		open_reader(bad, 7, NULL, CESIUM_ECORRUPT);
+		char want[64];
+		snprintf(want, sizeof(want), "block at offset %llu", (unsigned long long)at);
+		if (!strstr(cesium_errmsg(), why[lie]) || !strstr(cesium_errmsg(), want))
+			print_error("lie %zu: %s\n", lie, cesium_errmsg());
+		assert_non_null(strstr(cesium_errmsg(), why[lie]));
+		assert_non_null(strstr(cesium_errmsg(), want));
+		free(bad);
+	}
+	seg_reader_unref(open_reader(path, 7, NULL, 0));
+	mem_free(b);
+	mem_free(good);
+	free(path);
+}
+
 /* A file cut short anywhere is CESIUM_ECORRUPT at open. */
 static void test_truncated_file(void **state)
 {
@@ -1522,6 +1589,7 @@ int main(void)
 	    cmocka_unit_test(test_verified_slot_does_not_cover_neighbours),
 	    cmocka_unit_test(test_index_fences_with_ties),
 	    cmocka_unit_test(test_flipped_bit_in_metadata_and_footer),
+	    cmocka_unit_test(test_resealed_metadata_lies_are_ecorrupt),
 	    cmocka_unit_test(test_truncated_file),
 	    cmocka_unit_test(test_random_flips_never_crash),
 	    cmocka_unit_test(test_concurrent_gets_share_reader_and_cache),
