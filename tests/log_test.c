@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "error.h"
+#include "keys.h"
 #include "log.h"
 #include "mem.h"
 #include "test_util.h"
@@ -337,6 +339,44 @@ static void test_log_header_watermark_splits_torn_from_corrupt(void **state)
 	assert_false(r.has_header);
 }
 
+/* A log written by a newer format (its header valid, its version not
+ * ours) is CESIUM_ENOTSUP naming the file and both versions: not
+ * corruption, and not read as a headerless log. */
+static void test_log_newer_format_version_is_enotsup(void **state)
+{
+	(void)state;
+	size_t size = LOG_FILE_HEADER_SIZE + log_record_size(10);
+	uint8_t *buf = calloc(1, size);
+	assert_non_null(buf);
+	uint8_t pl[10] = {0};
+	log_encode(buf + LOG_FILE_HEADER_SIZE, pl, sizeof(pl));
+	for (int only_b = 0; only_b < 2; only_b++) {
+		const size_t slots[2] = {LOG_FILE_SLOT_A, LOG_FILE_SLOT_B};
+		for (int s = 0; s < 2; s++) {
+			uint8_t *slot = buf + slots[s];
+			log_file_slot_encode(slot, LOG_FILE_HEADER_SIZE, 0, 0);
+			keys_put_u32le(slot + 4, LOG_FILE_VERSION + 1);
+			keys_put_u64le(slot + LOG_FILE_CHECKSUM_OFFSET,
+			               XXH3_64bits(slot, LOG_FILE_CHECKSUM_OFFSET));
+		}
+		if (only_b)
+			memset(buf + LOG_FILE_SLOT_A, 0, LOG_FILE_SLOT_SIZE);
+		struct log_reader r;
+		assert_int_equal(count_all(buf, size, &r), CESIUM_ENOTSUP);
+		char want[64];
+		snprintf(want, sizeof(want), "log format version %u, expected %u",
+		         LOG_FILE_VERSION + 1, LOG_FILE_VERSION);
+		assert_non_null(strstr(cesium_errmsg(), want));
+		assert_non_null(strstr(cesium_errmsg(), "test.log"));
+	}
+	/* Our own version, same bytes otherwise: the record reads. */
+	log_file_slot_encode(buf + LOG_FILE_SLOT_A, LOG_FILE_HEADER_SIZE, 0, 0);
+	log_file_slot_encode(buf + LOG_FILE_SLOT_B, LOG_FILE_HEADER_SIZE, 0, 0);
+	struct log_reader r;
+	assert_int_equal(count_all(buf, size, &r), 1);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +390,7 @@ int main(void)
 	    cmocka_unit_test(test_log_random_input_never_crashes),
 	    cmocka_unit_test(test_log_read_file),
 	    cmocka_unit_test(test_log_header_watermark_splits_torn_from_corrupt),
+	    cmocka_unit_test(test_log_newer_format_version_is_enotsup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
