@@ -87,6 +87,17 @@ static struct version *apply_ok(struct version *base, struct edit *e)
 	return v;
 }
 
+/* apply_ok for an edit that deletes files: marks them obsolete in base, as
+ * the scheduler does once the edit is durable. */
+static struct version *apply_deleting(struct version *base, struct edit *e)
+{
+	struct version *v = NULL;
+	assert_int_equal(version_apply(base, e, NULL, NULL, &v), 0);
+	version_mark_deleted(base, e);
+	edit_free(e);
+	return v;
+}
+
 /* Files are added and deleted, unchanged files are shared, and counters
  * are taken from the edit or inherited. */
 static void test_version_apply_add_delete(void **state)
@@ -319,9 +330,7 @@ static void test_version_file_released_once_by_last_holder(void **state)
 	v[2] = apply_ok(v[1], &e);
 	edit_init(&e);
 	assert_int_equal(edit_delete_file(&e, 1, 2), 0);
-	assert_int_equal(version_apply(v[2], &e, NULL, NULL, &v[3]), 0);
-	version_mark_deleted(v[2], &e);
-	edit_free(&e);
+	v[3] = apply_deleting(v[2], &e);
 	/* L1 is tiered: newest run (file 3) first, so file 2 is second. */
 	assert_int_equal(v[2]->files[1][1]->number, 2);
 	assert_true(atomic_load(&v[2]->files[1][1]->life->obsolete));
@@ -360,17 +369,13 @@ static void test_version_moved_file_unlinked_by_its_last_meta(void **state)
 	edit_init(&e); /* the move: L0 -> L3 */
 	assert_int_equal(edit_delete_file(&e, 0, 5), 0);
 	add(&e, 3, 5, 0, 9, 10);
-	assert_int_equal(version_apply(v[1], &e, NULL, NULL, &v[2]), 0);
-	version_mark_deleted(v[1], &e);
-	edit_free(&e);
+	v[2] = apply_deleting(v[1], &e);
 	assert_ptr_not_equal(v[2]->files[3][0], v[1]->files[0][0]);
 	assert_false(atomic_load(&v[1]->files[0][0]->life->obsolete));
 	edit_init(&e); /* a compaction consumes it */
 	assert_int_equal(edit_delete_file(&e, 3, 5), 0);
 	add(&e, 3, 6, 0, 9, 10);
-	assert_int_equal(version_apply(v[2], &e, NULL, NULL, &v[3]), 0);
-	version_mark_deleted(v[2], &e);
-	edit_free(&e);
+	v[3] = apply_deleting(v[2], &e);
 
 	struct version *pin = version_ref(v[1]); /* a reader's */
 	version_unref(v[1]);
