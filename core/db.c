@@ -75,9 +75,8 @@ static uint64_t db_now_ns(void)
 
 int db_file_path(const cesium_db *db, uint64_t number, const char *ext, char **out)
 {
-	if (!(*out = filename_numbered(db->path, number, ext))) {
+	if (!(*out = filename_numbered(db->path, number, ext)))
 		return error_set(CESIUM_ENOMEM, "out of memory");
-	}
 	return 0;
 }
 
